@@ -1,0 +1,220 @@
+//! ARN parsing for the handful of resource kinds the remediator names.
+
+use std::fmt;
+
+/// `arn:partition:service:region:account:resource`, split once and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arn {
+    pub partition: String,
+    pub service: String,
+    pub region: String,
+    pub account: String,
+    pub resource: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ArnError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl ArnError {
+    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+const PARTITIONS: [&str; 3] = ["aws", "aws-cn", "aws-us-gov"];
+const MAX_ARN_LEN: usize = 2048;
+
+impl Arn {
+    /// Parses any ARN; `field` names the input in the error.
+    pub fn parse(field: &'static str, text: &str) -> Result<Self, ArnError> {
+        if text.len() > MAX_ARN_LEN {
+            return Err(ArnError::new(field, "longer than 2048 characters"));
+        }
+        let mut parts = text.splitn(6, ':');
+        let mut next = || parts.next().unwrap_or_default().to_string();
+        let (prefix, partition, service, region, account, resource) =
+            (next(), next(), next(), next(), next(), next());
+        if prefix != "arn" || resource.is_empty() {
+            return Err(ArnError::new(
+                field,
+                format!("not an ARN: {:?}", short(text)),
+            ));
+        }
+        if !PARTITIONS.contains(&partition.as_str()) {
+            return Err(ArnError::new(
+                field,
+                format!("unknown partition {:?}", short(&partition)),
+            ));
+        }
+        Ok(Self {
+            partition,
+            service,
+            region,
+            account,
+            resource,
+        })
+    }
+
+    fn expect_service(self, field: &'static str, service: &str) -> Result<Self, ArnError> {
+        if self.service != service {
+            return Err(ArnError::new(
+                field,
+                format!("expected a {service} ARN, got service {:?}", self.service),
+            ));
+        }
+        if self.region.is_empty() && service != "s3" {
+            return Err(ArnError::new(field, "the ARN has no region"));
+        }
+        if service != "s3" && !is_account_id(&self.account) {
+            return Err(ArnError::new(
+                field,
+                "the ARN's account is not a 12-digit account id",
+            ));
+        }
+        Ok(self)
+    }
+
+    /// A DynamoDB table ARN: `…:table/<name>`.
+    pub fn table(field: &'static str, text: &str) -> Result<Self, ArnError> {
+        let arn = Self::parse(field, text)?.expect_service(field, "dynamodb")?;
+        match arn.resource.strip_prefix("table/") {
+            Some(name) if valid_table_name(name) => Ok(arn),
+            _ => Err(ArnError::new(field, "expected table/<name>")),
+        }
+    }
+
+    /// A DynamoDB export ARN: `…:table/<name>/export/<id>`.
+    pub fn export(field: &'static str, text: &str) -> Result<Self, ArnError> {
+        let arn = Self::parse(field, text)?.expect_service(field, "dynamodb")?;
+        let ok = arn
+            .resource
+            .strip_prefix("table/")
+            .and_then(|rest| rest.split_once("/export/"))
+            .is_some_and(|(name, id)| valid_table_name(name) && !id.is_empty());
+        if ok {
+            Ok(arn)
+        } else {
+            Err(ArnError::new(field, "expected table/<name>/export/<id>"))
+        }
+    }
+
+    /// The table name of a table or export ARN.
+    pub fn table_name(&self) -> Option<&str> {
+        let rest = self.resource.strip_prefix("table/")?;
+        Some(rest.split('/').next().unwrap_or(rest))
+    }
+
+    /// The table ARN an export ARN belongs to.
+    pub fn table_arn_of_export(&self) -> Option<String> {
+        let name = self.table_name()?;
+        Some(format!(
+            "arn:{}:dynamodb:{}:{}:table/{}",
+            self.partition, self.region, self.account, name
+        ))
+    }
+}
+
+impl fmt::Display for Arn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "arn:{}:{}:{}:{}:{}",
+            self.partition, self.service, self.region, self.account, self.resource
+        )
+    }
+}
+
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn valid_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// The account id of a KMS key ARN or an IAM principal ARN, if the text is one.
+pub fn account_of(text: &str) -> Option<String> {
+    Arn::parse("arn", text)
+        .ok()
+        .map(|a| a.account)
+        .filter(|a| is_account_id(a))
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_arn_yields_its_table() {
+        let arn = Arn::export(
+            "exportArn",
+            "arn:aws:dynamodb:us-east-1:111122223333:table/orders/export/01771261885495-c7ead50c",
+        )
+        .unwrap();
+        assert_eq!(arn.table_name(), Some("orders"));
+        assert_eq!(
+            arn.table_arn_of_export().as_deref(),
+            Some("arn:aws:dynamodb:us-east-1:111122223333:table/orders")
+        );
+    }
+
+    #[test]
+    fn other_partitions_parse() {
+        for p in ["aws-cn", "aws-us-gov"] {
+            let text = format!("arn:{p}:dynamodb:cn-north-1:111122223333:table/orders");
+            assert_eq!(Arn::table("tableArn", &text).unwrap().partition, p);
+        }
+    }
+
+    #[test]
+    fn bad_arns_name_the_field_and_reason() {
+        let cases = [
+            ("orders", "not an ARN"),
+            (
+                "arn:aws-xx:dynamodb:us-east-1:111122223333:table/orders",
+                "partition",
+            ),
+            ("arn:aws:s3:::bucket", "expected a dynamodb ARN"),
+            ("arn:aws:dynamodb:us-east-1:1111:table/orders", "12-digit"),
+            (
+                "arn:aws:dynamodb:us-east-1:111122223333:table/a",
+                "table/<name>",
+            ),
+            ("arn:aws:dynamodb::111122223333:table/orders", "no region"),
+        ];
+        for (text, needle) in cases {
+            let err = Arn::table("tableArn", text).unwrap_err();
+            assert_eq!(err.field, "tableArn");
+            assert!(err.reason.contains(needle), "{text}: {}", err.reason);
+        }
+        let err = Arn::export(
+            "exportArn",
+            "arn:aws:dynamodb:us-east-1:111122223333:table/orders",
+        )
+        .unwrap_err();
+        assert!(err.reason.contains("export"));
+    }
+
+    #[test]
+    fn account_of_reads_key_and_principal_arns() {
+        assert_eq!(
+            account_of("arn:aws:kms:us-east-1:444455556666:key/abc").as_deref(),
+            Some("444455556666")
+        );
+        assert_eq!(account_of("alias/aws/s3"), None);
+    }
+}

@@ -1,0 +1,200 @@
+//! KMS adapter: key metadata and key policy.
+
+use super::{classify, missing};
+use crate::model::KeyInfo;
+use crate::ports::{KeyInspector, PortResult};
+use async_trait::async_trait;
+use aws_sdk_kms::operation::describe_key::DescribeKeyError;
+use aws_sdk_kms::operation::get_key_policy::GetKeyPolicyError;
+use aws_sdk_kms::Client;
+
+pub struct KmsKeys {
+    client: Client,
+}
+
+impl KmsKeys {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn is_alias(key_id: &str) -> bool {
+    key_id.starts_with("alias/") || key_id.contains(":alias/")
+}
+
+#[async_trait]
+impl KeyInspector for KmsKeys {
+    #[tracing::instrument(skip(self))]
+    async fn describe_key(&self, key_id: &str) -> PortResult<Option<KeyInfo>> {
+        const OP: &str = "kms:DescribeKey";
+        match self.client.describe_key().key_id(key_id).send().await {
+            Ok(out) => {
+                let m = out
+                    .key_metadata()
+                    .ok_or_else(|| missing(OP, "KeyMetadata"))?;
+                Ok(Some(KeyInfo {
+                    arn: m
+                        .arn()
+                        .ok_or_else(|| missing(OP, "KeyMetadata.Arn"))?
+                        .to_string(),
+                    state: m
+                        .key_state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    manager: m
+                        .key_manager()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    usage: m
+                        .key_usage()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    spec: m
+                        .key_spec()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                }))
+            }
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(DescribeKeyError::NotFoundException(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify(OP, e)),
+        }
+    }
+
+    /// GetKeyPolicy takes no alias, so an alias is resolved with DescribeKey first.
+    #[tracing::instrument(skip(self))]
+    async fn key_policy(&self, key_id: &str) -> PortResult<Option<String>> {
+        const OP: &str = "kms:GetKeyPolicy";
+        let resolved;
+        let key = if is_alias(key_id) {
+            match self.describe_key(key_id).await? {
+                Some(info) => {
+                    resolved = info.arn;
+                    resolved.as_str()
+                }
+                None => return Ok(None),
+            }
+        } else {
+            key_id
+        };
+        match self
+            .client
+            .get_key_policy()
+            .key_id(key)
+            .policy_name("default")
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .policy()
+                .map(|p| Some(p.to_string()))
+                .ok_or_else(|| missing(OP, "Policy")),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(GetKeyPolicyError::NotFoundException(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify(OP, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::AwsErrorKind;
+    use aws_sdk_kms::operation::describe_key::DescribeKeyOutput;
+    use aws_sdk_kms::operation::get_key_policy::GetKeyPolicyOutput;
+    use aws_sdk_kms::types::error::NotFoundException;
+    use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType};
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    fn metadata() -> KeyMetadata {
+        KeyMetadata::builder()
+            .key_id("1234abcd-12ab-34cd-56ef-1234567890ab")
+            .arn(KEY)
+            .key_state(KeyState::PendingDeletion)
+            .key_manager(KeyManagerType::Customer)
+            .key_usage(KeyUsageType::EncryptDecrypt)
+            .key_spec(KeySpec::SymmetricDefault)
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn describe_key_maps_state_and_not_found() {
+        let found = mock!(Client::describe_key)
+            .match_requests(|r| r.key_id() == Some(KEY))
+            .then_output(|| {
+                DescribeKeyOutput::builder()
+                    .key_metadata(metadata())
+                    .build()
+            });
+        let gone = mock!(Client::describe_key).then_error(|| {
+            DescribeKeyError::NotFoundException(NotFoundException::builder().build())
+        });
+        let kms = KmsKeys::new(mock_client!(
+            aws_sdk_kms,
+            RuleMode::Sequential,
+            [&found, &gone]
+        ));
+        let info = kms.describe_key(KEY).await.unwrap().unwrap();
+        assert_eq!(
+            (info.state.as_str(), info.manager.as_str()),
+            ("PendingDeletion", "CUSTOMER")
+        );
+        assert_eq!(info.spec, "SYMMETRIC_DEFAULT");
+        assert_eq!(kms.describe_key(KEY).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn key_policy_resolves_an_alias_and_asks_for_the_default_policy() {
+        let describe = mock!(Client::describe_key)
+            .match_requests(|r| r.key_id() == Some("alias/exports"))
+            .then_output(|| {
+                DescribeKeyOutput::builder()
+                    .key_metadata(metadata())
+                    .build()
+            });
+        let policy = mock!(Client::get_key_policy)
+            .match_requests(|r| r.key_id() == Some(KEY) && r.policy_name() == Some("default"))
+            .then_output(|| {
+                GetKeyPolicyOutput::builder()
+                    .policy("{\"Statement\":[]}")
+                    .build()
+            });
+        let kms = KmsKeys::new(mock_client!(
+            aws_sdk_kms,
+            RuleMode::Sequential,
+            [&describe, &policy]
+        ));
+        assert!(kms.key_policy("alias/exports").await.unwrap().is_some());
+        assert_eq!((describe.num_calls(), policy.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn cross_account_key_policy_read_is_access_denied() {
+        let denied = mock!(Client::get_key_policy).then_error(|| {
+            GetKeyPolicyError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("User is not authorized to perform: kms:GetKeyPolicy")
+                    .build(),
+            )
+        });
+        let kms = KmsKeys::new(mock_client!(aws_sdk_kms, [&denied]));
+        let err = kms.key_policy(KEY).await.unwrap_err();
+        assert_eq!(err.kind, AwsErrorKind::AccessDenied);
+    }
+}

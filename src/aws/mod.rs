@@ -1,0 +1,124 @@
+//! Adapters: SDK clients behind the ports. SDK types stop here.
+
+pub mod dynamodb;
+pub mod kms;
+pub mod organizations;
+pub mod s3;
+pub mod sts;
+
+pub use dynamodb::DynamoExports;
+pub use kms::KmsKeys;
+pub use organizations::Organizations;
+pub use s3::S3Buckets;
+pub use sts::StsCrossAccount;
+
+use crate::error::{AwsError, AwsErrorKind};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Maps any SDK error to a domain `AwsError`, by error code first, then HTTP status.
+pub(crate) fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = err.code().map(str::to_string);
+    let message = err.message().map(str::to_string);
+    let status = match &err {
+        SdkError::ServiceError(se) => Some(se.raw().status().as_u16()),
+        _ => None,
+    };
+    let kind = match (code.as_deref(), status) {
+        (Some(c), _) => kind_of_code(c),
+        (None, Some(403)) => AwsErrorKind::AccessDenied,
+        (None, Some(404)) => AwsErrorKind::NotFound,
+        (None, Some(429)) => AwsErrorKind::Throttled,
+        _ => AwsErrorKind::Other,
+    };
+    let text = match (&code, &message, status) {
+        (Some(c), Some(m), _) => format!("{c}: {}", clip(m)),
+        (Some(c), None, _) => c.clone(),
+        (None, _, Some(s)) => format!("HTTP {s}"),
+        (None, _, None) => match &err {
+            SdkError::TimeoutError(_) => "timed out".to_string(),
+            SdkError::DispatchFailure(_) => "could not reach the service".to_string(),
+            _ => "no error code".to_string(),
+        },
+    };
+    let mut out = AwsError::new(operation, kind, text);
+    out.source = Some(err.into_service_error_or_self());
+    out
+}
+
+/// `into_service_error` where there is one; the transport error otherwise.
+trait IntoServiceErrorOrSelf {
+    fn into_service_error_or_self(self) -> Box<dyn std::error::Error + Send + Sync>;
+}
+
+impl<E, R> IntoServiceErrorOrSelf for SdkError<E, R>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    fn into_service_error_or_self(self) -> Box<dyn std::error::Error + Send + Sync> {
+        match self {
+            SdkError::ServiceError(se) => Box::new(se.into_err()),
+            other => Box::new(other),
+        }
+    }
+}
+
+fn kind_of_code(code: &str) -> AwsErrorKind {
+    const THROTTLING: [&str; 8] = [
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "SlowDown",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "ProvisionedThroughputExceededException",
+    ];
+    if code.starts_with("AccessDenied")
+        || code == "Forbidden"
+        || code == "UnauthorizedOperation"
+        || code == "AuthorizationError"
+    {
+        AwsErrorKind::AccessDenied
+    } else if THROTTLING.contains(&code) {
+        AwsErrorKind::Throttled
+    } else if code.starts_with("NoSuch") || code.contains("NotFound") {
+        AwsErrorKind::NotFound
+    } else if code.contains("Validation")
+        || code.contains("Conflict")
+        || code.contains("LimitExceeded")
+        || code.contains("Invalid")
+        || code.contains("Unavailable")
+    {
+        AwsErrorKind::Rejected
+    } else {
+        AwsErrorKind::Other
+    }
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+/// Missing fields in a response are an upstream defect, never a panic.
+pub(crate) fn missing(operation: &'static str, what: &str) -> AwsError {
+    AwsError::new(
+        operation,
+        AwsErrorKind::Other,
+        format!("response has no {what}"),
+    )
+}
+
+/// The partition of a region (`aws-cn` for cn-*, `aws-us-gov` for us-gov-*).
+pub fn partition_of(region: Option<&str>) -> &'static str {
+    match region {
+        Some(r) if r.starts_with("cn-") => "aws-cn",
+        Some(r) if r.starts_with("us-gov-") => "aws-us-gov",
+        _ => "aws",
+    }
+}

@@ -1,0 +1,77 @@
+//! STS adapter: assume the member role in another account and read there.
+
+use super::{classify, missing, KmsKeys, S3Buckets};
+use crate::ports::{AccountReaders, CrossAccount, PortResult};
+use async_trait::async_trait;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use aws_types::SdkConfig;
+
+pub struct StsCrossAccount {
+    sts: aws_sdk_sts::Client,
+    base: SdkConfig,
+    partition: String,
+    force_path_style: bool,
+}
+
+impl StsCrossAccount {
+    /// `base` is the function's SdkConfig; assumed-role clients inherit its region, endpoint and timeouts.
+    pub fn new(
+        sts: aws_sdk_sts::Client,
+        base: SdkConfig,
+        partition: &str,
+        force_path_style: bool,
+    ) -> Self {
+        Self {
+            sts,
+            base,
+            partition: partition.to_string(),
+            force_path_style,
+        }
+    }
+}
+
+/// The S3 client the function uses everywhere (path style for local emulators).
+pub fn s3_client(config: &SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(force_path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+#[async_trait]
+impl CrossAccount for StsCrossAccount {
+    #[tracing::instrument(skip(self))]
+    async fn readers_in(&self, account_id: &str, role_name: &str) -> PortResult<AccountReaders> {
+        const OP: &str = "sts:AssumeRole";
+        let role_arn = format!("arn:{}:iam::{account_id}:role/{role_name}", self.partition);
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(&role_arn)
+            .role_session_name("ddb-export-remediator")
+            .duration_seconds(900)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| missing(OP, "Credentials"))?;
+        let creds = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "ddb-export-remediator-member-role",
+        );
+        let config = self
+            .base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(creds))
+            .build();
+        Ok(AccountReaders {
+            buckets: Box::new(S3Buckets::new(s3_client(&config, self.force_path_style))),
+            keys: Box::new(KmsKeys::new(aws_sdk_kms::Client::new(&config))),
+        })
+    }
+}

@@ -1,0 +1,209 @@
+//! Function configuration from the environment (SPEC §8.1), parsed once at init.
+
+use crate::arn::{is_account_id, Arn};
+use crate::model::Mode;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub mode: Mode,
+    pub key_policy_patch: bool,
+    /// Account ids or IAM ARNs allowed in the cross-account decrypt statement.
+    pub decrypt_principals: Vec<String>,
+    pub max_retries: u32,
+    pub member_role_name: Option<String>,
+    pub ledger_table_name: Option<String>,
+    pub event_bus_name: String,
+    pub org_role_arn: Option<String>,
+    pub s3_force_path_style: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Apply,
+            key_policy_patch: false,
+            decrypt_principals: Vec::new(),
+            max_retries: 2,
+            member_role_name: None,
+            ledger_table_name: None,
+            event_bus_name: "default".into(),
+            org_role_arn: None,
+            s3_force_path_style: false,
+        }
+    }
+}
+
+/// Every invalid variable at once, so one failed deploy shows them all.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid environment: {}", .problems.join("; "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `get` so tests never touch the process environment.
+    pub fn from_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut cfg = Config::default();
+        let value = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+
+        if let Some(v) = value("MODE") {
+            match Mode::parse(&v) {
+                Some(m) => cfg.mode = m,
+                None => problems.push(format!("MODE={v:?}: expected diagnose, plan or apply")),
+            }
+        }
+        if let Some(v) = value("KEY_POLICY_PATCH") {
+            match v.as_str() {
+                "on" => cfg.key_policy_patch = true,
+                "off" => cfg.key_policy_patch = false,
+                _ => problems.push(format!("KEY_POLICY_PATCH={v:?}: expected on or off")),
+            }
+        }
+        if let Some(v) = value("DECRYPT_PRINCIPALS") {
+            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let ok = is_account_id(item)
+                    || Arn::parse("DECRYPT_PRINCIPALS", item).is_ok_and(|a| a.service == "iam");
+                if !ok || item.contains('*') {
+                    problems.push(format!(
+                        "DECRYPT_PRINCIPALS: {item:?} is neither a 12-digit account id nor an IAM ARN"
+                    ));
+                } else {
+                    cfg.decrypt_principals.push(item.to_string());
+                }
+            }
+        }
+        if let Some(v) = value("MAX_RETRIES") {
+            match v.parse::<u32>() {
+                Ok(n) if n <= 10 => cfg.max_retries = n,
+                _ => problems.push(format!("MAX_RETRIES={v:?}: expected a whole number 0-10")),
+            }
+        }
+        if let Some(v) = value("MEMBER_ROLE_NAME") {
+            if valid_role_name(&v) {
+                cfg.member_role_name = Some(v);
+            } else {
+                problems.push(format!("MEMBER_ROLE_NAME={v:?}: not a valid IAM role name"));
+            }
+        }
+        cfg.ledger_table_name = value("LEDGER_TABLE_NAME");
+        if let Some(v) = value("EVENT_BUS_NAME") {
+            cfg.event_bus_name = v;
+        }
+        if let Some(v) = value("ORG_ROLE_ARN") {
+            match Arn::parse("ORG_ROLE_ARN", &v) {
+                Ok(a) if a.service == "iam" && a.resource.starts_with("role/") => {
+                    cfg.org_role_arn = Some(v)
+                }
+                _ => problems.push(format!("ORG_ROLE_ARN={v:?}: expected an IAM role ARN")),
+            }
+        }
+        if let Some(v) = value("S3_FORCE_PATH_STYLE") {
+            match v.as_str() {
+                "true" => cfg.s3_force_path_style = true,
+                "false" => cfg.s3_force_path_style = false,
+                _ => problems.push(format!("S3_FORCE_PATH_STYLE={v:?}: expected true or false")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+fn valid_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_map(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn empty_environment_gives_safe_defaults() {
+        let cfg = from(&[]).unwrap();
+        assert_eq!(cfg, Config::default());
+        assert!(!cfg.key_policy_patch);
+        assert_eq!(cfg.max_retries, 2);
+        assert_eq!(cfg.event_bus_name, "default");
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let cfg = from(&[
+            ("MODE", "plan"),
+            ("KEY_POLICY_PATCH", "on"),
+            (
+                "DECRYPT_PRINCIPALS",
+                "444455556666, arn:aws:iam::444455556666:role/Reader",
+            ),
+            ("MAX_RETRIES", "3"),
+            ("MEMBER_ROLE_NAME", "DdbExportRemediatorMember"),
+            ("LEDGER_TABLE_NAME", "ledger"),
+            ("EVENT_BUS_NAME", "ops"),
+            ("ORG_ROLE_ARN", "arn:aws:iam::111122223333:role/OrgReader"),
+            ("S3_FORCE_PATH_STYLE", "true"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.mode, Mode::Plan);
+        assert!(cfg.key_policy_patch);
+        assert_eq!(cfg.decrypt_principals.len(), 2);
+        assert_eq!(cfg.max_retries, 3);
+        assert_eq!(
+            cfg.member_role_name.as_deref(),
+            Some("DdbExportRemediatorMember")
+        );
+        assert_eq!(cfg.ledger_table_name.as_deref(), Some("ledger"));
+        assert_eq!(cfg.event_bus_name, "ops");
+        assert!(cfg.org_role_arn.is_some());
+        assert!(cfg.s3_force_path_style);
+    }
+
+    #[test]
+    fn all_invalid_values_are_reported_together() {
+        let err = from(&[
+            ("MODE", "yolo"),
+            ("KEY_POLICY_PATCH", "yes"),
+            ("DECRYPT_PRINCIPALS", "*"),
+            ("MAX_RETRIES", "-1"),
+            ("MEMBER_ROLE_NAME", "bad role"),
+            ("ORG_ROLE_ARN", "arn:aws:s3:::bucket"),
+            ("S3_FORCE_PATH_STYLE", "1"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 7, "{err}");
+        for name in [
+            "MODE",
+            "KEY_POLICY_PATCH",
+            "DECRYPT_PRINCIPALS",
+            "MAX_RETRIES",
+            "MEMBER_ROLE_NAME",
+            "ORG_ROLE_ARN",
+            "S3_FORCE_PATH_STYLE",
+        ] {
+            assert!(err.to_string().contains(name), "{name} missing from {err}");
+        }
+    }
+}

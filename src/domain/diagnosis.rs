@@ -1,0 +1,637 @@
+//! Diagnosis (pure): incident + evidence → findings, most likely first (SPEC §5).
+
+use super::command::export_command;
+use super::evidence::{BucketFacts, Evidence, KeyFacts};
+use super::sse_rules::{SseHeaders, SseRules};
+use crate::arn::Arn;
+use crate::model::{
+    Cause, Confidence, Correction, EvidenceItem, ExportRequest, ExportStatus, Finding, Incident,
+    IncidentSource, KeyInfo, Remedy, SseAlgorithm,
+};
+use crate::ports::BucketPresence;
+
+/// The failure as reported: DescribeExport first, else the trigger's own code and message.
+struct Failure<'a> {
+    code: Option<&'a str>,
+    message: Option<&'a str>,
+    source: &'static str,
+}
+
+fn failure<'a>(incident: &'a Incident, evidence: &'a Evidence) -> Failure<'a> {
+    if let Some(e) = &evidence.export {
+        if e.failure_code.is_some() || e.failure_message.is_some() {
+            return Failure {
+                code: e.failure_code.as_deref(),
+                message: e.failure_message.as_deref(),
+                source: "dynamodb:DescribeExport",
+            };
+        }
+    }
+    let source = match incident.source {
+        IncidentSource::Cloudtrail => "cloudtrail:ExportTableToPointInTime",
+        _ => "event",
+    };
+    Failure {
+        code: incident.failure_code.as_deref(),
+        message: incident.failure_message.as_deref(),
+        source,
+    }
+}
+
+fn ev(fact: impl Into<String>, source: &str) -> EvidenceItem {
+    EvidenceItem {
+        fact: fact.into(),
+        source: source.to_string(),
+    }
+}
+
+fn finding(
+    cause: Cause,
+    confidence: Confidence,
+    summary: String,
+    evidence: Vec<EvidenceItem>,
+    text: String,
+) -> Finding {
+    Finding {
+        cause,
+        confidence,
+        summary,
+        evidence,
+        remedy: Remedy {
+            text,
+            command: None,
+            statement: None,
+        },
+        correction: None,
+    }
+}
+
+pub fn diagnose(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
+    let fail = failure(incident, evidence);
+    let mut findings = Vec::new();
+    findings.extend(table_not_found(&fail, evidence));
+    findings.extend(pitr_disabled(incident, &fail, evidence));
+    if let (Some(request), Some(bucket)) = (&evidence.request, &evidence.bucket) {
+        findings.extend(bucket_not_found(&fail, bucket));
+        findings.extend(requester_pays(bucket));
+        findings.extend(bucket_owner(
+            &fail,
+            request,
+            bucket,
+            &evidence.table_account,
+        ));
+        findings.extend(sse_mismatch(&fail, request, bucket, evidence));
+        findings.extend(export_key_unusable(request, bucket, evidence));
+    }
+    let failed = fail.code.is_some()
+        || evidence
+            .export
+            .as_ref()
+            .is_some_and(|e| e.status == ExportStatus::Failed);
+    if findings.is_empty() && failed {
+        findings.push(unclassified(&fail, evidence));
+    }
+    attach_commands(&mut findings, evidence.request.as_ref());
+    findings.sort_by_key(|f| std::cmp::Reverse(f.confidence));
+    findings
+}
+
+fn table_not_found(fail: &Failure, evidence: &Evidence) -> Option<Finding> {
+    let mut items = Vec::new();
+    if fail.code == Some("TableNotFoundException") {
+        items.push(ev(
+            "the export call failed with TableNotFoundException",
+            fail.source,
+        ));
+    }
+    if evidence.table.is_absent() {
+        items.push(ev(
+            "DescribeTable found no such table",
+            evidence.table.source,
+        ));
+    }
+    if items.is_empty() {
+        return None;
+    }
+    let table = evidence
+        .request
+        .as_ref()
+        .map(|r| r.table_arn.clone())
+        .unwrap_or_else(|| "the table".into());
+    Some(finding(
+        Cause::TableNotFound,
+        Confidence::Confirmed,
+        format!("{table} does not exist in that account and region."),
+        items,
+        "Check the table name, account and region in --table-arn; exports run in the table's region.".into(),
+    ))
+}
+
+fn pitr_disabled(incident: &Incident, fail: &Failure, evidence: &Evidence) -> Option<Finding> {
+    let mut items = Vec::new();
+    let mut confidence = Confidence::Likely;
+    if fail.code == Some("PointInTimeRecoveryUnavailableException") {
+        items.push(ev(
+            "the export call failed with PointInTimeRecoveryUnavailableException",
+            fail.source,
+        ));
+        confidence = Confidence::Confirmed;
+    }
+    if evidence.pitr.get().is_some_and(|p| !p.enabled) {
+        items.push(ev(
+            "point-in-time recovery is disabled",
+            evidence.pitr.source,
+        ));
+        if incident.source == IncidentSource::Preflight {
+            confidence = Confidence::Confirmed;
+        }
+    }
+    if items.is_empty() {
+        return None;
+    }
+    let name = evidence
+        .request
+        .as_ref()
+        .and_then(|r| Arn::table("tableArn", &r.table_arn).ok())
+        .and_then(|a| a.table_name().map(str::to_string))
+        .unwrap_or_else(|| "<table-name>".into());
+    Some(finding(
+        Cause::PitrDisabled,
+        confidence,
+        "Point-in-time recovery is off for the table; exports need it.".into(),
+        items,
+        format!(
+            "Turn it on, then export again: aws dynamodb update-continuous-backups --table-name {name} \
+             --point-in-time-recovery-specification PointInTimeRecoveryEnabled=true"
+        ),
+    ))
+}
+
+fn bucket_not_found(fail: &Failure, bucket: &BucketFacts) -> Option<Finding> {
+    let missing = bucket.presence.get() == Some(&BucketPresence::Missing);
+    let code_says = fail.code == Some("S3NoSuchBucket");
+    if !(missing || code_says && bucket.presence.is_unknown()) {
+        return None;
+    }
+    let mut items = Vec::new();
+    if code_says {
+        items.push(ev("the export failed with S3NoSuchBucket", fail.source));
+    }
+    if missing {
+        items.push(ev(
+            format!("HeadBucket: {} does not exist", bucket.name),
+            bucket.presence.source,
+        ));
+    }
+    let confidence = if missing {
+        Confidence::Confirmed
+    } else {
+        Confidence::Likely
+    };
+    Some(finding(
+        Cause::BucketNotFound,
+        confidence,
+        format!("The bucket {} does not exist.", bucket.name),
+        items,
+        "Create the bucket or correct --s3-bucket; the export cannot create it.".into(),
+    ))
+}
+
+fn requester_pays(bucket: &BucketFacts) -> Option<Finding> {
+    if bucket.requester_pays.get() != Some(&true) {
+        return None;
+    }
+    Some(finding(
+        Cause::RequesterPaysBucket,
+        Confidence::Confirmed,
+        format!(
+            "The bucket {} is a Requester Pays bucket, which exports do not support.",
+            bucket.name
+        ),
+        vec![ev(
+            "request payment is Requester",
+            bucket.requester_pays.source,
+        )],
+        "Turn Requester Pays off on the bucket or export to another bucket.".into(),
+    ))
+}
+
+fn is_bare_access_denied(fail: &Failure) -> bool {
+    fail.code == Some("S3AccessDenied")
+        && fail
+            .message
+            .is_some_and(|m| m.starts_with("Access Denied") && !m.contains("User:"))
+}
+
+fn bucket_owner(
+    fail: &Failure,
+    request: &ExportRequest,
+    bucket: &BucketFacts,
+    table_account: &str,
+) -> Option<Finding> {
+    let owner = bucket.owner.get();
+    match (&request.s3_bucket_owner, owner) {
+        (None, Some(o)) if o != table_account => {
+            let mut f = finding(
+                Cause::BucketOwnerMissing,
+                Confidence::Confirmed,
+                format!(
+                    "The bucket {} belongs to account {o}, but the export did not set --s3-bucket-owner.",
+                    bucket.name
+                ),
+                owner_evidence(fail, bucket, o),
+                format!("Export again with --s3-bucket-owner {o}."),
+            );
+            f.correction = Some(Correction {
+                s3_bucket_owner: Some(o.clone()),
+                ..Correction::default()
+            });
+            Some(f)
+        }
+        (None, None) => {
+            let exists = matches!(
+                bucket.presence.get(),
+                Some(BucketPresence::Exists | BucketPresence::ExistsNoAccess)
+            );
+            let not_ours = bucket.in_table_account.get() == Some(&false) && exists;
+            let confidence = if not_ours {
+                Confidence::Likely
+            } else if is_bare_access_denied(fail)
+                && !bucket
+                    .presence
+                    .get()
+                    .is_some_and(|p| *p == BucketPresence::Missing)
+            {
+                Confidence::Possible
+            } else {
+                return None;
+            };
+            let mut items = Vec::new();
+            if not_ours {
+                items.push(ev(
+                    format!(
+                        "{} exists but is not listed by account {table_account}",
+                        bucket.name
+                    ),
+                    bucket.in_table_account.source,
+                ));
+            }
+            if is_bare_access_denied(fail) {
+                items.push(ev(
+                    "S3 answered a bare Access Denied, as it does for a wrong expected bucket owner",
+                    fail.source,
+                ));
+            }
+            if let crate::model::FactValue::Unknown(reason) = &bucket.owner.value {
+                items.push(ev(
+                    format!("bucket owner unknown: {reason}"),
+                    bucket.owner.source,
+                ));
+            }
+            Some(finding(
+                Cause::BucketOwnerMissing,
+                confidence,
+                format!(
+                    "The bucket {} appears to belong to another account, and the export did not set --s3-bucket-owner.",
+                    bucket.name
+                ),
+                items,
+                "Export again with --s3-bucket-owner <bucket-owner-account-id>; set MEMBER_ROLE_NAME so the function can confirm the owner and retry by itself.".into(),
+            ))
+        }
+        (Some(given), Some(o)) if given != o => {
+            let mut f = finding(
+                Cause::BucketOwnerMismatch,
+                Confidence::Confirmed,
+                format!(
+                    "The export named account {given} as the bucket's owner, but {} belongs to {o}.",
+                    bucket.name
+                ),
+                owner_evidence(fail, bucket, o),
+                format!("Export again with --s3-bucket-owner {o}."),
+            );
+            f.correction = Some(Correction {
+                s3_bucket_owner: Some(o.clone()),
+                ..Correction::default()
+            });
+            Some(f)
+        }
+        _ => None,
+    }
+}
+
+fn owner_evidence(fail: &Failure, bucket: &BucketFacts, owner: &str) -> Vec<EvidenceItem> {
+    let mut items = vec![ev(
+        format!("ListBuckets in account {owner} lists {}", bucket.name),
+        bucket.owner.source,
+    )];
+    if let Some(m) = fail.message {
+        items.push(ev(format!("failure message: {}", clip(m)), fail.source));
+    }
+    items
+}
+
+fn export_headers(request: &ExportRequest) -> Option<SseHeaders> {
+    match request.s3_sse_algorithm {
+        Some(SseAlgorithm::Aes256) => Some(SseHeaders::aes256()),
+        Some(SseAlgorithm::Kms) => Some(SseHeaders::kms(request.s3_sse_kms_key_id.as_deref())),
+        None => None,
+    }
+}
+
+/// The object ARN the export writes first, for matching policy resources.
+fn started_object_arn(request: &ExportRequest, evidence: &Evidence) -> String {
+    let partition = Arn::table("tableArn", &request.table_arn)
+        .map(|a| a.partition)
+        .unwrap_or_else(|_| "aws".into());
+    let export_id = evidence
+        .export
+        .as_ref()
+        .and_then(|e| e.export_arn.rsplit('/').next().map(str::to_string))
+        .unwrap_or_else(|| "00000000000000-00000000".into());
+    let prefix = match request.s3_prefix.as_deref().map(|p| p.trim_matches('/')) {
+        Some(p) if !p.is_empty() => format!("{p}/"),
+        _ => String::new(),
+    };
+    format!(
+        "arn:{partition}:s3:::{}/{prefix}AWSDynamoDB/{export_id}/_started",
+        request.s3_bucket
+    )
+}
+
+fn sse_mismatch(
+    fail: &Failure,
+    request: &ExportRequest,
+    bucket: &BucketFacts,
+    evidence: &Evidence,
+) -> Option<Finding> {
+    let policy = bucket.policy.get()?;
+    let rules = SseRules::from_policy(policy, &started_object_arn(request, evidence)).ok()?;
+    if rules.is_empty() {
+        return None;
+    }
+    // Which header DynamoDB sends when no SSE flag is given is unconfirmed: assume none, say LIKELY.
+    let sent = export_headers(request).unwrap_or(SseHeaders {
+        algorithm: None,
+        kms_key_id: None,
+    });
+    let denied_by = rules.denials(&sent);
+    if denied_by.is_empty() {
+        return None;
+    }
+    let confidence = if request.s3_sse_algorithm.is_some() {
+        Confidence::Confirmed
+    } else {
+        Confidence::Likely
+    };
+    let sent_text = sent.algorithm.as_deref().unwrap_or("no SSE header");
+    let mut items: Vec<EvidenceItem> = denied_by
+        .iter()
+        .map(|d| {
+            ev(
+                format!(
+                    "bucket policy statement {} denies s3:PutObject with {sent_text}",
+                    d.name
+                ),
+                bucket.policy.source,
+            )
+        })
+        .collect();
+    if let Some(m) = fail.message.filter(|m| m.contains("explicit deny")) {
+        items.push(ev(format!("failure message: {}", clip(m)), fail.source));
+    }
+
+    if request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
+        if let Some(key) = kms_candidate(&rules, bucket, evidence) {
+            let key_arn = key.arn.clone();
+            if rules
+                .denials(&SseHeaders::kms(key_arn.as_deref()))
+                .is_empty()
+            {
+                return Some(requires_kms(bucket, key, items, confidence));
+            }
+        } else if rules.denials(&SseHeaders::kms(None)).is_empty() {
+            return Some(requires_kms(bucket, KmsChoice::none(), items, confidence));
+        }
+    }
+    if request.s3_sse_algorithm != Some(SseAlgorithm::Aes256)
+        && rules.denials(&SseHeaders::aes256()).is_empty()
+    {
+        let mut f = finding(
+            Cause::SseMismatchRequiresAes256,
+            confidence,
+            format!("The bucket policy of {} requires SSE-S3 (AES256), but the export sent {sent_text}.", bucket.name),
+            items,
+            "Export again with --s3-sse-algorithm AES256.".into(),
+        );
+        f.correction = Some(Correction {
+            s3_sse_algorithm: Some(SseAlgorithm::Aes256),
+            ..Correction::default()
+        });
+        return Some(f);
+    }
+    None
+}
+
+/// The key a KMS retry would use, and whether it is fit to use.
+struct KmsChoice {
+    arn: Option<String>,
+    why: String,
+    unusable: Option<String>,
+}
+
+impl KmsChoice {
+    fn none() -> Self {
+        Self {
+            arn: None,
+            why: String::new(),
+            unusable: None,
+        }
+    }
+}
+
+fn kms_candidate(rules: &SseRules, bucket: &BucketFacts, evidence: &Evidence) -> Option<KmsChoice> {
+    if let Some(pinned) = rules
+        .pinned_keys()
+        .into_iter()
+        .find(|k| k.contains(":key/"))
+    {
+        let facts = [&evidence.default_key, &evidence.export_key]
+            .into_iter()
+            .flatten()
+            .find(|k| k.key_id == pinned || k.info.get().is_some_and(|i| i.arn == pinned));
+        return Some(KmsChoice {
+            unusable: facts.and_then(|k| key_problems(k, bucket.region.get().map(String::as_str))),
+            arn: Some(pinned),
+            why: "the key the bucket policy requires".into(),
+        });
+    }
+    let enc = bucket
+        .encryption
+        .get()
+        .filter(|e| e.algorithm == "aws:kms")?;
+    let key_id = enc.kms_key_id.as_deref()?;
+    let facts = evidence
+        .default_key
+        .as_ref()
+        .filter(|k| k.key_id == key_id)
+        .or(evidence.export_key.as_ref().filter(|k| k.key_id == key_id));
+    let arn = facts
+        .and_then(|k| k.info.get().map(|i| i.arn.clone()))
+        .or_else(|| key_id.contains(":key/").then(|| key_id.to_string()));
+    Some(KmsChoice {
+        unusable: facts.and_then(|k| key_problems(k, bucket.region.get().map(String::as_str))),
+        arn,
+        why: "the bucket's default-encryption key".into(),
+    })
+}
+
+fn requires_kms(
+    bucket: &BucketFacts,
+    key: KmsChoice,
+    mut items: Vec<EvidenceItem>,
+    confidence: Confidence,
+) -> Finding {
+    let summary = format!(
+        "The bucket policy of {} requires SSE-KMS (aws:kms), but the export did not use KMS.",
+        bucket.name
+    );
+    let (text, correction) = match (&key.arn, &key.unusable) {
+        (Some(arn), None) => {
+            items.push(ev(format!("retry key: {arn} ({})", key.why), "s3:GetBucketEncryption"));
+            (
+                format!("Export again with --s3-sse-algorithm KMS --s3-sse-kms-key-id {arn}."),
+                Some(Correction {
+                    s3_sse_algorithm: Some(SseAlgorithm::Kms),
+                    s3_sse_kms_key_id: Some(arn.clone()),
+                    ..Correction::default()
+                }),
+            )
+        }
+        (Some(arn), Some(problem)) => (
+            format!("Export with --s3-sse-algorithm KMS and a usable key; {arn} ({}) cannot be used: {problem}.", key.why),
+            None,
+        ),
+        (None, _) => (
+            "Export again with --s3-sse-algorithm KMS --s3-sse-kms-key-id <full key ARN>; no key is known from the bucket's policy or default encryption.".into(),
+            None,
+        ),
+    };
+    let mut f = finding(
+        Cause::SseMismatchRequiresKms,
+        confidence,
+        summary,
+        items,
+        text,
+    );
+    f.correction = correction;
+    f
+}
+
+/// Why a key cannot encrypt export objects, if it cannot.
+fn key_problems(key: &KeyFacts, bucket_region: Option<&str>) -> Option<String> {
+    if key.info.is_absent() {
+        return Some("the key does not exist".into());
+    }
+    let info: &KeyInfo = key.info.get()?;
+    let mut problems = Vec::new();
+    if info.state != "Enabled" {
+        problems.push(format!("state is {}", info.state));
+    }
+    if info.spec != "SYMMETRIC_DEFAULT" {
+        problems.push(format!(
+            "key spec is {} (S3 takes only SYMMETRIC_DEFAULT)",
+            info.spec
+        ));
+    }
+    if info.usage != "ENCRYPT_DECRYPT" {
+        problems.push(format!("key usage is {}", info.usage));
+    }
+    if let (Some(kr), Some(br)) = (info.region(), bucket_region) {
+        if kr != br {
+            problems.push(format!("key is in {kr}, the bucket in {br}"));
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join(", "))
+}
+
+fn export_key_unusable(
+    request: &ExportRequest,
+    bucket: &BucketFacts,
+    evidence: &Evidence,
+) -> Option<Finding> {
+    if request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
+        return None;
+    }
+    let key = evidence.export_key.as_ref()?;
+    let problem = key_problems(key, bucket.region.get().map(String::as_str))?;
+    Some(finding(
+        Cause::KmsKeyUnusable,
+        Confidence::Confirmed,
+        format!("The KMS key {} cannot encrypt the export: {problem}.", key.key_id),
+        vec![ev(format!("key {}: {problem}", key.key_id), key.info.source)],
+        "Use an enabled symmetric ENCRYPT_DECRYPT key in the bucket's region (full key ARN), or re-enable this one.".into(),
+    ))
+}
+
+fn unclassified(fail: &Failure, evidence: &Evidence) -> Finding {
+    let mut items = Vec::new();
+    if fail.code.is_some() || fail.message.is_some() {
+        items.push(ev(
+            format!(
+                "failure {}: {}",
+                fail.code.unwrap_or("(no code)"),
+                fail.message.map(clip).unwrap_or_default()
+            ),
+            fail.source,
+        ));
+    }
+    items.extend(evidence.items());
+    finding(
+        Cause::Unclassified,
+        Confidence::Possible,
+        "No known cause matched the failure and the facts gathered.".into(),
+        items,
+        "Check the caller's IAM permissions for the export, S3 and KMS actions, and any SCPs; every fact gathered is listed as evidence.".into(),
+    )
+}
+
+/// Every finding with a parameter fix shows the one corrected command with all fixes applied.
+fn attach_commands(findings: &mut [Finding], request: Option<&ExportRequest>) {
+    let Some(request) = request else { return };
+    let mut corrected = request.clone();
+    corrected.client_token = None;
+    for c in findings.iter().filter_map(|f| f.correction.as_ref()) {
+        apply_correction(&mut corrected, c);
+    }
+    let command = export_command(&corrected);
+    for f in findings.iter_mut() {
+        if f.correction.is_some()
+            || matches!(
+                f.cause,
+                Cause::BucketOwnerMissing | Cause::SseMismatchRequiresKms
+            )
+        {
+            f.remedy.command = Some(command.clone());
+        }
+    }
+}
+
+pub fn apply_correction(request: &mut ExportRequest, c: &Correction) {
+    if let Some(o) = &c.s3_bucket_owner {
+        request.s3_bucket_owner = Some(o.clone());
+    }
+    if let Some(a) = c.s3_sse_algorithm {
+        request.s3_sse_algorithm = Some(a);
+        if a == SseAlgorithm::Aes256 {
+            request.s3_sse_kms_key_id = None;
+        }
+    }
+    if let Some(k) = &c.s3_sse_kms_key_id {
+        request.s3_sse_kms_key_id = Some(k.clone());
+    }
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(400).collect()
+}

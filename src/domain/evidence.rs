@@ -1,0 +1,397 @@
+//! Evidence (SPEC §4): gather facts concurrently; a fact that cannot be read is Unknown.
+
+use super::App;
+use crate::arn::{account_of, Arn};
+use crate::error::{AwsErrorKind, Error};
+use crate::model::{
+    BucketEncryption, EvidenceItem, ExportDescription, ExportRequest, Fact, FactValue, Incident,
+    KeyInfo, PitrInfo, TableInfo,
+};
+use crate::ports::{AccountReaders, BucketInspector, BucketPresence, KeyInspector, PortResult};
+use futures_util::future::join_all;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    /// The account the table (and this function) lives in.
+    pub table_account: String,
+    pub export: Option<ExportDescription>,
+    /// The export's parameters, from DescribeExport, CloudTrail or the preflight payload.
+    pub request: Option<ExportRequest>,
+    pub table: Fact<TableInfo>,
+    pub pitr: Fact<PitrInfo>,
+    pub bucket: Option<BucketFacts>,
+    /// The key the export asked for (`S3SseKmsKeyId`).
+    pub export_key: Option<KeyFacts>,
+    /// The bucket's default-encryption key, when it is another key.
+    pub default_key: Option<KeyFacts>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketFacts {
+    pub name: String,
+    pub presence: Fact<BucketPresence>,
+    /// Whether the table account's ListBuckets lists the bucket.
+    pub in_table_account: Fact<bool>,
+    /// Known only from ListBuckets in the owner's account (SPEC §4).
+    pub owner: Fact<String>,
+    pub region: Fact<String>,
+    pub policy: Fact<String>,
+    pub encryption: Fact<BucketEncryption>,
+    pub requester_pays: Fact<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyFacts {
+    /// As given (ARN, alias or id).
+    pub key_id: String,
+    pub info: Fact<KeyInfo>,
+    pub policy: Fact<String>,
+}
+
+fn fact<T>(source: &'static str, r: PortResult<Option<T>>) -> Fact<T> {
+    match r {
+        Ok(Some(v)) => Fact::known(source, v),
+        Ok(None) => Fact::absent(source),
+        Err(e) => Fact::unknown(source, e.reason()),
+    }
+}
+
+fn fact_value<T>(source: &'static str, r: PortResult<T>) -> Fact<T> {
+    fact(source, r.map(Some))
+}
+
+pub async fn gather(app: &App, incident: &Incident) -> Result<Evidence, Error> {
+    let export = match &incident.export_arn {
+        Some(arn) => match app.exports.describe_export(arn).await {
+            Ok(Some(desc)) => Some(desc),
+            Ok(None) => return Err(Error::ExportNotFound(arn.clone())),
+            Err(e) if e.kind == AwsErrorKind::NotFound => {
+                return Err(Error::ExportNotFound(arn.clone()))
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let request = export
+        .as_ref()
+        .map(|e| e.request.clone())
+        .or_else(|| incident.request.clone());
+    let table_arn = request
+        .as_ref()
+        .map(|r| r.table_arn.clone())
+        .or_else(|| incident.table_arn.clone());
+    let table_arn = table_arn.and_then(|t| Arn::table("tableArn", &t).ok());
+    let table_account = table_arn
+        .as_ref()
+        .map(|a| a.account.clone())
+        .unwrap_or_default();
+
+    let table_facts = async {
+        match &table_arn {
+            Some(arn) => {
+                let name = arn.table_name().unwrap_or_default();
+                tokio::join!(
+                    async {
+                        fact(
+                            "dynamodb:DescribeTable",
+                            app.exports.describe_table(name).await,
+                        )
+                    },
+                    async {
+                        fact(
+                            "dynamodb:DescribeContinuousBackups",
+                            app.exports.continuous_backups(name).await,
+                        )
+                    }
+                )
+            }
+            None => (
+                Fact::unknown("dynamodb:DescribeTable", "no table ARN in the incident"),
+                Fact::unknown(
+                    "dynamodb:DescribeContinuousBackups",
+                    "no table ARN in the incident",
+                ),
+            ),
+        }
+    };
+    let bucket_facts = async {
+        match &request {
+            Some(r) => Some(bucket_facts(app, r, &table_account).await),
+            None => None,
+        }
+    };
+    let ((table, pitr), bucket) = tokio::join!(table_facts, bucket_facts);
+    let (bucket, owner_readers) = match bucket {
+        Some((facts, readers)) => (Some(facts), readers),
+        None => (None, None),
+    };
+
+    // Keys: the one the export named, and the bucket default's when it differs.
+    let export_key_id = request.as_ref().and_then(|r| r.s3_sse_kms_key_id.clone());
+    let default_key_id = bucket
+        .as_ref()
+        .and_then(|b| b.encryption.get())
+        .filter(|e| e.algorithm == "aws:kms")
+        .and_then(|e| e.kms_key_id.clone())
+        .filter(|k| Some(k) != export_key_id.as_ref());
+    let bucket_account = bucket.as_ref().and_then(|b| b.owner.get().cloned());
+    let (export_key, default_key) = tokio::join!(
+        async {
+            match &export_key_id {
+                Some(k) => Some(key_facts(app, k, &table_account, &table_account, None).await),
+                None => None,
+            }
+        },
+        async {
+            match &default_key_id {
+                // A bare id or alias in a bucket default is resolved in the bucket's account.
+                Some(k) => {
+                    let home = bucket_account.as_deref().unwrap_or(&table_account);
+                    Some(key_facts(app, k, home, &table_account, owner_readers.as_ref()).await)
+                }
+                None => None,
+            }
+        }
+    );
+
+    Ok(Evidence {
+        table_account,
+        export,
+        request,
+        table,
+        pitr,
+        bucket,
+        export_key,
+        default_key,
+    })
+}
+
+/// Bucket facts, read in the bucket owner's account when that account is found.
+async fn bucket_facts(
+    app: &App,
+    request: &ExportRequest,
+    table_account: &str,
+) -> (BucketFacts, Option<AccountReaders>) {
+    let name = request.s3_bucket.as_str();
+    let own = app.buckets.as_ref();
+    let (presence, listed, region) = tokio::join!(
+        own.head_bucket(name),
+        own.owned_bucket_names(),
+        own.bucket_region(name)
+    );
+    let presence = fact_value("s3:HeadBucket", presence);
+    let in_table_account = fact_value(
+        "s3:ListBuckets",
+        listed.map(|names| names.iter().any(|n| n == name)),
+    );
+    let region = fact_value("s3:GetBucketLocation", region);
+
+    let mut owner_readers = None;
+    let owner = match in_table_account.get() {
+        Some(true) => Fact::known("s3:ListBuckets", table_account.to_string()),
+        _ if presence.get() == Some(&BucketPresence::Missing) => Fact::absent("s3:HeadBucket"),
+        _ => {
+            let (owner, readers) = find_owner(app, request, table_account).await;
+            owner_readers = readers;
+            owner
+        }
+    };
+    let readers: &dyn BucketInspector = owner_readers
+        .as_ref()
+        .map(|r| r.buckets.as_ref())
+        .unwrap_or(own);
+    let (policy, encryption, requester_pays) = if presence.get() == Some(&BucketPresence::Missing) {
+        (
+            Fact::absent("s3:GetBucketPolicy"),
+            Fact::absent("s3:GetBucketEncryption"),
+            Fact::absent("s3:GetBucketRequestPayment"),
+        )
+    } else {
+        let (p, e, rp) = tokio::join!(
+            readers.bucket_policy(name),
+            readers.default_encryption(name),
+            readers.requester_pays(name)
+        );
+        (
+            fact("s3:GetBucketPolicy", p),
+            fact("s3:GetBucketEncryption", e),
+            fact_value("s3:GetBucketRequestPayment", rp),
+        )
+    };
+    let facts = BucketFacts {
+        name: name.to_string(),
+        presence,
+        in_table_account,
+        owner,
+        region,
+        policy,
+        encryption,
+        requester_pays,
+    };
+    (facts, owner_readers)
+}
+
+/// Looks for the bucket in candidate accounts (S3BucketOwner, the organization's accounts)
+/// through the member role; the owner is the account whose ListBuckets lists it.
+async fn find_owner(
+    app: &App,
+    request: &ExportRequest,
+    table_account: &str,
+) -> (Fact<String>, Option<AccountReaders>) {
+    const SOURCE: &str = "s3:ListBuckets";
+    let Some(role) = app.config.member_role_name.as_deref() else {
+        return (
+            Fact::unknown(
+                SOURCE,
+                "the bucket is not in this account, and MEMBER_ROLE_NAME is not set to look in others",
+            ),
+            None,
+        );
+    };
+    let mut candidates: Vec<String> = request.s3_bucket_owner.iter().cloned().collect();
+    let org_note = match app.accounts.account_ids().await {
+        Ok(ids) => {
+            candidates.extend(ids);
+            String::new()
+        }
+        Err(e) => format!("; organization accounts unavailable ({})", e.reason()),
+    };
+    candidates.retain(|a| a != table_account);
+    candidates.sort();
+    candidates.dedup();
+    let checks = candidates.iter().map(|account| async move {
+        let readers = app.cross.readers_in(account, role).await?;
+        let names = readers.buckets.owned_bucket_names().await?;
+        let found = names.iter().any(|n| n == &request.s3_bucket);
+        PortResult::Ok(found.then_some((account.clone(), readers)))
+    });
+    let results = join_all(checks).await;
+    let mut failures = Vec::new();
+    for (account, result) in candidates.iter().zip(results) {
+        match result {
+            Ok(Some((owner, readers))) => return (Fact::known(SOURCE, owner), Some(readers)),
+            Ok(None) => {}
+            Err(e) => failures.push(format!("{account}: {}", e.reason())),
+        }
+    }
+    let mut reason = format!(
+        "not listed by this account nor by {} candidate account(s) checked through role {role}",
+        candidates.len()
+    );
+    if !failures.is_empty() {
+        reason.push_str(&format!("; could not check {}", failures.join(", ")));
+    }
+    reason.push_str(&org_note);
+    (Fact::unknown(SOURCE, reason), None)
+}
+
+/// Key facts, read in the key's account (the key policy is readable only there).
+/// A bare key id or alias resolves in `home_account`, whose readers (if not the table's) are given.
+async fn key_facts(
+    app: &App,
+    key_id: &str,
+    home_account: &str,
+    table_account: &str,
+    home_readers: Option<&AccountReaders>,
+) -> KeyFacts {
+    let key_account = account_of(key_id).unwrap_or_else(|| home_account.to_string());
+    let assumed;
+    let reader: &dyn KeyInspector = match home_readers {
+        Some(r) if key_account == home_account => r.keys.as_ref(),
+        _ if key_account == table_account => app.keys.as_ref(),
+        _ => match &app.config.member_role_name {
+            Some(role) => match app.cross.readers_in(&key_account, role).await {
+                Ok(r) => {
+                    assumed = r;
+                    assumed.keys.as_ref()
+                }
+                Err(e) => {
+                    let reason = e.reason();
+                    return KeyFacts {
+                        key_id: key_id.to_string(),
+                        info: Fact::unknown("kms:DescribeKey", reason.clone()),
+                        policy: Fact::unknown("kms:GetKeyPolicy", reason),
+                    };
+                }
+            },
+            // DescribeKey may still answer cross-account; GetKeyPolicy will say why not.
+            None => app.keys.as_ref(),
+        },
+    };
+    let (info, policy) = tokio::join!(reader.describe_key(key_id), reader.key_policy(key_id));
+    KeyFacts {
+        key_id: key_id.to_string(),
+        info: fact("kms:DescribeKey", info),
+        policy: fact("kms:GetKeyPolicy", policy),
+    }
+}
+
+impl Evidence {
+    /// Every fact gathered, as report evidence (UNCLASSIFIED shows them all).
+    pub fn items(&self) -> Vec<EvidenceItem> {
+        let mut out = Vec::new();
+        if let Some(e) = &self.export {
+            out.push(item(
+                format!(
+                    "export {} is {:?}; failure {:?}",
+                    e.export_arn,
+                    e.status,
+                    e.failure_code.as_deref().unwrap_or("none")
+                ),
+                "dynamodb:DescribeExport",
+            ));
+        }
+        push(&mut out, "table", &self.table, |t| {
+            format!("{} ({})", t.arn, t.status)
+        });
+        push(&mut out, "point-in-time recovery", &self.pitr, |p| {
+            if p.enabled { "enabled" } else { "disabled" }.to_string()
+        });
+        if let Some(b) = &self.bucket {
+            push(&mut out, "bucket presence", &b.presence, |p| {
+                format!("{p:?}")
+            });
+            push(
+                &mut out,
+                "bucket listed by the table account",
+                &b.in_table_account,
+                |v| v.to_string(),
+            );
+            push(&mut out, "bucket owner", &b.owner, Clone::clone);
+            push(&mut out, "bucket region", &b.region, Clone::clone);
+            push(&mut out, "bucket policy", &b.policy, |p| {
+                format!("present, {} bytes", p.len())
+            });
+            push(&mut out, "bucket default encryption", &b.encryption, |e| {
+                format!("{} {}", e.algorithm, e.kms_key_id.as_deref().unwrap_or(""))
+                    .trim_end()
+                    .to_string()
+            });
+            push(&mut out, "bucket requester pays", &b.requester_pays, |v| {
+                v.to_string()
+            });
+        }
+        for k in [&self.export_key, &self.default_key].into_iter().flatten() {
+            push(&mut out, &format!("key {}", k.key_id), &k.info, |i| {
+                format!("{} {} {} {}", i.state, i.manager, i.usage, i.spec)
+            });
+        }
+        out
+    }
+}
+
+fn item(fact: String, source: &str) -> EvidenceItem {
+    EvidenceItem {
+        fact,
+        source: source.to_string(),
+    }
+}
+
+fn push<T>(out: &mut Vec<EvidenceItem>, what: &str, f: &Fact<T>, show: impl Fn(&T) -> String) {
+    let text = match &f.value {
+        FactValue::Known(v) => format!("{what}: {}", show(v)),
+        FactValue::Absent => format!("{what}: none"),
+        FactValue::Unknown(reason) => format!("{what}: unknown ({reason})"),
+    };
+    out.push(item(text, f.source));
+}

@@ -1,0 +1,122 @@
+//! The result of one invocation (SPEC §6): returned, logged as one JSON line, published.
+
+use super::plan::{Action, Retry};
+use crate::model::{Finding, Incident, IncidentSource, Mode};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemediationResult {
+    pub schema_version: u32,
+    pub mode: Mode,
+    pub incident: IncidentReport,
+    pub findings: Vec<Finding>,
+    pub plan: Vec<Value>,
+    pub applied: Vec<Applied>,
+    /// Why something was not planned or done.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Sweep results (a sweep has no single incident).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentReport {
+    pub source: IncidentSource,
+    pub export_arn: Option<String>,
+    pub table_arn: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub caller: Option<String>,
+}
+
+impl IncidentReport {
+    pub fn from_incident(i: &Incident) -> Self {
+        Self {
+            source: i.source,
+            export_arn: i.export_arn.clone(),
+            table_arn: i.table_arn.clone(),
+            failure_code: i.failure_code.clone(),
+            failure_message: i.failure_message.clone(),
+            caller: i.caller.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AppliedStatus {
+    Done,
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub action: &'static str,
+    pub status: AppliedStatus,
+    pub result: Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    pub exports_listed: usize,
+    pub list_calls: usize,
+    pub failed_exports: Vec<String>,
+    /// `DynamoDB Export Failed` events published (none until the ledger exists).
+    pub published: Vec<String>,
+}
+
+pub fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::RetryExport(_) => "RETRY_EXPORT",
+    }
+}
+
+/// A planned action as the report shows it: SDK parameter names, the token and what changed.
+pub fn plan_entry(action: &Action) -> Value {
+    match action {
+        Action::RetryExport(r) => json!({
+            "action": action_name(action),
+            "params": retry_params(r),
+            "attempt": r.attempt,
+            "changes": r.changes,
+        }),
+    }
+}
+
+fn retry_params(r: &Retry) -> Value {
+    let q = &r.request;
+    let mut p = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            p.insert(k.to_string(), v);
+        }
+    };
+    put("TableArn", Some(json!(q.table_arn)));
+    put("S3Bucket", Some(json!(q.s3_bucket)));
+    put(
+        "S3BucketOwner",
+        q.s3_bucket_owner.as_ref().map(|v| json!(v)),
+    );
+    put("S3Prefix", q.s3_prefix.as_ref().map(|v| json!(v)));
+    put(
+        "S3SseAlgorithm",
+        q.s3_sse_algorithm.map(|v| json!(v.as_str())),
+    );
+    put(
+        "S3SseKmsKeyId",
+        q.s3_sse_kms_key_id.as_ref().map(|v| json!(v)),
+    );
+    put("ExportFormat", q.export_format.as_ref().map(|v| json!(v)));
+    put("ExportType", q.export_type.as_ref().map(|v| json!(v)));
+    put("ExportTime", q.export_time.map(|v| json!(v)));
+    put("ClientToken", Some(json!(r.client_token)));
+    Value::Object(p)
+}

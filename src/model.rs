@@ -1,0 +1,328 @@
+//! Domain value types shared by intake, evidence, diagnosis, plan and report (no SDK types).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How far the function may go (SPEC §7.4). Ordered: a payload may lower it, never raise it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Diagnose,
+    Plan,
+    Apply,
+}
+
+impl Mode {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "diagnose" => Some(Self::Diagnose),
+            "plan" => Some(Self::Plan),
+            "apply" => Some(Self::Apply),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SseAlgorithm {
+    #[serde(rename = "AES256")]
+    Aes256,
+    #[serde(rename = "KMS")]
+    Kms,
+}
+
+impl SseAlgorithm {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "AES256" => Some(Self::Aes256),
+            "KMS" => Some(Self::Kms),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aes256 => "AES256",
+            Self::Kms => "KMS",
+        }
+    }
+    /// The `x-amz-server-side-encryption` header value S3 sees for this flag.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Self::Aes256 => "AES256",
+            Self::Kms => "aws:kms",
+        }
+    }
+}
+
+/// Incremental export window, epoch seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncrementalSpec {
+    pub export_from_time: Option<f64>,
+    pub export_to_time: Option<f64>,
+    pub export_view_type: Option<String>,
+}
+
+/// The parameters of one `ExportTableToPointInTime` call, as far as they are known.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRequest {
+    pub table_arn: String,
+    pub s3_bucket: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_bucket_owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_sse_algorithm: Option<SseAlgorithm>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_sse_kms_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_type: Option<String>,
+    /// Epoch seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<IncrementalSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExportStatus {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+/// One row of `ListExports`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportSummary {
+    pub export_arn: String,
+    pub status: ExportStatus,
+}
+
+/// What `DescribeExport` says about one export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportDescription {
+    pub export_arn: String,
+    pub status: ExportStatus,
+    pub request: ExportRequest,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentSource {
+    Sweep,
+    Cloudtrail,
+    Event,
+    Manual,
+    Preflight,
+}
+
+/// One thing to look at: a failed (or to-be-checked) export, from whichever trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub source: IncidentSource,
+    pub export_arn: Option<String>,
+    pub table_arn: Option<String>,
+    /// Parameters known from the trigger itself (CloudTrail, preflight).
+    pub request: Option<ExportRequest>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub caller: Option<String>,
+    /// A manual payload's mode; the effective mode is the lower of this and the deployed one.
+    pub requested_mode: Option<Mode>,
+}
+
+impl Incident {
+    pub fn new(source: IncidentSource) -> Self {
+        Self {
+            source,
+            export_arn: None,
+            table_arn: None,
+            request: None,
+            failure_code: None,
+            failure_message: None,
+            caller: None,
+            requested_mode: None,
+        }
+    }
+}
+
+/// A fact gathered from AWS: known, known to be absent, or unknown with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FactValue<T> {
+    Known(T),
+    Absent,
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact<T> {
+    pub value: FactValue<T>,
+    /// The API call the fact came from, e.g. `s3:GetBucketPolicy`.
+    pub source: &'static str,
+}
+
+impl<T> Fact<T> {
+    pub fn known(source: &'static str, value: T) -> Self {
+        Self {
+            value: FactValue::Known(value),
+            source,
+        }
+    }
+    pub fn absent(source: &'static str) -> Self {
+        Self {
+            value: FactValue::Absent,
+            source,
+        }
+    }
+    pub fn unknown(source: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            value: FactValue::Unknown(reason.into()),
+            source,
+        }
+    }
+    pub fn get(&self) -> Option<&T> {
+        match &self.value {
+            FactValue::Known(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn is_absent(&self) -> bool {
+        matches!(self.value, FactValue::Absent)
+    }
+    pub fn is_unknown(&self) -> bool {
+        matches!(self.value, FactValue::Unknown(_))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableInfo {
+    pub arn: String,
+    pub status: String,
+    pub sse_status: Option<String>,
+    pub sse_key_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PitrInfo {
+    pub enabled: bool,
+    /// Epoch seconds.
+    pub earliest_restorable: Option<f64>,
+    pub latest_restorable: Option<f64>,
+}
+
+/// A bucket's default encryption rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketEncryption {
+    /// `AES256`, `aws:kms` or `aws:kms:dsse`.
+    pub algorithm: String,
+    pub kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyInfo {
+    pub arn: String,
+    pub state: String,
+    /// `AWS` or `CUSTOMER`.
+    pub manager: String,
+    pub usage: String,
+    pub spec: String,
+}
+
+impl KeyInfo {
+    pub fn region(&self) -> Option<String> {
+        crate::arn::Arn::parse("keyArn", &self.arn)
+            .ok()
+            .map(|a| a.region)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Confidence {
+    Possible,
+    Likely,
+    Confirmed,
+}
+
+/// Stable cause codes (SPEC §5): tests, metrics and users match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Cause {
+    BucketNotFound,
+    BucketOwnerMissing,
+    BucketOwnerMismatch,
+    SseMismatchRequiresKms,
+    SseMismatchRequiresAes256,
+    PitrDisabled,
+    TableNotFound,
+    RequesterPaysBucket,
+    KmsKeyUnusable,
+    Unclassified,
+}
+
+impl Cause {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BucketNotFound => "BUCKET_NOT_FOUND",
+            Self::BucketOwnerMissing => "BUCKET_OWNER_MISSING",
+            Self::BucketOwnerMismatch => "BUCKET_OWNER_MISMATCH",
+            Self::SseMismatchRequiresKms => "SSE_MISMATCH_REQUIRES_KMS",
+            Self::SseMismatchRequiresAes256 => "SSE_MISMATCH_REQUIRES_AES256",
+            Self::PitrDisabled => "PITR_DISABLED",
+            Self::TableNotFound => "TABLE_NOT_FOUND",
+            Self::RequesterPaysBucket => "REQUESTER_PAYS_BUCKET",
+            Self::KmsKeyUnusable => "KMS_KEY_UNUSABLE",
+            Self::Unclassified => "UNCLASSIFIED",
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvidenceItem {
+    pub fact: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Remedy {
+    pub text: String,
+    /// The corrected CLI command, in full, where flags change.
+    pub command: Option<String>,
+    /// A policy statement to add, where one applies.
+    pub statement: Option<serde_json::Value>,
+}
+
+/// Parameter changes that fix a finding when the export is retried.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Correction {
+    pub s3_bucket_owner: Option<String>,
+    pub s3_sse_algorithm: Option<SseAlgorithm>,
+    pub s3_sse_kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub cause: Cause,
+    pub confidence: Confidence,
+    pub summary: String,
+    pub evidence: Vec<EvidenceItem>,
+    pub remedy: Remedy,
+    /// `Some` when a retry with these parameters fixes this finding; `None` when it cannot.
+    #[serde(skip)]
+    pub correction: Option<Correction>,
+}

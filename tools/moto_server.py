@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""Pinned moto server, patched so DynamoDB exports look and fail like AWS's.
+
+Stock moto 5.2.5 ignores SSE flags and ClientToken, writes a wrong-format export ARN, can only
+fail an export with S3NoSuchBucket, and answers several calls with HTTP 500 where AWS answers
+with a modeled error (SPEC §10). This launcher patches those spots and nothing else.
+
+Failure injection (moto stores bucket policies but never evaluates them), by bucket tags:
+  moto-export-failure-code / moto-export-failure-message  fail every export to the bucket
+  moto-export-delay-seconds                               stay IN_PROGRESS this long first
+  moto-export-require-sse = AES256|KMS                    emulate a bucket policy that denies
+                                                          PutObject with any other SSE
+Cross-account buckets behave as on AWS: without the right S3BucketOwner the export fails with
+S3AccessDenied and a bare "Access Denied" message.
+
+Usage: moto_server.py [--host 127.0.0.1] [--port 0] [--parent-pid PID] [--port-file FILE]
+Prints "MOTO_READY http://HOST:PORT" on stdout once it accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+import uuid
+
+import moto.dynamodb.models.table_export as table_export_mod
+from moto.dynamodb.exceptions import (
+    ERROR_TYPE_PREFIX,
+    JsonRESTError,
+    MockValidationException,
+    PointInTimeRecoveryUnavailable,
+    TableNotFoundException,
+)
+from moto.dynamodb.models.utilities import dynamo_json_dump
+from moto.dynamodb.responses import DynamoHandler
+from moto.core.responses import ActionResult
+from moto.kms.models import KmsBackend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.utilities.utils import get_partition
+from werkzeug.serving import make_server
+
+TableExport = table_export_mod.TableExport
+PAGE_MAX = 25
+
+
+class ExportNotFoundException(JsonRESTError):
+    def __init__(self, arn: str):
+        super().__init__(ERROR_TYPE_PREFIX + "ExportNotFoundException", f"Export not found: {arn}")
+
+
+class ExportConflictException(JsonRESTError):
+    def __init__(self, token: str):
+        super().__init__(
+            ERROR_TYPE_PREFIX + "ExportConflictException",
+            f"Export with ClientToken {token} already exists with different parameters",
+        )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _as_datetime(value) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(float(value), tz=dt.timezone.utc)
+
+
+def _bucket_location(bucket_name: str):
+    """(account id, backend, bucket) wherever the bucket lives, or None."""
+    from moto.s3.models import s3_backends
+
+    where = s3_backends.bucket_accounts.get(bucket_name)
+    if where is None:
+        return None
+    partition, account_id = where
+    backend = s3_backends[account_id][partition]
+    bucket = backend.buckets.get(bucket_name)
+    return None if bucket is None else (account_id, backend, bucket)
+
+
+def _request_id() -> str:
+    return secrets.token_hex(8).upper()
+
+
+class AwsLikeTableExport(TableExport):
+    def __init__(self, table, params: dict, region_name: str, table_account: str):
+        threading.Thread.__init__(self, daemon=True)
+        self.partition = get_partition(region_name)
+        self.table = table
+        self.region_name = region_name
+        self.account_id = table_account
+        started = _now()
+        export_id = f"{int(started.timestamp() * 1000):014d}-{secrets.token_hex(4)}"
+        self.export_id = export_id
+        self.arn = (
+            f"arn:{self.partition}:dynamodb:{region_name}:{table_account}:"
+            f"table/{table.name}/export/{export_id}"
+        )
+        self.params = params
+        self.s3_bucket = params["S3Bucket"]
+        self.s3_prefix = params.get("S3Prefix")
+        self.s3_bucket_owner = params.get("S3BucketOwner")
+        self.s3_sse_algorithm = params.get("S3SseAlgorithm")
+        self.s3_sse_kms_key_id = params.get("S3SseKmsKeyId")
+        self.client_token = params.get("ClientToken")
+        self.export_format = params.get("ExportFormat", "DYNAMODB_JSON")
+        self.export_type = params.get("ExportType", "FULL_EXPORT")
+        self.export_time = _as_datetime(params.get("ExportTime")) or started
+        self.start_time = started
+        self.end_time: dt.datetime | None = None
+        self.status = "IN_PROGRESS"
+        self.failure_code: str | None = None
+        self.failure_message: str | None = None
+        self.item_count = 0
+        self.processed_bytes = 0
+        self.error_count = 0
+
+    def _fail(self, code: str, message: str) -> None:
+        self.status = "FAILED"
+        self.failure_code = code
+        self.failure_message = message
+        self.end_time = _now()
+
+    def _object_key(self, name: str) -> str:
+        prefix = (self.s3_prefix or "").strip("/")
+        base = f"{prefix}/AWSDynamoDB/{self.export_id}" if prefix else f"AWSDynamoDB/{self.export_id}"
+        return f"{base}/{name}"
+
+    def run(self) -> None:
+        located = _bucket_location(self.s3_bucket)
+        if located is None:
+            self._fail("S3NoSuchBucket", "The specified bucket does not exist")
+            return
+        owner, backend, bucket = located
+        tags = backend.tagger.get_tag_dict_for_resource(bucket.arn)
+        delay = float(tags.get("moto-export-delay-seconds", "0") or 0)
+        if delay > 0:
+            time.sleep(delay)
+        if "moto-export-failure-code" in tags:
+            self._fail(
+                tags["moto-export-failure-code"],
+                tags.get("moto-export-failure-message", "Access Denied"),
+            )
+            return
+        expected_owner = self.s3_bucket_owner or self.account_id
+        if expected_owner != owner:
+            # S3 answers a wrong ExpectedBucketOwner with a bare 403.
+            self._fail(
+                "S3AccessDenied",
+                "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; "
+                f"Request ID: {_request_id()})",
+            )
+            return
+        required = tags.get("moto-export-require-sse")
+        if required and (self.s3_sse_algorithm or "").upper() != required.upper():
+            resource = f"arn:{self.partition}:s3:::{self.s3_bucket}/{self._object_key('_started')}"
+            self._fail(
+                "S3AccessDenied",
+                f"User: arn:{self.partition}:iam::{self.account_id}:root is not authorized to "
+                f'perform: s3:PutObject on resource: "{resource}" with an explicit deny in a '
+                "resource-based policy",
+            )
+            return
+        try:
+            self._write(backend)
+        except Exception as exc:  # mirror moto: any write error fails the export
+            self._fail("UNKNOWN", str(exc))
+
+    def _write(self, backend) -> None:
+        lines = []
+        for item in self.table.all_items():
+            json_item = item.to_json(root_attr_name="Item")
+            lines.append(dynamo_json_dump(json_item))
+            self.processed_bytes += len(json_item)
+            self.item_count += 1
+        backend.put_object(self.s3_bucket, self._object_key("_started"), b"")
+        data_key = self._object_key(f"data/{uuid.uuid4().hex}.json.gz")
+        backend.put_object(self.s3_bucket, data_key, gzip.compress("\n".join(lines).encode()))
+        summary = {
+            "version": "2020-06-30",
+            "exportArn": self.arn,
+            "itemCount": self.item_count,
+            "outputFormat": self.export_format,
+        }
+        backend.put_object(
+            self.s3_bucket, self._object_key("manifest-summary.json"), json.dumps(summary).encode()
+        )
+        self.status = "COMPLETED"
+        self.end_time = _now()
+
+    def response(self) -> dict:
+        out = {
+            "ExportArn": self.arn,
+            "ExportStatus": self.status,
+            "TableArn": self.table.table_arn,
+            "TableId": getattr(self.table, "table_id", None),
+            "ExportTime": self.export_time,
+            "StartTime": self.start_time,
+            "EndTime": self.end_time,
+            "ClientToken": self.client_token,
+            "S3Bucket": self.s3_bucket,
+            "S3BucketOwner": self.s3_bucket_owner,  # AWS omits it when the request gave none
+            "S3Prefix": self.s3_prefix,
+            "S3SseAlgorithm": self.s3_sse_algorithm,
+            "S3SseKmsKeyId": self.s3_sse_kms_key_id,
+            "FailureCode": self.failure_code,
+            "FailureMessage": self.failure_message,
+            "ExportFormat": self.export_format,
+            "ExportType": self.export_type,
+        }
+        if self.status == "COMPLETED":
+            out["ItemCount"] = self.item_count
+            out["BilledSizeBytes"] = self.processed_bytes
+            out["ExportManifest"] = self._object_key("manifest-summary.json")
+        return {k: v for k, v in out.items() if v is not None}
+
+
+# Parameters that make two requests with one ClientToken "the same export".
+_IDEMPOTENT_KEYS = (
+    "TableArn", "S3Bucket", "S3BucketOwner", "S3Prefix", "S3SseAlgorithm", "S3SseKmsKeyId",
+    "ExportFormat", "ExportType", "ExportTime",
+)
+
+
+def _export_table_to_point_in_time(self: DynamoHandler) -> ActionResult:
+    body = self.body
+    backend = self.dynamodb_backend
+    table_arn = body["TableArn"]
+    table = next((t for t in backend.tables.values() if t.table_arn == table_arn), None)
+    if table is None:
+        raise TableNotFoundException(name=table_arn)
+    pitr = table.continuous_backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
+    if pitr != "ENABLED":
+        raise PointInTimeRecoveryUnavailable(name=table_arn.split("/")[-1])
+    sse = body.get("S3SseAlgorithm")
+    if sse is not None and sse not in ("AES256", "KMS"):
+        raise MockValidationException(f"Invalid S3SseAlgorithm: {sse}")
+    token = body.get("ClientToken")
+    exports = backend.table_exports
+    if token:
+        for existing in exports.values():
+            if getattr(existing, "client_token", None) == token:
+                same = all(
+                    _normalise(existing.params.get(k)) == _normalise(body.get(k))
+                    for k in _IDEMPOTENT_KEYS
+                )
+                if not same:
+                    raise ExportConflictException(token)
+                return ActionResult({"ExportDescription": existing.response()})
+    export = AwsLikeTableExport(table, dict(body), backend.region_name, backend.account_id)
+    exports[export.arn] = export
+    export.start()
+    return ActionResult({"ExportDescription": export.response()})
+
+
+def _normalise(value):
+    return _as_datetime(value).timestamp() if isinstance(value, (dt.datetime, float, int)) else value
+
+
+def _describe_export(self: DynamoHandler) -> ActionResult:
+    arn = self.body["ExportArn"]
+    export = self.dynamodb_backend.table_exports.get(arn)
+    if export is None:
+        raise ExportNotFoundException(arn)
+    return ActionResult({"ExportDescription": export.response()})
+
+
+def _list_exports(self: DynamoHandler) -> ActionResult:
+    body = self.body
+    table_arn = body.get("TableArn")
+    limit = int(body.get("MaxResults") or PAGE_MAX)
+    if not 1 <= limit <= PAGE_MAX:
+        raise MockValidationException("MaxResults must be between 1 and 25")
+    exports = [
+        e for e in self.dynamodb_backend.table_exports.values()
+        if table_arn is None or e.table.table_arn == table_arn
+    ]
+    exports.sort(key=lambda e: e.arn, reverse=True)
+    token = body.get("NextToken")
+    if token:
+        exports = [e for e in exports if e.arn < token]
+    page = exports[:limit]
+    result = {
+        "ExportSummaries": [
+            {"ExportArn": e.arn, "ExportStatus": e.status, "ExportType": e.export_type}
+            for e in page
+        ]
+    }
+    if len(exports) > limit:
+        result["NextToken"] = page[-1].arn
+    return ActionResult(result)
+
+
+_stock_generate_default_keys = KmsBackend._generate_default_keys
+
+
+def _generate_default_keys(self: KmsBackend, alias_name: str):
+    key_id = _stock_generate_default_keys(self, alias_name)
+    if key_id is not None:
+        self.keys[key_id].key_manager = "AWS"  # alias/aws/* keys are AWS managed
+    return key_id
+
+
+def apply_patches() -> None:
+    table_export_mod.TableExport = AwsLikeTableExport
+    DynamoHandler.export_table_to_point_in_time = _export_table_to_point_in_time
+    DynamoHandler.describe_export = _describe_export
+    DynamoHandler.list_exports = _list_exports
+    KmsBackend._generate_default_keys = _generate_default_keys
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while True:
+        if os.getppid() != parent_pid:
+            os._exit(0)
+        time.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
+    parser.add_argument("--port-file", help="also write the port here")
+    args = parser.parse_args()
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("the emulator listens on loopback only")
+
+    apply_patches()
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server(args.host, args.port, app, threaded=True)
+    if args.parent_pid:
+        threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
+    if args.port_file:
+        with open(args.port_file, "w", encoding="utf-8") as fh:
+            fh.write(str(server.port))
+    print(f"MOTO_READY http://{args.host}:{server.port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Create one export scenario in the local emulator and print what was made as JSON.
+
+Usage: seed.py --endpoint URL SCENARIO [--suffix S] [--wait]
+
+Scenarios (each creates its own table and bucket, named with the suffix):
+  same-account-ok         AES256 export to a bucket in the table's account: COMPLETED
+  cross-account-no-owner  bucket in another account of the organization, exported without
+                          --s3-bucket-owner: FAILED S3AccessDenied "Access Denied"
+  sse-kms-required        bucket policy denies PutObject without aws:kms, default encryption
+                          with a customer managed key, exported with AES256: FAILED
+  bucket-missing          export to a bucket that does not exist: FAILED S3NoSuchBucket
+  pitr-disabled           table without point-in-time recovery: the start call fails
+
+The function's own account is the emulator's default account. Other accounts are created in
+an organization it manages; the member role the function assumes there is MEMBER_ROLE_NAME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import time
+
+import boto3
+from botocore.config import Config
+
+REGION = "us-east-1"
+MEMBER_ROLE_NAME = "DdbExportRemediatorMember"
+
+
+def client(endpoint: str, service: str, creds: dict | None = None):
+    kwargs = dict(
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+    )
+    if creds:
+        kwargs.update(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+    return boto3.client(service, **kwargs)
+
+
+def own_account(endpoint: str) -> str:
+    return client(endpoint, "sts").get_caller_identity()["Account"]
+
+
+def member_account(endpoint: str, suffix: str) -> tuple[str, dict]:
+    """A new account in the organization, with the member role, and credentials inside it."""
+    org = client(endpoint, "organizations")
+    try:
+        org.create_organization(FeatureSet="ALL")
+    except org.exceptions.AlreadyInOrganizationException:
+        pass
+    status = org.create_account(Email=f"data-{suffix}@example.com", AccountName=f"data-{suffix}")
+    account_id = status["CreateAccountStatus"]["AccountId"]
+    creds = client(endpoint, "sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
+        RoleSessionName="seed",
+    )["Credentials"]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{own_account(endpoint)}:root"},
+            "Action": "sts:AssumeRole",
+        }],
+    }
+    client(endpoint, "iam", creds).create_role(
+        RoleName=MEMBER_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    return account_id, creds
+
+
+def make_table(endpoint: str, name: str, pitr: bool = True) -> str:
+    ddb = client(endpoint, "dynamodb")
+    table = ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )["TableDescription"]
+    for i in range(3):
+        ddb.put_item(TableName=name, Item={"pk": {"S": f"item-{i}"}, "n": {"N": str(i)}})
+    if pitr:
+        ddb.update_continuous_backups(
+            TableName=name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+    return table["TableArn"]
+
+
+def start_export(endpoint: str, **params) -> dict:
+    ddb = client(endpoint, "dynamodb")
+    return ddb.export_table_to_point_in_time(**params)["ExportDescription"]
+
+
+def wait_terminal(endpoint: str, export_arn: str, timeout: float = 30.0) -> dict:
+    ddb = client(endpoint, "dynamodb")
+    deadline = time.time() + timeout
+    while True:
+        desc = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
+        if desc["ExportStatus"] != "IN_PROGRESS" or time.time() > deadline:
+            return desc
+        time.sleep(0.1)
+
+
+def scenario(endpoint: str, name: str, suffix: str) -> dict:
+    table_name = f"orders-{suffix}"
+    bucket = f"exports-{suffix}"
+    out: dict = {"scenario": name, "region": REGION, "tableAccount": own_account(endpoint)}
+    s3 = client(endpoint, "s3")
+
+    if name == "pitr-disabled":
+        table_arn = make_table(endpoint, table_name, pitr=False)
+        s3.create_bucket(Bucket=bucket)
+        out.update(tableArn=table_arn, bucket=bucket)
+        try:
+            start_export(endpoint, TableArn=table_arn, S3Bucket=bucket, S3Prefix="exports")
+        except Exception as exc:  # the start call itself is refused
+            out["startError"] = getattr(exc, "response", {}).get("Error", {}).get("Code", str(exc))
+        return out
+
+    table_arn = make_table(endpoint, table_name)
+    out["tableArn"] = table_arn
+    params = dict(TableArn=table_arn, S3Bucket=bucket, S3Prefix="exports", ExportFormat="DYNAMODB_JSON")
+
+    if name == "same-account-ok":
+        s3.create_bucket(Bucket=bucket)
+        params["S3SseAlgorithm"] = "AES256"
+    elif name == "cross-account-no-owner":
+        account_id, creds = member_account(endpoint, suffix)
+        client(endpoint, "s3", creds).create_bucket(Bucket=bucket)
+        out["bucketAccount"] = account_id
+        params["S3SseAlgorithm"] = "AES256"
+    elif name == "sse-kms-required":
+        kms = client(endpoint, "kms")
+        key = kms.create_key(Description=f"exports {suffix}")["KeyMetadata"]
+        kms.create_alias(AliasName=f"alias/exports-{suffix}", TargetKeyId=key["KeyId"])
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={"Rules": [{
+                "ApplyServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["Arn"],
+                },
+                "BucketKeyEnabled": True,
+            }]},
+        )
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyNonKmsUploads",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:PutObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/*",
+                    "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+                },
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                },
+            ],
+        }
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        s3.put_bucket_tagging(
+            Bucket=bucket, Tagging={"TagSet": [{"Key": "moto-export-require-sse", "Value": "KMS"}]}
+        )
+        out["keyArn"] = key["Arn"]
+        params["S3SseAlgorithm"] = "AES256"
+    elif name == "bucket-missing":
+        pass
+    else:
+        raise SystemExit(f"unknown scenario: {name}")
+
+    out["bucket"] = bucket
+    desc = start_export(endpoint, **params)
+    desc = wait_terminal(endpoint, desc["ExportArn"])
+    out.update(
+        exportArn=desc["ExportArn"],
+        exportStatus=desc["ExportStatus"],
+        failureCode=desc.get("FailureCode"),
+        failureMessage=desc.get("FailureMessage"),
+    )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--suffix", default=None)
+    parser.add_argument("scenario")
+    args = parser.parse_args()
+    suffix = args.suffix or secrets.token_hex(4)
+    json.dump(scenario(args.endpoint, args.scenario, suffix), sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
