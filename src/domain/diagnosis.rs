@@ -635,3 +635,447 @@ pub fn apply_correction(request: &mut ExportRequest, c: &Correction) {
 fn clip(text: &str) -> String {
     text.chars().take(400).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::evidence::{BucketFacts, Evidence, KeyFacts};
+    use crate::fakes::{failed_export, request, DATA_ACCOUNT, KEY_ARN, TABLE_ACCOUNT, TABLE_ARN};
+    use crate::model::{BucketEncryption, ExportDescription, Fact, KeyInfo, PitrInfo, TableInfo};
+    use serde_json::json;
+
+    const BUCKET: &str = "amzn-s3-demo-bucket";
+    const BARE_DENIED: &str = "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; Request ID: X)";
+
+    /// A failed same-account AES256 export whose facts all look fine.
+    fn evidence(code: &str, message: &str) -> Evidence {
+        let req = request(BUCKET);
+        Evidence {
+            table_account: TABLE_ACCOUNT.into(),
+            export: Some(failed_export(req.clone(), code, message)),
+            request: Some(req),
+            table: Fact::known(
+                "dynamodb:DescribeTable",
+                TableInfo {
+                    arn: TABLE_ARN.into(),
+                    status: "ACTIVE".into(),
+                    sse_status: None,
+                    sse_key_arn: None,
+                },
+            ),
+            pitr: Fact::known(
+                "dynamodb:DescribeContinuousBackups",
+                PitrInfo {
+                    enabled: true,
+                    earliest_restorable: None,
+                    latest_restorable: None,
+                },
+            ),
+            bucket: Some(BucketFacts {
+                name: BUCKET.into(),
+                presence: Fact::known("s3:HeadBucket", BucketPresence::Exists),
+                in_table_account: Fact::known("s3:ListBuckets", true),
+                owner: Fact::known("s3:ListBuckets", TABLE_ACCOUNT.into()),
+                region: Fact::known("s3:GetBucketLocation", "us-east-1".into()),
+                policy: Fact::absent("s3:GetBucketPolicy"),
+                encryption: Fact::absent("s3:GetBucketEncryption"),
+                requester_pays: Fact::known("s3:GetBucketRequestPayment", false),
+            }),
+            export_key: None,
+            default_key: None,
+        }
+    }
+
+    fn incident() -> Incident {
+        let mut i = Incident::new(IncidentSource::Event);
+        i.export_arn = Some(crate::fakes::EXPORT_ARN.into());
+        i
+    }
+
+    fn causes(f: &[Finding]) -> Vec<(Cause, Confidence)> {
+        f.iter().map(|f| (f.cause, f.confidence)).collect()
+    }
+
+    fn bucket(e: &mut Evidence) -> &mut BucketFacts {
+        e.bucket.as_mut().unwrap()
+    }
+
+    fn key(state: &str) -> KeyFacts {
+        KeyFacts {
+            key_id: KEY_ARN.into(),
+            info: Fact::known(
+                "kms:DescribeKey",
+                KeyInfo {
+                    arn: KEY_ARN.into(),
+                    state: state.into(),
+                    manager: "CUSTOMER".into(),
+                    usage: "ENCRYPT_DECRYPT".into(),
+                    spec: "SYMMETRIC_DEFAULT".into(),
+                },
+            ),
+            policy: Fact::known("kms:GetKeyPolicy", "{}".into()),
+        }
+    }
+
+    fn policy(statements: serde_json::Value) -> Fact<String> {
+        Fact::known(
+            "s3:GetBucketPolicy",
+            json!({"Version": "2012-10-17", "Statement": statements}).to_string(),
+        )
+    }
+
+    fn deny_unless(value: &str) -> serde_json::Value {
+        json!({"Sid": "RequireSse", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+               "Resource": format!("arn:aws:s3:::{BUCKET}/*"),
+               "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": value}}})
+    }
+
+    fn deny_insecure_transport() -> serde_json::Value {
+        json!({"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+               "Resource": [format!("arn:aws:s3:::{BUCKET}"), format!("arn:aws:s3:::{BUCKET}/*")],
+               "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
+    }
+
+    #[test]
+    fn missing_bucket_is_confirmed_by_head_bucket() {
+        let mut e = evidence("S3NoSuchBucket", "The specified bucket does not exist");
+        bucket(&mut e).presence = Fact::known("s3:HeadBucket", BucketPresence::Missing);
+        bucket(&mut e).owner = Fact::absent("s3:HeadBucket");
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::BucketNotFound, Confidence::Confirmed)]
+        );
+        assert!(f[0].correction.is_none());
+    }
+
+    #[test]
+    fn existing_bucket_is_not_reported_missing() {
+        let f = diagnose(
+            &incident(),
+            &evidence("S3NoSuchBucket", "The specified bucket does not exist"),
+        );
+        assert!(!causes(&f).iter().any(|(c, _)| *c == Cause::BucketNotFound));
+    }
+
+    #[test]
+    fn cross_account_bucket_without_owner_is_confirmed_and_fixable() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        bucket(&mut e).in_table_account = Fact::known("s3:ListBuckets", false);
+        bucket(&mut e).owner = Fact::known("s3:ListBuckets", DATA_ACCOUNT.into());
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::BucketOwnerMissing, Confidence::Confirmed)]
+        );
+        assert_eq!(
+            f[0].correction.as_ref().unwrap().s3_bucket_owner.as_deref(),
+            Some(DATA_ACCOUNT)
+        );
+        let cmd = f[0].remedy.command.as_deref().unwrap();
+        assert!(cmd.contains("--s3-bucket-owner 444455556666"), "{cmd}");
+        assert!(
+            cmd.starts_with("aws dynamodb export-table-to-point-in-time --table-arn"),
+            "{cmd}"
+        );
+    }
+
+    #[test]
+    fn owner_unknown_but_not_ours_is_likely_and_not_fixable() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        bucket(&mut e).presence = Fact::known("s3:HeadBucket", BucketPresence::ExistsNoAccess);
+        bucket(&mut e).in_table_account = Fact::known("s3:ListBuckets", false);
+        bucket(&mut e).owner = Fact::unknown("s3:ListBuckets", "no member role");
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::BucketOwnerMissing, Confidence::Likely)]
+        );
+        assert!(f[0].correction.is_none());
+        assert!(f[0]
+            .remedy
+            .command
+            .as_deref()
+            .unwrap()
+            .contains("--s3-prefix exports"));
+    }
+
+    #[test]
+    fn same_account_bucket_needs_no_owner() {
+        let f = diagnose(&incident(), &evidence("S3AccessDenied", BARE_DENIED));
+        assert!(!causes(&f)
+            .iter()
+            .any(|(c, _)| matches!(c, Cause::BucketOwnerMissing | Cause::BucketOwnerMismatch)));
+    }
+
+    #[test]
+    fn wrong_owner_is_a_mismatch_and_right_owner_is_not() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        e.export.as_mut().unwrap().request.s3_bucket_owner = Some("999988887777".into());
+        e.request.as_mut().unwrap().s3_bucket_owner = Some("999988887777".into());
+        bucket(&mut e).in_table_account = Fact::known("s3:ListBuckets", false);
+        bucket(&mut e).owner = Fact::known("s3:ListBuckets", DATA_ACCOUNT.into());
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::BucketOwnerMismatch, Confidence::Confirmed)]
+        );
+
+        e.request.as_mut().unwrap().s3_bucket_owner = Some(DATA_ACCOUNT.into());
+        let f = diagnose(&incident(), &e);
+        assert!(!causes(&f)
+            .iter()
+            .any(|(c, _)| *c == Cause::BucketOwnerMismatch));
+    }
+
+    #[test]
+    fn policy_requiring_kms_with_default_key_gives_a_kms_retry() {
+        let mut e = evidence("S3AccessDenied", "User: arn:aws:iam::111122223333:root is not authorized to perform: s3:PutObject with an explicit deny in a resource-based policy");
+        bucket(&mut e).policy = policy(json!([deny_unless("aws:kms"), deny_insecure_transport()]));
+        bucket(&mut e).encryption = Fact::known(
+            "s3:GetBucketEncryption",
+            BucketEncryption {
+                algorithm: "aws:kms".into(),
+                kms_key_id: Some(KEY_ARN.into()),
+            },
+        );
+        e.default_key = Some(key("Enabled"));
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::SseMismatchRequiresKms, Confidence::Confirmed)]
+        );
+        let c = f[0].correction.as_ref().unwrap();
+        assert_eq!(c.s3_sse_algorithm, Some(SseAlgorithm::Kms));
+        assert_eq!(c.s3_sse_kms_key_id.as_deref(), Some(KEY_ARN));
+        assert!(f[0].evidence.iter().any(|i| i.fact.contains("RequireSse")));
+        assert!(!f[0]
+            .evidence
+            .iter()
+            .any(|i| i.fact.contains("DenyInsecureTransport")));
+    }
+
+    #[test]
+    fn kms_requirement_with_an_unusable_default_key_is_not_fixable() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        bucket(&mut e).policy = policy(json!([deny_unless("aws:kms")]));
+        bucket(&mut e).encryption = Fact::known(
+            "s3:GetBucketEncryption",
+            BucketEncryption {
+                algorithm: "aws:kms".into(),
+                kms_key_id: Some(KEY_ARN.into()),
+            },
+        );
+        e.default_key = Some(key("Disabled"));
+        let f = diagnose(&incident(), &e);
+        assert_eq!(f[0].cause, Cause::SseMismatchRequiresKms);
+        assert!(f[0].correction.is_none());
+        assert!(
+            f[0].remedy.text.contains("Disabled"),
+            "{}",
+            f[0].remedy.text
+        );
+    }
+
+    #[test]
+    fn deny_insecure_transport_alone_is_not_an_sse_cause() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        bucket(&mut e).policy = policy(json!([deny_insecure_transport()]));
+        let f = diagnose(&incident(), &e);
+        assert!(!causes(&f).iter().any(|(c, _)| matches!(
+            c,
+            Cause::SseMismatchRequiresKms | Cause::SseMismatchRequiresAes256
+        )));
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::Unclassified, Confidence::Possible)]
+        );
+    }
+
+    #[test]
+    fn policy_requiring_aes256_fixes_a_kms_export_and_leaves_an_aes_export_alone() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        bucket(&mut e).policy = policy(json!([deny_unless("AES256")]));
+        for r in [
+            e.request.as_mut().unwrap(),
+            &mut e.export.as_mut().unwrap().request,
+        ] {
+            r.s3_sse_algorithm = Some(SseAlgorithm::Kms);
+            r.s3_sse_kms_key_id = Some(KEY_ARN.into());
+        }
+        e.export_key = Some(key("Enabled"));
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::SseMismatchRequiresAes256, Confidence::Confirmed)]
+        );
+        assert!(f[0]
+            .remedy
+            .command
+            .as_deref()
+            .unwrap()
+            .contains("--s3-sse-algorithm AES256"));
+        assert!(!f[0]
+            .remedy
+            .command
+            .as_deref()
+            .unwrap()
+            .contains("--s3-sse-kms-key-id"));
+
+        let mut ok = evidence("S3AccessDenied", BARE_DENIED);
+        bucket(&mut ok).policy = policy(json!([deny_unless("AES256")]));
+        assert!(!causes(&diagnose(&incident(), &ok))
+            .iter()
+            .any(|(c, _)| *c == Cause::SseMismatchRequiresAes256));
+    }
+
+    #[test]
+    fn omitted_sse_flags_make_an_sse_finding_only_likely() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        e.request.as_mut().unwrap().s3_sse_algorithm = None;
+        bucket(&mut e).policy = policy(json!([deny_unless("aws:kms")]));
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::SseMismatchRequiresKms, Confidence::Likely)]
+        );
+        assert!(
+            f[0].correction.is_none(),
+            "no key known, so no automatic fix"
+        );
+    }
+
+    #[test]
+    fn pitr_disabled_from_cloudtrail_is_confirmed() {
+        let mut e = evidence("", "");
+        e.export = None;
+        e.pitr = Fact::known(
+            "dynamodb:DescribeContinuousBackups",
+            PitrInfo {
+                enabled: false,
+                earliest_restorable: None,
+                latest_restorable: None,
+            },
+        );
+        let mut i = Incident::new(IncidentSource::Cloudtrail);
+        i.failure_code = Some("PointInTimeRecoveryUnavailableException".into());
+        let f = diagnose(&i, &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::PitrDisabled, Confidence::Confirmed)]
+        );
+        assert!(f[0]
+            .remedy
+            .text
+            .contains("update-continuous-backups --table-name orders"));
+    }
+
+    #[test]
+    fn pitr_enabled_is_no_finding() {
+        let f = diagnose(&incident(), &evidence("S3AccessDenied", BARE_DENIED));
+        assert!(!causes(&f).iter().any(|(c, _)| *c == Cause::PitrDisabled));
+    }
+
+    #[test]
+    fn table_not_found_from_describe_table_or_error_code() {
+        let mut e = evidence("", "");
+        e.export = None;
+        e.table = Fact::absent("dynamodb:DescribeTable");
+        let mut i = Incident::new(IncidentSource::Cloudtrail);
+        i.failure_code = Some("TableNotFoundException".into());
+        let f = diagnose(&i, &e);
+        assert_eq!(causes(&f)[0], (Cause::TableNotFound, Confidence::Confirmed));
+        assert_eq!(f[0].evidence.len(), 2);
+        assert!(!causes(&diagnose(
+            &incident(),
+            &evidence("S3AccessDenied", BARE_DENIED)
+        ))
+        .iter()
+        .any(|(c, _)| *c == Cause::TableNotFound));
+    }
+
+    #[test]
+    fn requester_pays_bucket_is_confirmed_only_when_on() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        bucket(&mut e).requester_pays = Fact::known("s3:GetBucketRequestPayment", true);
+        assert_eq!(
+            causes(&diagnose(&incident(), &e)),
+            vec![(Cause::RequesterPaysBucket, Confidence::Confirmed)]
+        );
+        assert!(!causes(&diagnose(
+            &incident(),
+            &evidence("S3AccessDenied", BARE_DENIED)
+        ))
+        .iter()
+        .any(|(c, _)| *c == Cause::RequesterPaysBucket));
+    }
+
+    #[test]
+    fn export_key_pending_deletion_is_unusable_and_enabled_is_not() {
+        let mut e = evidence("KMSAccessDenied", "key state");
+        for r in [
+            e.request.as_mut().unwrap(),
+            &mut e.export.as_mut().unwrap().request,
+        ] {
+            r.s3_sse_algorithm = Some(SseAlgorithm::Kms);
+            r.s3_sse_kms_key_id = Some(KEY_ARN.into());
+        }
+        e.export_key = Some(key("PendingDeletion"));
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::KmsKeyUnusable, Confidence::Confirmed)]
+        );
+        assert!(f[0].summary.contains("PendingDeletion"));
+        e.export_key = Some(key("Enabled"));
+        assert!(!causes(&diagnose(&incident(), &e))
+            .iter()
+            .any(|(c, _)| *c == Cause::KmsKeyUnusable));
+    }
+
+    #[test]
+    fn nothing_matched_is_unclassified_with_every_fact() {
+        let f = diagnose(&incident(), &evidence("S3AccessDenied", "something new"));
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::Unclassified, Confidence::Possible)]
+        );
+        let facts: Vec<&str> = f[0].evidence.iter().map(|i| i.source.as_str()).collect();
+        for source in [
+            "dynamodb:DescribeExport",
+            "s3:HeadBucket",
+            "s3:GetBucketPolicy",
+            "dynamodb:DescribeContinuousBackups",
+        ] {
+            assert!(facts.contains(&source), "{source} missing from {facts:?}");
+        }
+    }
+
+    #[test]
+    fn completed_export_has_no_findings() {
+        let mut e = evidence("", "");
+        e.export = Some(ExportDescription {
+            status: ExportStatus::Completed,
+            failure_code: None,
+            failure_message: None,
+            ..e.export.clone().unwrap()
+        });
+        assert!(diagnose(&incident(), &e).is_empty());
+    }
+
+    #[test]
+    fn findings_are_ordered_most_likely_first() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        e.request.as_mut().unwrap().s3_sse_algorithm = None;
+        bucket(&mut e).policy = policy(json!([deny_unless("aws:kms")]));
+        bucket(&mut e).requester_pays = Fact::known("s3:GetBucketRequestPayment", true);
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![
+                (Cause::RequesterPaysBucket, Confidence::Confirmed),
+                (Cause::SseMismatchRequiresKms, Confidence::Likely)
+            ]
+        );
+    }
+}

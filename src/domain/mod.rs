@@ -205,3 +205,228 @@ impl App {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::AwsErrorKind;
+    use crate::fakes::*;
+    use crate::model::Cause;
+
+    fn manual(mode: &str) -> Value {
+        json!({"exportArn": EXPORT_ARN, "mode": mode})
+    }
+
+    /// GIVEN a cross-account bucket in an organization account with the member role,
+    /// and an export without --s3-bucket-owner that failed with a bare Access Denied.
+    fn cross_account_world() -> Shared {
+        let world = world_with_table();
+        {
+            let mut w = world.write().unwrap();
+            w.buckets.insert(
+                "amzn-s3-demo-bucket".into(),
+                FakeBucket::owned_by(DATA_ACCOUNT),
+            );
+            w.org_accounts = Some(vec![TABLE_ACCOUNT.into(), DATA_ACCOUNT.into()]);
+            w.member_roles = vec![DATA_ACCOUNT.into()];
+            w.exports.push(failed_export(
+                request("amzn-s3-demo-bucket"),
+                "S3AccessDenied",
+                "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; Request ID: X)",
+            ));
+        }
+        world
+    }
+
+    fn config(mode: Mode) -> Config {
+        Config {
+            mode,
+            member_role_name: Some("DdbExportRemediatorMember".into()),
+            ..Config::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn apply_retries_a_cross_account_export_with_the_owner_found_through_the_member_role() {
+        let world = cross_account_world();
+        let result = app(&world, config(Mode::Apply))
+            .handle(&manual("apply"))
+            .await
+            .unwrap();
+        assert_eq!(result.findings[0].cause, Cause::BucketOwnerMissing);
+        assert_eq!(result.applied.len(), 1);
+        assert_eq!(result.applied[0].status, AppliedStatus::Done);
+        let started = world.read().unwrap().started.clone();
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].0.s3_bucket_owner.as_deref(), Some(DATA_ACCOUNT));
+        assert_eq!(started[0].0.s3_prefix.as_deref(), Some("exports"));
+        assert_eq!(
+            result.incident.failure_code.as_deref(),
+            Some("S3AccessDenied")
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_member_role_the_owner_is_unknown_and_nothing_is_retried() {
+        let world = cross_account_world();
+        let cfg = Config {
+            member_role_name: None,
+            ..Config::default()
+        };
+        let result = app(&world, cfg).handle(&manual("apply")).await.unwrap();
+        assert_eq!(result.findings[0].cause, Cause::BucketOwnerMissing);
+        assert_eq!(
+            result.findings[0].confidence,
+            crate::model::Confidence::Likely
+        );
+        assert!(result.applied.is_empty());
+        assert!(world.read().unwrap().started.is_empty());
+        assert!(result.notes[0].contains("BUCKET_OWNER_MISSING"));
+    }
+
+    #[tokio::test]
+    async fn plan_mode_shows_the_retry_and_changes_nothing() {
+        let world = cross_account_world();
+        let result = app(&world, config(Mode::Plan))
+            .handle(&manual("apply"))
+            .await
+            .unwrap();
+        assert_eq!(
+            result.mode,
+            Mode::Plan,
+            "a payload cannot raise the deployed mode"
+        );
+        assert_eq!(result.plan.len(), 1);
+        assert_eq!(result.plan[0]["params"]["S3BucketOwner"], DATA_ACCOUNT);
+        assert_eq!(result.applied[0].status, AppliedStatus::Skipped);
+        assert!(world.read().unwrap().started.is_empty());
+    }
+
+    #[tokio::test]
+    async fn diagnose_mode_from_the_payload_plans_nothing() {
+        let world = cross_account_world();
+        let result = app(&world, config(Mode::Apply))
+            .handle(&manual("diagnose"))
+            .await
+            .unwrap();
+        assert_eq!(result.mode, Mode::Diagnose);
+        assert!(!result.findings.is_empty());
+        assert!(result.plan.is_empty() && result.applied.is_empty());
+        assert!(world.read().unwrap().started.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_retry_is_reported_with_its_error_type() {
+        let world = cross_account_world();
+        world.write().unwrap().fail_start = Some(AwsErrorKind::AccessDenied);
+        let result = app(&world, config(Mode::Apply))
+            .handle(&manual("apply"))
+            .await
+            .unwrap();
+        assert_eq!(result.applied[0].status, AppliedStatus::Failed);
+        assert_eq!(result.applied[0].result["errorType"], "AccessDenied");
+    }
+
+    #[tokio::test]
+    async fn unknown_export_is_a_typed_error() {
+        let world = world_with_table();
+        let err = app(&world, config(Mode::Apply))
+            .handle(&manual("apply"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "ExportNotFound");
+    }
+
+    #[tokio::test]
+    async fn denied_reads_become_unknown_facts_not_failures() {
+        let world = cross_account_world();
+        world.write().unwrap().denied = vec!["s3:ListBuckets", "s3:GetBucketPolicy"];
+        let result = app(&world, config(Mode::Apply))
+            .handle(&manual("diagnose"))
+            .await
+            .unwrap();
+        // Own ListBuckets denied: cross-account-ness unknown; only the bare message points at the owner.
+        assert_eq!(result.findings[0].cause, Cause::BucketOwnerMissing);
+        assert_eq!(
+            result.findings[0].confidence,
+            crate::model::Confidence::Possible
+        );
+    }
+
+    #[tokio::test]
+    async fn preflight_reports_the_corrected_command_without_acting() {
+        let world = cross_account_world();
+        let event = json!({"preflight": {"tableArn": TABLE_ARN, "s3Bucket": "amzn-s3-demo-bucket", "s3SseAlgorithm": "AES256"}});
+        let result = app(&world, config(Mode::Apply))
+            .handle(&event)
+            .await
+            .unwrap();
+        assert_eq!(result.incident.source, IncidentSource::Preflight);
+        assert_eq!(result.findings[0].cause, Cause::BucketOwnerMissing);
+        assert!(result.findings[0]
+            .remedy
+            .command
+            .as_deref()
+            .unwrap()
+            .contains("--s3-bucket-owner 444455556666"));
+        assert!(result.applied.is_empty());
+        assert!(world.read().unwrap().started.is_empty());
+    }
+
+    #[tokio::test]
+    async fn sweep_lists_every_page_and_reports_failed_exports_only() {
+        let world = world_with_table();
+        {
+            let mut w = world.write().unwrap();
+            for i in 0..60 {
+                let mut e = failed_export(request("amzn-s3-demo-bucket"), "S3AccessDenied", "x");
+                e.export_arn = format!("{TABLE_ARN}/export/{i:014}-00000000");
+                if i % 20 != 0 {
+                    e.status = ExportStatus::Completed;
+                }
+                w.exports.push(e);
+            }
+        }
+        let result = app(&world, config(Mode::Apply))
+            .handle(&json!({
+                "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}
+            }))
+            .await
+            .unwrap();
+        let sweep = result.sweep.unwrap();
+        assert_eq!(
+            (
+                sweep.exports_listed,
+                sweep.list_calls,
+                sweep.failed_exports.len()
+            ),
+            (60, 3, 3)
+        );
+        assert!(sweep.published.is_empty());
+    }
+
+    #[tokio::test]
+    async fn own_retry_start_is_only_recorded() {
+        let world = world_with_table();
+        let event: Value = serde_json::from_str(include_str!(
+            "../../events/cloudtrail-export-started-own-retry.json"
+        ))
+        .unwrap();
+        let result = app(&world, config(Mode::Apply))
+            .handle(&event)
+            .await
+            .unwrap();
+        assert!(result.notes[0].contains("loop guard"));
+        assert!(result.findings.is_empty() && result.applied.is_empty());
+    }
+
+    #[tokio::test]
+    async fn rollback_is_refused_with_a_typed_error() {
+        let world = world_with_table();
+        let err = app(&world, config(Mode::Apply))
+            .handle(&json!({"rollback": {"changeId": "kp-1"}}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "NotAvailable");
+    }
+}

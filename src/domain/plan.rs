@@ -197,3 +197,207 @@ fn conflicting(corrections: &[&Correction]) -> bool {
                 .filter_map(|c| c.s3_sse_kms_key_id.as_ref()),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::evidence::Evidence;
+    use crate::fakes::{failed_export, request, DATA_ACCOUNT, EXPORT_ARN, TABLE_ACCOUNT};
+    use crate::model::{Cause, Confidence, Fact, PitrInfo, Remedy};
+
+    fn finding(cause: Cause, correction: Option<Correction>) -> Finding {
+        Finding {
+            cause,
+            confidence: Confidence::Confirmed,
+            summary: String::new(),
+            evidence: Vec::new(),
+            remedy: Remedy {
+                text: String::new(),
+                command: None,
+                statement: None,
+            },
+            correction,
+        }
+    }
+
+    fn owner_fix() -> Finding {
+        finding(
+            Cause::BucketOwnerMissing,
+            Some(Correction {
+                s3_bucket_owner: Some(DATA_ACCOUNT.into()),
+                ..Default::default()
+            }),
+        )
+    }
+
+    fn evidence() -> Evidence {
+        let req = request("amzn-s3-demo-bucket");
+        Evidence {
+            table_account: TABLE_ACCOUNT.into(),
+            export: Some(failed_export(
+                req.clone(),
+                "S3AccessDenied",
+                "Access Denied",
+            )),
+            request: Some(req),
+            table: Fact::unknown("dynamodb:DescribeTable", "not needed"),
+            pitr: Fact::known(
+                "dynamodb:DescribeContinuousBackups",
+                PitrInfo {
+                    enabled: true,
+                    earliest_restorable: Some(1_795_000_000.0),
+                    latest_restorable: Some(1_795_600_000.0),
+                },
+            ),
+            bucket: None,
+            export_key: None,
+            default_key: None,
+        }
+    }
+
+    fn incident() -> Incident {
+        let mut i = Incident::new(IncidentSource::Event);
+        i.export_arn = Some(EXPORT_ARN.into());
+        i
+    }
+
+    fn retry(p: &Plan) -> &Retry {
+        match p.actions.first() {
+            Some(Action::RetryExport(r)) => r,
+            None => panic!("no retry planned: {:?}", p.notes),
+        }
+    }
+
+    #[test]
+    fn fixable_finding_plans_one_retry_with_same_parameters_but_the_fix() {
+        let p = plan(&incident(), &evidence(), &[owner_fix()], &Config::default());
+        let r = retry(&p);
+        assert_eq!(r.attempt, 1);
+        assert_eq!(r.client_token, client_token(&root_hash(EXPORT_ARN), 1));
+        assert_eq!(
+            r.request.client_token.as_deref(),
+            Some(r.client_token.as_str())
+        );
+        assert_eq!(r.request.s3_bucket_owner.as_deref(), Some(DATA_ACCOUNT));
+        assert_eq!(
+            r.request.export_time,
+            Some(1_795_500_000.0),
+            "same ExportTime inside the window"
+        );
+        assert_eq!(r.request.s3_prefix.as_deref(), Some("exports"));
+        assert_eq!(r.changes, vec!["S3BucketOwner: (none) -> 444455556666"]);
+    }
+
+    #[test]
+    fn token_is_deterministic_and_within_limits() {
+        let a = plan(&incident(), &evidence(), &[owner_fix()], &Config::default());
+        let b = plan(&incident(), &evidence(), &[owner_fix()], &Config::default());
+        assert_eq!(retry(&a), retry(&b));
+        let t = &retry(&a).client_token;
+        assert!(t.starts_with("ddbxr-") && t.len() <= 64, "{t}");
+        assert_eq!(parse_token(t), Some((root_hash(EXPORT_ARN), 1)));
+        assert_eq!(parse_token("someone-elses-token"), None);
+    }
+
+    #[test]
+    fn unfixable_finding_blocks_the_retry() {
+        let p = plan(
+            &incident(),
+            &evidence(),
+            &[owner_fix(), finding(Cause::RequesterPaysBucket, None)],
+            &Config::default(),
+        );
+        assert!(p.actions.is_empty());
+        assert!(
+            p.notes[0].contains("REQUESTER_PAYS_BUCKET"),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn retry_of_our_own_retry_counts_attempts_up_to_max_retries() {
+        let mut e = evidence();
+        let root = root_hash(
+            "arn:aws:dynamodb:us-east-1:111122223333:table/orders/export/01795400000000-00000000",
+        );
+        e.export.as_mut().unwrap().request.client_token = Some(client_token(&root, 1));
+        let p = plan(&incident(), &e, &[owner_fix()], &Config::default());
+        assert_eq!(retry(&p).attempt, 2);
+        assert_eq!(retry(&p).client_token, client_token(&root, 2));
+
+        e.export.as_mut().unwrap().request.client_token = Some(client_token(&root, 2));
+        let p = plan(&incident(), &e, &[owner_fix()], &Config::default());
+        assert!(p.actions.is_empty());
+        assert!(p.notes[0].contains("MAX_RETRIES=2"));
+    }
+
+    #[test]
+    fn corrections_that_change_nothing_do_not_retry() {
+        let mut e = evidence();
+        e.export.as_mut().unwrap().request.s3_bucket_owner = Some(DATA_ACCOUNT.into());
+        let p = plan(&incident(), &e, &[owner_fix()], &Config::default());
+        assert!(p.actions.is_empty());
+        assert!(p.notes[0].contains("change no parameter"));
+    }
+
+    #[test]
+    fn conflicting_corrections_do_not_retry() {
+        let other = finding(
+            Cause::BucketOwnerMismatch,
+            Some(Correction {
+                s3_bucket_owner: Some("999988887777".into()),
+                ..Default::default()
+            }),
+        );
+        let p = plan(
+            &incident(),
+            &evidence(),
+            &[owner_fix(), other],
+            &Config::default(),
+        );
+        assert!(p.actions.is_empty());
+        assert!(p.notes[0].contains("conflicting"));
+    }
+
+    #[test]
+    fn export_time_outside_the_window_moves_to_the_latest_restorable_time() {
+        let mut e = evidence();
+        e.export.as_mut().unwrap().request.export_time = Some(1_700_000_000.0);
+        let p = plan(&incident(), &e, &[owner_fix()], &Config::default());
+        assert_eq!(retry(&p).request.export_time, Some(1_795_600_000.0));
+        assert!(retry(&p)
+            .changes
+            .iter()
+            .any(|c| c.contains("outside the restorable window")));
+    }
+
+    #[test]
+    fn preflight_sync_failures_and_healthy_exports_never_retry() {
+        let mut pre = incident();
+        pre.source = IncidentSource::Preflight;
+        assert!(plan(&pre, &evidence(), &[owner_fix()], &Config::default())
+            .actions
+            .is_empty());
+
+        let mut sync = evidence();
+        sync.export = None;
+        assert!(plan(&incident(), &sync, &[owner_fix()], &Config::default())
+            .actions
+            .is_empty());
+
+        let mut done = evidence();
+        done.export.as_mut().unwrap().status = ExportStatus::Completed;
+        assert!(plan(&incident(), &done, &[owner_fix()], &Config::default())
+            .actions
+            .is_empty());
+
+        let zero = Config {
+            max_retries: 0,
+            ..Config::default()
+        };
+        assert!(plan(&incident(), &evidence(), &[owner_fix()], &zero)
+            .actions
+            .is_empty());
+    }
+}
