@@ -122,3 +122,22 @@ pub fn partition_of(region: Option<&str>) -> &'static str {
         _ => "aws",
     }
 }
+
+/// Wires the real adapters from one SdkConfig (clients share its connection pool).
+pub fn build_app(config: crate::Config, sdk: &aws_types::SdkConfig) -> crate::App {
+    let partition = partition_of(sdk.region().map(|r| r.as_ref()));
+    let path_style = config.s3_force_path_style;
+    crate::App {
+        exports: Box::new(DynamoExports::new(aws_sdk_dynamodb::Client::new(sdk))),
+        buckets: Box::new(S3Buckets::new(sts::s3_client(sdk, path_style))),
+        keys: Box::new(KmsKeys::new(aws_sdk_kms::Client::new(sdk))),
+        accounts: Box::new(Organizations::new(aws_sdk_organizations::Client::new(sdk))),
+        cross: Box::new(StsCrossAccount::new(
+            aws_sdk_sts::Client::new(sdk),
+            sdk.clone(),
+            partition,
+            path_style,
+        )),
+        config,
+    }
+}

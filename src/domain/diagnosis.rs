@@ -535,16 +535,17 @@ fn key_problems(key: &KeyFacts, bucket_region: Option<&str>) -> Option<String> {
     }
     let info: &KeyInfo = key.info.get()?;
     let mut problems = Vec::new();
-    if info.state != "Enabled" {
+    // An empty field means the service did not say; only a stated value counts against the key.
+    if !info.state.is_empty() && info.state != "Enabled" {
         problems.push(format!("state is {}", info.state));
     }
-    if info.spec != "SYMMETRIC_DEFAULT" {
+    if !info.spec.is_empty() && info.spec != "SYMMETRIC_DEFAULT" {
         problems.push(format!(
             "key spec is {} (S3 takes only SYMMETRIC_DEFAULT)",
             info.spec
         ));
     }
-    if info.usage != "ENCRYPT_DECRYPT" {
+    if !info.usage.is_empty() && info.usage != "ENCRYPT_DECRYPT" {
         problems.push(format!("key usage is {}", info.usage));
     }
     if let (Some(kr), Some(br)) = (info.region(), bucket_region) {

@@ -1,0 +1,7 @@
+//! Integration tests: the real adapters and handler against the patched moto emulator.
+//! `make test` installs the emulator into .venv; each test binary starts its own server on a
+//! free loopback port, and the server exits when this process does.
+
+mod helpers;
+mod runtime;
+mod scenarios;
