@@ -70,7 +70,10 @@ async fn bucket_policy_requiring_kms_is_retried_with_the_default_key() {
         "{result:#}"
     );
     let key = seeded["keyArn"].as_str().unwrap();
-    assert_eq!(result["plan"][0]["params"]["S3SseAlgorithm"], "KMS", "{result:#}");
+    assert_eq!(
+        result["plan"][0]["params"]["S3SseAlgorithm"], "KMS",
+        "{result:#}"
+    );
     assert_eq!(result["plan"][0]["params"]["S3SseKmsKeyId"], key);
     let evidence = result["findings"][0]["evidence"].to_string();
     assert!(
