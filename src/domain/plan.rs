@@ -74,11 +74,11 @@ pub fn plan(
             "no export was started (the call itself failed): the findings give the corrected command for the caller",
         );
     };
+    if findings.is_empty() {
+        return Plan::default();
+    }
     if export.status != ExportStatus::Failed {
         return Plan::none(format!("export is {:?}: nothing to retry", export.status));
-    }
-    if findings.is_empty() {
-        return Plan::none("no findings: nothing to fix");
     }
     let unfixable: Vec<&str> = findings
         .iter()

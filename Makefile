@@ -1,0 +1,69 @@
+# ddb-export-remediator: `make demo` and `make test` are the two commands a new user runs.
+# Tools (moto, cargo-lambda, aws-sam-cli, cfn-lint) install pinned into .venv on first use.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SYS_PY      := $(shell command -v python3)
+VENV        := .venv
+PY          := $(VENV)/bin/python
+TOOLS_STAMP := $(VENV)/.tools-$(shell cat tools/requirements.txt tools/constraints.txt 2>/dev/null | sha256sum | cut -c1-12)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+REGION      ?= us-east-1
+EVENT       ?= events/manual-diagnose.json
+ARM_TARGET  := aarch64-unknown-linux-gnu
+
+.PHONY: help tools demo test unit integration lint fmt validate build invoke deploy clean ci
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(TOOLS_STAMP): tools/requirements.txt tools/constraints.txt
+	@test -n "$(SYS_PY)" || { echo "python3 is required" >&2; exit 1; }
+	$(SYS_PY) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r tools/requirements.txt -c tools/constraints.txt
+	@rm -f $(VENV)/.tools-* && touch $@
+
+tools: $(TOOLS_STAMP) ## install the pinned local tools into .venv
+
+demo: tools ## emulator + function under cargo lambda watch, three scenarios end to end
+	$(PY) tools/demo.py
+
+test: tools lint ## everything: fmt, clippy, unit, adapter, integration (moto) and template checks
+	cargo test --all-targets
+	$(MAKE) --no-print-directory validate
+
+unit: ## unit and adapter tests only (no emulator)
+	cargo test --lib
+
+integration: tools ## integration tests against the emulator only
+	cargo test --test handler
+
+lint: ## rustfmt check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+fmt: ## format the code
+	cargo fmt --all
+
+validate: tools ## sam validate --lint and cfn-lint on template.yaml
+	sam validate --lint --region $(REGION)
+	cfn-lint template.yaml
+
+build: tools ## sam build: the arm64 bootstrap through cargo lambda (slow when cold)
+	@rustup target list --installed | grep -qx $(ARM_TARGET) || rustup target add $(ARM_TARGET)
+	sam build --beta-features
+
+invoke: tools ## run one event file locally: make invoke EVENT=events/<case>.json
+	$(PY) tools/invoke.py $(EVENT)
+
+deploy: build ## sam deploy --guided (needs AWS credentials)
+	sam deploy --guided
+
+clean: ## remove build output, the venv and demo logs
+	cargo clean
+	rm -rf .aws-sam $(VENV) .demo
+
+ci: test ## what .ci/run runs

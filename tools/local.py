@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Shared pieces of the local runs (demo and `make invoke`): the patched emulator, the function
+under `cargo lambda watch`, and `cargo lambda invoke`. Every process started here is tracked
+and stopped by its PID (process group) in stop_all()."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+WORK = ROOT / ".demo"  # logs and payload files of local runs (git-ignored)
+MEMBER_ROLE = "DdbExportRemediatorMember"
+STARTED: list[subprocess.Popen] = []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], log: Path, env: dict | None = None, stdout=None) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=stdout or open(log, "w"), stderr=open(log, "a"),
+        start_new_session=True,
+    )
+    STARTED.append(proc)
+    return proc
+
+
+def stop_all() -> None:
+    for proc in reversed(STARTED):
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)  # the group we started, by its leader's PID
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def start_emulator() -> str:
+    WORK.mkdir(exist_ok=True)
+    proc = start(
+        [str(VENV_BIN / "python"), "tools/moto_server.py", "--parent-pid", str(os.getpid())],
+        WORK / "moto.log",
+        stdout=subprocess.PIPE,
+    )
+    line = proc.stdout.readline().decode().strip()
+    if not line.startswith("MOTO_READY "):
+        sys.exit(f"emulator did not start: {line!r} (see {WORK / 'moto.log'})")
+    return line.split(" ", 1)[1]
+
+
+def seed(endpoint: str, scenario: str) -> dict:
+    out = subprocess.run(
+        [str(VENV_BIN / "python"), "tools/seed.py", "--endpoint", endpoint, scenario],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout)
+
+
+def function_env(endpoint: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
+        AWS_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        S3_FORCE_PATH_STYLE="true",
+        MEMBER_ROLE_NAME=MEMBER_ROLE,
+        MODE="apply",
+        RUST_LOG="warn",
+    )
+    return env
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited early; see {WORK}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    sys.exit(f"{what} did not listen on {port} within {timeout:.0f}s")
+
+
+def invoke(port: int, payload: dict, env: dict, allow_error: bool = False) -> dict:
+    """Sends one event; a function error is returned as {"error": ...} when allow_error."""
+    data = WORK / "payload.json"
+    data.write_text(json.dumps(payload))
+    out = subprocess.run(
+        [str(VENV_BIN / "cargo-lambda"), "lambda", "invoke", "--invoke-address", "127.0.0.1",
+         "--invoke-port", str(port),
+         "--data-file", str(data), "--output-format", "json", "ddb-export-remediator"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    if out.returncode != 0:
+        if allow_error:
+            return {"error": (out.stdout + out.stderr).strip()}
+        sys.exit(f"cargo lambda invoke failed:\n{out.stdout}\n{out.stderr}")
+    return json.loads(out.stdout)
+
+
+def wait_export(endpoint: str, arn: str, timeout: float = 60) -> dict:
+    ddb = boto3.client(
+        "dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+    deadline = time.time() + timeout
+    while True:
+        desc = ddb.describe_export(ExportArn=arn)["ExportDescription"]
+        if desc["ExportStatus"] != "IN_PROGRESS" or time.time() > deadline:
+            return desc
+        time.sleep(0.2)
+
+
+
+
+def start_function(endpoint: str) -> tuple[int, dict]:
+    """Starts the function under `cargo lambda watch` on a free port; returns (port, env)."""
+    env = function_env(endpoint)
+    port = free_port()
+    watch = start(
+        [str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "--invoke-address", "127.0.0.1",
+         "--invoke-port", str(port), "--ignore-changes"],
+        WORK / "watch.log", env=env,
+    )
+    wait_for_port(port, watch, "cargo lambda watch", 120)
+    return port, env
