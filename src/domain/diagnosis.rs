@@ -1035,6 +1035,21 @@ mod tests {
     }
 
     #[test]
+    fn key_fields_the_service_left_out_do_not_count_against_the_key() {
+        let mut k = key("Enabled");
+        if let crate::model::FactValue::Known(info) = &mut k.info.value {
+            info.usage.clear();
+            info.spec.clear();
+        }
+        assert_eq!(key_problems(&k, Some("us-east-1")), None);
+        let other_region = key_problems(&key("Enabled"), Some("eu-west-1")).unwrap();
+        assert!(
+            other_region.contains("the bucket in eu-west-1"),
+            "{other_region}"
+        );
+    }
+
+    #[test]
     fn nothing_matched_is_unclassified_with_every_fact() {
         let f = diagnose(&incident(), &evidence("S3AccessDenied", "something new"));
         assert_eq!(
