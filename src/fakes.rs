@@ -104,6 +104,21 @@ pub fn request(bucket: &str) -> ExportRequest {
     }
 }
 
+/// A request with every optional flag set: cross-account owner, SSE-KMS with a full key ARN.
+pub fn full_request() -> ExportRequest {
+    ExportRequest {
+        table_arn: TABLE_ARN.into(),
+        s3_bucket: "amzn-s3-demo-bucket".into(),
+        s3_bucket_owner: Some(DATA_ACCOUNT.into()),
+        s3_prefix: Some("exports/orders".into()),
+        s3_sse_algorithm: Some(crate::model::SseAlgorithm::Kms),
+        s3_sse_kms_key_id: Some("arn:aws:kms:us-east-1:111122223333:key/k1".into()),
+        export_format: Some("DYNAMODB_JSON".into()),
+        export_time: Some(1_795_500_000.0),
+        ..Default::default()
+    }
+}
+
 pub fn world_with_table() -> Shared {
     let mut w = World::default();
     w.tables.insert(

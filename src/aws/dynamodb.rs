@@ -344,16 +344,7 @@ mod tests {
                     .build()
             });
         let exports = DynamoExports::new(mock_client!(aws_sdk_dynamodb, [&rule]));
-        let req = ExportRequest {
-            table_arn: "arn:aws:dynamodb:us-east-1:111122223333:table/orders".into(),
-            s3_bucket: "amzn-s3-demo-bucket".into(),
-            s3_bucket_owner: Some("444455556666".into()),
-            s3_sse_algorithm: Some(SseAlgorithm::Kms),
-            s3_sse_kms_key_id: Some("arn:aws:kms:us-east-1:111122223333:key/k1".into()),
-            export_format: Some("DYNAMODB_JSON".into()),
-            export_time: Some(1_795_500_000.0),
-            ..Default::default()
-        };
+        let req = crate::fakes::full_request();
         assert_eq!(
             exports.start_export(&req, "ddbxr-abc-1").await.unwrap(),
             "arn:new"

@@ -72,21 +72,10 @@ fn quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SseAlgorithm;
 
     #[test]
     fn command_carries_every_given_flag_in_cli_spelling() {
-        let req = ExportRequest {
-            table_arn: "arn:aws:dynamodb:us-east-1:111122223333:table/orders".into(),
-            s3_bucket: "amzn-s3-demo-bucket".into(),
-            s3_bucket_owner: Some("444455556666".into()),
-            s3_prefix: Some("exports/orders".into()),
-            s3_sse_algorithm: Some(SseAlgorithm::Kms),
-            s3_sse_kms_key_id: Some("arn:aws:kms:us-east-1:111122223333:key/k1".into()),
-            export_format: Some("DYNAMODB_JSON".into()),
-            export_time: Some(1_795_500_000.0),
-            ..Default::default()
-        };
+        let req = crate::fakes::full_request();
         assert_eq!(
             export_command(&req),
             "aws dynamodb export-table-to-point-in-time \

@@ -231,23 +231,16 @@ fn bucket_owner(
 ) -> Option<Finding> {
     let owner = bucket.owner.get();
     match (&request.s3_bucket_owner, owner) {
-        (None, Some(o)) if o != table_account => {
-            let mut f = finding(
-                Cause::BucketOwnerMissing,
-                Confidence::Confirmed,
-                format!(
-                    "The bucket {} belongs to account {o}, but the export did not set --s3-bucket-owner.",
-                    bucket.name
-                ),
-                owner_evidence(fail, bucket, o),
-                format!("Export again with --s3-bucket-owner {o}."),
-            );
-            f.correction = Some(Correction {
-                s3_bucket_owner: Some(o.clone()),
-                ..Correction::default()
-            });
-            Some(f)
-        }
+        (None, Some(o)) if o != table_account => Some(owner_fix(
+            Cause::BucketOwnerMissing,
+            format!(
+                "The bucket {} belongs to account {o}, but the export did not set --s3-bucket-owner.",
+                bucket.name
+            ),
+            fail,
+            bucket,
+            o,
+        )),
         (None, None) => {
             let exists = matches!(
                 bucket.presence.get(),
@@ -299,25 +292,40 @@ fn bucket_owner(
                 "Export again with --s3-bucket-owner <bucket-owner-account-id>; set MEMBER_ROLE_NAME so the function can confirm the owner and retry by itself.".into(),
             ))
         }
-        (Some(given), Some(o)) if given != o => {
-            let mut f = finding(
-                Cause::BucketOwnerMismatch,
-                Confidence::Confirmed,
-                format!(
-                    "The export named account {given} as the bucket's owner, but {} belongs to {o}.",
-                    bucket.name
-                ),
-                owner_evidence(fail, bucket, o),
-                format!("Export again with --s3-bucket-owner {o}."),
-            );
-            f.correction = Some(Correction {
-                s3_bucket_owner: Some(o.clone()),
-                ..Correction::default()
-            });
-            Some(f)
-        }
+        (Some(given), Some(o)) if given != o => Some(owner_fix(
+            Cause::BucketOwnerMismatch,
+            format!(
+                "The export named account {given} as the bucket's owner, but {} belongs to {o}.",
+                bucket.name
+            ),
+            fail,
+            bucket,
+            o,
+        )),
         _ => None,
     }
+}
+
+/// A confirmed owner finding, fixed by retrying with the owner `ListBuckets` established.
+fn owner_fix(
+    cause: Cause,
+    summary: String,
+    fail: &Failure,
+    bucket: &BucketFacts,
+    owner: &str,
+) -> Finding {
+    let mut f = finding(
+        cause,
+        Confidence::Confirmed,
+        summary,
+        owner_evidence(fail, bucket, owner),
+        format!("Export again with --s3-bucket-owner {owner}."),
+    );
+    f.correction = Some(Correction {
+        s3_bucket_owner: Some(owner.to_string()),
+        ..Correction::default()
+    });
+    f
 }
 
 fn owner_evidence(fail: &Failure, bucket: &BucketFacts, owner: &str) -> Vec<EvidenceItem> {
