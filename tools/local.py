@@ -108,13 +108,22 @@ def invoke(port: int, payload: dict, env: dict, allow_error: bool = False) -> di
         [str(VENV_BIN / "cargo-lambda"), "lambda", "invoke", "--invoke-address", "127.0.0.1",
          "--invoke-port", str(port),
          "--data-file", str(data), "--output-format", "json", "ddb-export-remediator"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=ROOT, env={**env, "COLUMNS": "1000"}, capture_output=True, text=True, timeout=900,
     )
     if out.returncode != 0:
         if allow_error:
-            return {"error": (out.stdout + out.stderr).strip()}
+            return function_error(out.stdout + out.stderr)
         sys.exit(f"cargo lambda invoke failed:\n{out.stdout}\n{out.stderr}")
     return json.loads(out.stdout)
+
+
+def function_error(text: str) -> dict:
+    """cargo lambda prints a function error as "Error: <type>" and a boxed message."""
+    lines = [l.strip().lstrip("×│").strip() for l in text.splitlines()]
+    error_type = next((l[len("Error: "):] for l in lines if l.startswith("Error: ")), "Unknown")
+    body = [l for l in lines if l and not l.startswith("Error: ")]
+    body = body[: next((i for i, l in enumerate(body) if l.startswith("Was this behavior")), len(body))]
+    return {"errorType": error_type, "errorMessage": "".join(body)}
 
 
 def wait_export(endpoint: str, arn: str, timeout: float = 60) -> dict:
