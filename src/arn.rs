@@ -131,6 +131,17 @@ impl fmt::Display for Arn {
     }
 }
 
+/// The partition of a region (`aws-cn` for cn-*, `aws-us-gov` for us-gov-*).
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 pub fn is_account_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }

@@ -9,8 +9,9 @@ use crate::model::{
     PitrInfo, TableInfo,
 };
 use crate::ports::{
-    AccountDirectory, AccountReaders, BucketInspector, BucketPresence, CrossAccount, ExportPage,
-    ExportService, KeyInspector, PortResult,
+    AccountDirectory, AccountReaders, BucketInspector, BucketPresence, Claim, CrossAccount,
+    EventPublisher, ExportPage, ExportService, Identity, IncidentRecord, IncidentStatus,
+    KeyInspector, Ledger, Lineage, OutboundEvent, PortResult, StartRecord, SweepState,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -66,6 +67,16 @@ pub struct World {
     pub fail_start: Option<AwsErrorKind>,
     /// Operations that answer AccessDenied.
     pub denied: Vec<&'static str>,
+    pub list_calls: usize,
+    pub ledger: HashMap<String, IncidentRecord>,
+    pub lineages: HashMap<String, Lineage>,
+    pub starts: HashMap<String, StartRecord>,
+    pub sweep_states: HashMap<String, SweepState>,
+    pub marks: HashMap<String, String>,
+    pub cursor: Option<String>,
+    pub published: Vec<OutboundEvent>,
+    /// Refuse the next N published events (PutEvents partial failure).
+    pub refuse_events: usize,
 }
 
 pub type Shared = Arc<RwLock<World>>;
@@ -141,8 +152,16 @@ pub fn world_with_table() -> Shared {
 }
 
 pub fn app(world: &Shared, config: Config) -> App {
+    let ledger = config
+        .ledger_table_name
+        .as_ref()
+        .map(|_| Box::new(FakeLedger(world.clone())) as Box<dyn Ledger>);
     App {
         config,
+        region: "us-east-1".into(),
+        identity: Box::new(FakeIdentity),
+        ledger,
+        events: Box::new(FakeEvents(world.clone())),
         exports: Box::new(FakeExports(world.clone())),
         buckets: Box::new(FakeBuckets {
             world: world.clone(),
@@ -207,20 +226,35 @@ impl ExportService for FakeExports {
             .get(table)
             .map(|t| t.1.clone()))
     }
-    async fn list_exports(&self, next_token: Option<String>) -> PortResult<ExportPage> {
-        let w = self.0.read().unwrap();
+    async fn list_exports(
+        &self,
+        table_arn: Option<&str>,
+        next_token: Option<String>,
+    ) -> PortResult<ExportPage> {
+        let mut w = self.0.write().unwrap();
+        w.list_calls += 1;
+        let mut all: Vec<&ExportDescription> = w
+            .exports
+            .iter()
+            .filter(|e| table_arn.is_none_or(|t| e.request.table_arn == t))
+            .collect();
+        all.sort_by(|a, b| b.export_arn.cmp(&a.export_arn));
         let start: usize = next_token.and_then(|t| t.parse().ok()).unwrap_or(0);
-        let end = (start + 25).min(w.exports.len());
-        Ok(ExportPage {
-            exports: w.exports[start..end]
+        let end = (start + 25).min(all.len());
+        let page = ExportPage {
+            exports: all[start..end]
                 .iter()
                 .map(|e| ExportSummary {
                     export_arn: e.export_arn.clone(),
                     status: e.status,
                 })
                 .collect(),
-            next_token: (end < w.exports.len()).then(|| end.to_string()),
-        })
+            next_token: (end < all.len()).then(|| end.to_string()),
+        };
+        Ok(page)
+    }
+    async fn table_names(&self) -> PortResult<Vec<String>> {
+        Ok(self.0.read().unwrap().tables.keys().cloned().collect())
     }
 }
 
@@ -354,5 +388,155 @@ impl CrossAccount for FakeCross {
                 account: account_id.into(),
             }),
         })
+    }
+}
+
+pub struct FakeIdentity;
+
+#[async_trait]
+impl Identity for FakeIdentity {
+    async fn whoami(&self) -> PortResult<(String, String)> {
+        Ok((
+            TABLE_ACCOUNT.into(),
+            format!("arn:aws:sts::{TABLE_ACCOUNT}:assumed-role/remediator/fn"),
+        ))
+    }
+}
+
+pub struct FakeEvents(pub Shared);
+
+#[async_trait]
+impl EventPublisher for FakeEvents {
+    async fn publish(&self, events: &[OutboundEvent]) -> PortResult<Vec<bool>> {
+        let mut w = self.0.write().unwrap();
+        let mut out = Vec::new();
+        for e in events {
+            if w.refuse_events > 0 {
+                w.refuse_events -= 1;
+                out.push(false);
+            } else {
+                w.published.push(e.clone());
+                out.push(true);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Same semantics as the DynamoDB ledger: the claim is a compare-and-set under one lock.
+pub struct FakeLedger(pub Shared);
+
+#[async_trait]
+impl Ledger for FakeLedger {
+    async fn claim(&self, export_arn: &str, now: i64, lease_secs: i64) -> PortResult<Claim> {
+        let mut w = self.0.write().unwrap();
+        let existing = w.ledger.get(export_arn).cloned();
+        let free = match &existing {
+            None => true,
+            Some(r) => {
+                r.status == IncidentStatus::Pending
+                    || (r.status == IncidentStatus::Claimed && r.lease_until < now)
+            }
+        };
+        if !free {
+            return Ok(Claim::Held(existing.unwrap_or_else(|| unreachable!())));
+        }
+        w.ledger.insert(
+            export_arn.to_string(),
+            IncidentRecord {
+                export_arn: export_arn.to_string(),
+                status: IncidentStatus::Claimed,
+                lease_until: now + lease_secs,
+                causes: Vec::new(),
+                attempt: 0,
+                root_export_arn: export_arn.to_string(),
+                client_token: None,
+                export_time: None,
+                retry_export_arn: None,
+                note: None,
+            },
+        );
+        Ok(Claim::Won { previous: existing })
+    }
+    async fn settle(&self, record: &IncidentRecord, _now: i64) -> PortResult<()> {
+        self.0
+            .write()
+            .unwrap()
+            .ledger
+            .insert(record.export_arn.clone(), record.clone());
+        Ok(())
+    }
+    async fn lineage(&self, export_arn: &str) -> PortResult<Option<Lineage>> {
+        Ok(self.0.read().unwrap().lineages.get(export_arn).cloned())
+    }
+    async fn record_lineage(
+        &self,
+        retry_export_arn: &str,
+        lineage: &Lineage,
+        _now: i64,
+    ) -> PortResult<()> {
+        self.0
+            .write()
+            .unwrap()
+            .lineages
+            .insert(retry_export_arn.to_string(), lineage.clone());
+        Ok(())
+    }
+    async fn record_start(
+        &self,
+        export_arn: &str,
+        start: &StartRecord,
+        _now: i64,
+    ) -> PortResult<()> {
+        self.0
+            .write()
+            .unwrap()
+            .starts
+            .insert(export_arn.to_string(), start.clone());
+        Ok(())
+    }
+    async fn start_record(&self, export_arn: &str) -> PortResult<Option<StartRecord>> {
+        Ok(self.0.read().unwrap().starts.get(export_arn).cloned())
+    }
+    async fn sweep_states(
+        &self,
+        export_arns: &[String],
+    ) -> PortResult<HashMap<String, SweepState>> {
+        let w = self.0.read().unwrap();
+        Ok(export_arns
+            .iter()
+            .filter_map(|a| w.sweep_states.get(a).map(|s| (a.clone(), *s)))
+            .collect())
+    }
+    async fn set_sweep_state(
+        &self,
+        export_arn: &str,
+        state: SweepState,
+        _now: i64,
+    ) -> PortResult<()> {
+        self.0
+            .write()
+            .unwrap()
+            .sweep_states
+            .insert(export_arn.to_string(), state);
+        Ok(())
+    }
+    async fn table_mark(&self, table_arn: &str) -> PortResult<Option<String>> {
+        Ok(self.0.read().unwrap().marks.get(table_arn).cloned())
+    }
+    async fn set_table_mark(&self, table_arn: &str, mark: &str, _now: i64) -> PortResult<()> {
+        self.0
+            .write()
+            .unwrap()
+            .marks
+            .insert(table_arn.to_string(), mark.to_string());
+        Ok(())
+    }
+    async fn sweep_cursor(&self) -> PortResult<Option<String>> {
+        Ok(self.0.read().unwrap().cursor.clone())
+    }
+    async fn set_sweep_cursor(&self, table_arn: Option<&str>, _now: i64) -> PortResult<()> {
+        self.0.write().unwrap().cursor = table_arn.map(str::to_string);
+        Ok(())
     }
 }

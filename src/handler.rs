@@ -4,10 +4,18 @@ use crate::domain::App;
 use crate::error::{Chain, Error};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Time left before the runtime's deadline (epoch milliseconds); none for a zero deadline.
+fn remaining(deadline_ms: u64) -> Option<Duration> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    (deadline_ms > 0).then(|| Duration::from_millis(deadline_ms).saturating_sub(now))
+}
 
 /// Deserializes nothing itself (intake does), runs the pipeline, logs the result as one line.
 pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    match app.handle(&event.payload).await {
+    let deadline = remaining(event.context.deadline).map(|left| Instant::now() + left);
+    match app.handle(&event.payload, deadline).await {
         Ok(result) => {
             let causes: Vec<&str> = result.findings.iter().map(|f| f.cause.code()).collect();
             let json = serde_json::to_value(&result).unwrap_or(Value::Null);

@@ -9,6 +9,7 @@ use crate::model::{
     BucketEncryption, ExportDescription, ExportRequest, ExportSummary, KeyInfo, PitrInfo, TableInfo,
 };
 use async_trait::async_trait;
+use std::collections::HashMap;
 
 pub type PortResult<T> = Result<T, AwsError>;
 
@@ -21,8 +22,14 @@ pub trait ExportService: Send + Sync {
         -> PortResult<String>;
     async fn describe_table(&self, table: &str) -> PortResult<Option<TableInfo>>;
     async fn continuous_backups(&self, table: &str) -> PortResult<Option<PitrInfo>>;
-    /// One page of ListExports for the account and region (newest first, at most 25).
-    async fn list_exports(&self, next_token: Option<String>) -> PortResult<ExportPage>;
+    /// One page of ListExports (newest first, at most 25), for one table or the whole account.
+    async fn list_exports(
+        &self,
+        table_arn: Option<&str>,
+        next_token: Option<String>,
+    ) -> PortResult<ExportPage>;
+    /// Every table name of the account and region.
+    async fn table_names(&self) -> PortResult<Vec<String>>;
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -75,4 +82,145 @@ pub struct AccountReaders {
 pub trait CrossAccount: Send + Sync {
     /// Assumes `arn:<partition>:iam::<account>:role/<role_name>` and returns readers there.
     async fn readers_in(&self, account_id: &str, role_name: &str) -> PortResult<AccountReaders>;
+}
+
+/// Where an incident stands in the ledger (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentStatus {
+    /// A delivery holds the incident until `lease_until`.
+    Claimed,
+    /// A retry export was started.
+    Retried,
+    /// Diagnosed; nothing to do automatically.
+    NoAction,
+    /// Loop protection stopped it (MAX_RETRIES, or a retry failed again with the same cause).
+    GaveUp,
+    /// An action failed in a way the next delivery can finish (throttling, timeouts).
+    Pending,
+}
+
+impl IncidentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Claimed => "CLAIMED",
+            Self::Retried => "RETRIED",
+            Self::NoAction => "NO_ACTION",
+            Self::GaveUp => "GAVE_UP",
+            Self::Pending => "PENDING",
+        }
+    }
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Claimed,
+            Self::Retried,
+            Self::NoAction,
+            Self::GaveUp,
+            Self::Pending,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// One incident (a failed export) in the ledger. Times are epoch seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentRecord {
+    pub export_arn: String,
+    pub status: IncidentStatus,
+    pub lease_until: i64,
+    pub causes: Vec<String>,
+    pub attempt: u32,
+    pub root_export_arn: String,
+    /// Stored before the retry call so every delivery sends identical parameters.
+    pub client_token: Option<String>,
+    pub export_time: Option<f64>,
+    pub retry_export_arn: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// This delivery holds the incident; `previous` is an expired or pending earlier claim.
+    Won { previous: Option<IncidentRecord> },
+    /// Another delivery holds it or has settled it.
+    Held(IncidentRecord),
+}
+
+/// The lineage of a retry export this function started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lineage {
+    pub root_export_arn: String,
+    pub attempt: u32,
+    /// The causes the retry was meant to fix.
+    pub causes: Vec<String>,
+}
+
+/// Who started an export, from the CloudTrail success event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartRecord {
+    pub caller: Option<String>,
+    pub request: Option<ExportRequest>,
+}
+
+/// What the sweep knows about an export it has seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepState {
+    InProgress,
+    Published,
+}
+
+/// The ledger: conditional writes make duplicate deliveries act once.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Claims the incident of `export_arn` for `lease_secs` unless someone else holds or settled it.
+    async fn claim(&self, export_arn: &str, now: i64, lease_secs: i64) -> PortResult<Claim>;
+    /// Writes the incident's state (the claim holder only).
+    async fn settle(&self, record: &IncidentRecord, now: i64) -> PortResult<()>;
+    async fn lineage(&self, export_arn: &str) -> PortResult<Option<Lineage>>;
+    async fn record_lineage(
+        &self,
+        retry_export_arn: &str,
+        lineage: &Lineage,
+        now: i64,
+    ) -> PortResult<()>;
+    async fn record_start(&self, export_arn: &str, start: &StartRecord, now: i64)
+        -> PortResult<()>;
+    async fn start_record(&self, export_arn: &str) -> PortResult<Option<StartRecord>>;
+    /// Batched: the sweep state of each export the ledger knows.
+    async fn sweep_states(&self, export_arns: &[String])
+        -> PortResult<HashMap<String, SweepState>>;
+    async fn set_sweep_state(
+        &self,
+        export_arn: &str,
+        state: SweepState,
+        now: i64,
+    ) -> PortResult<()>;
+    /// The table's high-water mark: an export ARN such that it and all older exports were terminal.
+    async fn table_mark(&self, table_arn: &str) -> PortResult<Option<String>>;
+    async fn set_table_mark(&self, table_arn: &str, mark: &str, now: i64) -> PortResult<()>;
+    /// Where an unfinished sweep stopped (a table ARN), if it did.
+    async fn sweep_cursor(&self) -> PortResult<Option<String>>;
+    async fn set_sweep_cursor(&self, table_arn: Option<&str>, now: i64) -> PortResult<()>;
+}
+
+/// An event to put on the bus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundEvent {
+    pub source: String,
+    pub detail_type: String,
+    pub detail: serde_json::Value,
+    pub resources: Vec<String>,
+}
+
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Puts the events (batched by the adapter); one bool per event: was it accepted.
+    async fn publish(&self, events: &[OutboundEvent]) -> PortResult<Vec<bool>>;
+}
+
+/// The function's own identity (for the account id and the loop guard).
+#[async_trait]
+pub trait Identity: Send + Sync {
+    /// `(account id, caller ARN)` of the function's credentials.
+    async fn whoami(&self) -> PortResult<(String, String)>;
 }

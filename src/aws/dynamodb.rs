@@ -225,11 +225,16 @@ impl ExportService for DynamoExports {
     }
 
     #[tracing::instrument(skip(self))]
-    async fn list_exports(&self, next_token: Option<String>) -> PortResult<ExportPage> {
+    async fn list_exports(
+        &self,
+        table_arn: Option<&str>,
+        next_token: Option<String>,
+    ) -> PortResult<ExportPage> {
         const OP: &str = "dynamodb:ListExports";
         let out = self
             .client
             .list_exports()
+            .set_table_arn(table_arn.map(str::to_string))
             .max_results(25)
             .set_next_token(next_token)
             .send()
@@ -249,6 +254,27 @@ impl ExportService for DynamoExports {
             exports,
             next_token: out.next_token().map(str::to_string),
         })
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn table_names(&self) -> PortResult<Vec<String>> {
+        const OP: &str = "dynamodb:ListTables";
+        let mut names = Vec::new();
+        let mut start: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_tables()
+                .set_exclusive_start_table_name(start.take())
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))?;
+            names.extend(out.table_names().iter().cloned());
+            match out.last_evaluated_table_name() {
+                Some(last) => start = Some(last.to_string()),
+                None => return Ok(names),
+            }
+        }
     }
 }
 
@@ -410,9 +436,9 @@ mod tests {
             RuleMode::Sequential,
             [&first, &second]
         ));
-        let page = exports.list_exports(None).await.unwrap();
+        let page = exports.list_exports(None, None).await.unwrap();
         assert_eq!(page.exports[0].status, ExportStatus::Failed);
-        let page2 = exports.list_exports(page.next_token).await.unwrap();
+        let page2 = exports.list_exports(None, page.next_token).await.unwrap();
         assert!(page2.exports.is_empty() && page2.next_token.is_none());
         assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
     }

@@ -1,13 +1,17 @@
 //! Adapters: SDK clients behind the ports. SDK types stop here.
 
 pub mod dynamodb;
+pub mod eventbridge;
 pub mod kms;
+pub mod ledger;
 pub mod organizations;
 pub mod s3;
 pub mod sts;
 
 pub use dynamodb::DynamoExports;
+pub use eventbridge::EventBus;
 pub use kms::KmsKeys;
+pub use ledger::DynamoLedger;
 pub use organizations::Organizations;
 pub use s3::S3Buckets;
 pub use sts::StsCrossAccount;
@@ -114,30 +118,35 @@ pub(crate) fn missing(operation: &'static str, what: &str) -> AwsError {
     )
 }
 
-/// The partition of a region (`aws-cn` for cn-*, `aws-us-gov` for us-gov-*).
-pub fn partition_of(region: Option<&str>) -> &'static str {
-    match region {
-        Some(r) if r.starts_with("cn-") => "aws-cn",
-        Some(r) if r.starts_with("us-gov-") => "aws-us-gov",
-        _ => "aws",
-    }
-}
-
 /// Wires the real adapters from one SdkConfig (clients share its connection pool).
 pub fn build_app(config: crate::Config, sdk: &aws_types::SdkConfig) -> crate::App {
-    let partition = partition_of(sdk.region().map(|r| r.as_ref()));
+    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    let partition = crate::arn::partition_of(&region);
     let path_style = config.s3_force_path_style;
-    crate::App {
-        exports: Box::new(DynamoExports::new(aws_sdk_dynamodb::Client::new(sdk))),
-        buckets: Box::new(S3Buckets::new(sts::s3_client(sdk, path_style))),
-        keys: Box::new(KmsKeys::new(aws_sdk_kms::Client::new(sdk))),
-        accounts: Box::new(Organizations::new(aws_sdk_organizations::Client::new(sdk))),
-        cross: Box::new(StsCrossAccount::new(
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let sts = || {
+        StsCrossAccount::new(
             aws_sdk_sts::Client::new(sdk),
             sdk.clone(),
             partition,
             path_style,
+        )
+    };
+    crate::App {
+        exports: Box::new(DynamoExports::new(dynamodb.clone())),
+        buckets: Box::new(S3Buckets::new(sts::s3_client(sdk, path_style))),
+        keys: Box::new(KmsKeys::new(aws_sdk_kms::Client::new(sdk))),
+        accounts: Box::new(Organizations::new(aws_sdk_organizations::Client::new(sdk))),
+        cross: Box::new(sts()),
+        identity: Box::new(sts()),
+        ledger: config.ledger_table_name.as_ref().map(|t| {
+            Box::new(DynamoLedger::new(dynamodb, t.clone())) as Box<dyn crate::ports::Ledger>
+        }),
+        events: Box::new(EventBus::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            config.event_bus_name.clone(),
         )),
+        region,
         config,
     }
 }

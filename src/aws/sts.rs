@@ -1,7 +1,7 @@
 //! STS adapter: assume the member role in another account and read there.
 
 use super::{classify, missing, KmsKeys, S3Buckets};
-use crate::ports::{AccountReaders, CrossAccount, PortResult};
+use crate::ports::{AccountReaders, CrossAccount, Identity, PortResult};
 use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
@@ -73,5 +73,22 @@ impl CrossAccount for StsCrossAccount {
             buckets: Box::new(S3Buckets::new(s3_client(&config, self.force_path_style))),
             keys: Box::new(KmsKeys::new(aws_sdk_kms::Client::new(&config))),
         })
+    }
+}
+
+#[async_trait]
+impl Identity for StsCrossAccount {
+    #[tracing::instrument(skip(self))]
+    async fn whoami(&self) -> PortResult<(String, String)> {
+        const OP: &str = "sts:GetCallerIdentity";
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        let account = out.account().ok_or_else(|| missing(OP, "Account"))?;
+        let arn = out.arn().ok_or_else(|| missing(OP, "Arn"))?;
+        Ok((account.to_string(), arn.to_string()))
     }
 }

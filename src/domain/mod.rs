@@ -7,38 +7,63 @@ pub mod evidence;
 pub mod plan;
 pub mod report;
 pub mod sse_rules;
+pub mod sweep;
 
 use crate::config::Config;
-use crate::error::Error;
-use crate::intake::{self, ExportStarted, Trigger};
+use crate::error::{AwsErrorKind, Error};
+use crate::intake::{self, ExportStarted, Trigger, REPORT_DETAIL_TYPE};
 use crate::model::{ExportStatus, Incident, IncidentSource, Mode};
-use crate::ports::{AccountDirectory, BucketInspector, CrossAccount, ExportService, KeyInspector};
-use plan::{Action, Plan};
+use crate::ports::{
+    AccountDirectory, BucketInspector, Claim, CrossAccount, EventPublisher, ExportService,
+    Identity, IncidentRecord, IncidentStatus, KeyInspector, Ledger, Lineage, OutboundEvent,
+    StartRecord,
+};
+use plan::{Action, Plan, Retry};
 use report::{
     Applied, AppliedStatus, IncidentReport, RemediationResult, SweepReport, SCHEMA_VERSION,
 };
 use serde_json::{json, Value};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Everything one invocation needs, built once at init.
 pub struct App {
     pub config: Config,
+    /// The function's region (table ARNs of the sweep are built in it).
+    pub region: String,
     pub exports: Box<dyn ExportService>,
     pub buckets: Box<dyn BucketInspector>,
     pub keys: Box<dyn KeyInspector>,
     pub accounts: Box<dyn AccountDirectory>,
     pub cross: Box<dyn CrossAccount>,
+    pub identity: Box<dyn Identity>,
+    /// `None` when LEDGER_TABLE_NAME is not set: no exactly-once, a report-only sweep.
+    pub ledger: Option<Box<dyn Ledger>>,
+    pub events: Box<dyn EventPublisher>,
 }
 
-/// Most ListExports pages one sweep reads (25 exports a page).
+/// Most ListExports pages the report-only sweep reads (25 exports a page).
 const SWEEP_MAX_PAGES: usize = 400;
+/// How long a delivery holds an incident: longer than the function's timeout.
+const LEASE_SECS: i64 = 300;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
 
 impl App {
-    /// Handles one event of any trigger shape.
-    pub async fn handle(&self, event: &Value) -> Result<RemediationResult, Error> {
+    /// Handles one event of any trigger shape; `deadline` bounds long work (the sweep).
+    pub async fn handle(
+        &self,
+        event: &Value,
+        deadline: Option<Instant>,
+    ) -> Result<RemediationResult, Error> {
         match intake::parse(event)? {
             Trigger::Incident(incident) | Trigger::Preflight(incident) => self.remediate(incident).await,
-            Trigger::ExportStarted(started) => Ok(self.export_started(started)),
-            Trigger::Sweep => self.sweep().await,
+            Trigger::ExportStarted(started) => self.export_started(started).await,
+            Trigger::Sweep => self.sweep(deadline).await,
             Trigger::Rollback { change_id } => Err(Error::NotAvailable(format!(
                 "no key-policy change {change_id} can exist: this deployment makes no key-policy changes yet"
             ))),
@@ -51,6 +76,18 @@ impl App {
 
     pub async fn remediate(&self, mut incident: Incident) -> Result<RemediationResult, Error> {
         let mode = self.effective_mode(incident.requested_mode);
+        let mut notes = Vec::new();
+        // Ledger reads: who started this export, and whether it is one of our retries.
+        let (start, lineage) = match (&self.ledger, &incident.export_arn) {
+            (Some(ledger), Some(arn)) => {
+                let (start, lineage) = tokio::join!(ledger.start_record(arn), ledger.lineage(arn));
+                (start?, lineage?)
+            }
+            _ => (None, None),
+        };
+        if incident.caller.is_none() {
+            incident.caller = start.and_then(|s| s.caller);
+        }
         let evidence = evidence::gather(self, &incident).await?;
         if let Some(e) = &evidence.export {
             incident.failure_code = incident.failure_code.or_else(|| e.failure_code.clone());
@@ -63,12 +100,24 @@ impl App {
         }
         let findings = diagnosis::diagnose(&incident, &evidence);
         let plan = if mode >= Mode::Plan {
-            plan::plan(&incident, &evidence, &findings, &self.config)
+            plan::plan(
+                &incident,
+                &evidence,
+                &findings,
+                &self.config,
+                lineage.as_ref(),
+            )
         } else {
             Plan::default()
         };
-        let applied = self.act(mode, &plan.actions).await;
-        let mut notes = plan.notes;
+        notes.extend(plan.notes.iter().cloned());
+        let applied = match (mode, &self.ledger, &incident.export_arn) {
+            (Mode::Apply, Some(ledger), Some(arn)) => {
+                self.act_once(ledger.as_ref(), arn, &plan, &findings, &mut notes)
+                    .await?
+            }
+            _ => self.act(mode, &plan.actions, &mut notes).await,
+        };
         if incident.source == IncidentSource::Preflight {
             notes.push(if findings.is_empty() {
                 "preflight: no cause found; the export should succeed as far as these facts show"
@@ -85,7 +134,7 @@ impl App {
         {
             notes.push("export completed: healthy, nothing to do".into());
         }
-        Ok(RemediationResult {
+        let mut result = RemediationResult {
             schema_version: SCHEMA_VERSION,
             mode,
             incident: IncidentReport::from_incident(&incident),
@@ -94,11 +143,117 @@ impl App {
             applied,
             notes,
             sweep: None,
-        })
+        };
+        self.publish_report(&mut result).await;
+        Ok(result)
+    }
+
+    /// Apply mode with a ledger: claim the incident so that concurrent and repeated deliveries
+    /// act once, store the retry's token and time before the call, record lineage after it.
+    async fn act_once(
+        &self,
+        ledger: &dyn Ledger,
+        export_arn: &str,
+        plan: &Plan,
+        findings: &[crate::model::Finding],
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<Applied>, Error> {
+        let previous = match ledger.claim(export_arn, now(), LEASE_SECS).await? {
+            Claim::Held(record) => {
+                notes.push(format!(
+                    "already handled by another delivery: {}{}",
+                    record.status.as_str(),
+                    record
+                        .retry_export_arn
+                        .as_deref()
+                        .map(|a| format!(", retry {a}"))
+                        .unwrap_or_default()
+                ));
+                return Ok(plan
+                    .actions
+                    .iter()
+                    .map(|a| Applied {
+                        action: report::action_name(a),
+                        status: AppliedStatus::Skipped,
+                        result: json!({"reason": "already handled", "ledgerStatus": record.status.as_str(),
+                                       "retryExportArn": record.retry_export_arn}),
+                    })
+                    .collect());
+            }
+            Claim::Won { previous } => previous,
+        };
+        let mut record = IncidentRecord {
+            export_arn: export_arn.to_string(),
+            status: IncidentStatus::Claimed,
+            lease_until: now() + LEASE_SECS,
+            causes: plan::cause_codes(findings),
+            attempt: 0,
+            root_export_arn: plan
+                .root_export_arn
+                .clone()
+                .unwrap_or_else(|| export_arn.to_string()),
+            client_token: None,
+            export_time: None,
+            retry_export_arn: None,
+            note: plan.notes.first().cloned(),
+        };
+        let Some(Action::RetryExport(retry)) = plan.actions.first() else {
+            record.status = if plan.gave_up {
+                IncidentStatus::GaveUp
+            } else {
+                IncidentStatus::NoAction
+            };
+            record.lease_until = 0;
+            ledger.settle(&record, now()).await?;
+            return Ok(Vec::new());
+        };
+        // A retry after a lost delivery sends exactly what the first one stored.
+        let mut retry = retry.clone();
+        if let Some(p) =
+            previous.filter(|p| p.client_token.as_deref() == Some(retry.client_token.as_str()))
+        {
+            retry.request.export_time = p.export_time;
+        }
+        record.attempt = retry.attempt;
+        record.client_token = Some(retry.client_token.clone());
+        record.export_time = retry.request.export_time;
+        ledger.settle(&record, now()).await?;
+
+        let applied = self
+            .act(Mode::Apply, &[Action::RetryExport(retry.clone())], notes)
+            .await;
+        let done = applied.first().filter(|a| a.status == AppliedStatus::Done);
+        match done.and_then(|a| a.result["exportArn"].as_str()) {
+            Some(new_arn) => {
+                let lineage = Lineage {
+                    root_export_arn: record.root_export_arn.clone(),
+                    attempt: retry.attempt,
+                    causes: record.causes.clone(),
+                };
+                ledger.record_lineage(new_arn, &lineage, now()).await?;
+                record.status = IncidentStatus::Retried;
+                record.retry_export_arn = Some(new_arn.to_string());
+            }
+            None => {
+                let retryable = applied
+                    .first()
+                    .and_then(|a| a.result["retryable"].as_bool())
+                    .unwrap_or(false);
+                record.status = if retryable {
+                    IncidentStatus::Pending
+                } else {
+                    IncidentStatus::GaveUp
+                };
+                record.note = applied.first().map(|a| a.result.to_string());
+            }
+        }
+        record.lease_until = 0;
+        ledger.settle(&record, now()).await?;
+        Ok(applied)
     }
 
     /// Carries out the plan in apply mode; in plan mode every action is reported SKIPPED.
-    async fn act(&self, mode: Mode, actions: &[Action]) -> Vec<Applied> {
+    async fn act(&self, mode: Mode, actions: &[Action], notes: &mut Vec<String>) -> Vec<Applied> {
         let mut applied = Vec::new();
         for action in actions {
             let name = report::action_name(action);
@@ -111,66 +266,133 @@ impl App {
                 continue;
             }
             match action {
-                Action::RetryExport(retry) => {
-                    let outcome = self
-                        .exports
-                        .start_export(&retry.request, &retry.client_token)
-                        .await;
-                    applied.push(match outcome {
-                        Ok(export_arn) => {
-                            tracing::info!(export_arn = %export_arn, attempt = retry.attempt, "retry export started");
-                            Applied {
-                                action: name,
-                                status: AppliedStatus::Done,
-                                result: json!({"exportArn": export_arn, "clientToken": retry.client_token}),
-                            }
-                        }
-                        Err(e) => {
-                            let err = Error::from(e);
-                            tracing::warn!(error.message = %crate::error::Chain(&err), "retry export failed");
-                            Applied {
-                                action: name,
-                                status: AppliedStatus::Failed,
-                                result: json!({"errorType": err.error_type(), "message": err.public_message()}),
-                            }
-                        }
-                    });
-                }
+                Action::RetryExport(retry) => applied.push(self.retry_export(retry, notes).await),
             }
         }
         applied
     }
 
-    fn export_started(&self, started: ExportStarted) -> RemediationResult {
-        let mut incident = Incident::new(IncidentSource::Cloudtrail);
-        incident.export_arn = started.export_arn;
-        incident.table_arn = started.request.as_ref().map(|r| r.table_arn.clone());
-        incident.caller = started.caller;
-        let note = if started.own_retry {
-            "export started by this function's own retry: recorded only (loop guard)"
-        } else {
-            "export start observed; attributing later failures to this caller needs the ledger (LEDGER_TABLE_NAME), not configured in this build"
+    async fn retry_export(&self, retry: &Retry, notes: &mut Vec<String>) -> Applied {
+        let name = "RETRY_EXPORT";
+        match self
+            .exports
+            .start_export(&retry.request, &retry.client_token)
+            .await
+        {
+            Ok(export_arn) => {
+                tracing::info!(export_arn = %export_arn, attempt = retry.attempt, "retry export started");
+                Applied {
+                    action: name,
+                    status: AppliedStatus::Done,
+                    result: json!({"exportArn": export_arn, "clientToken": retry.client_token}),
+                }
+            }
+            Err(e) => {
+                // Throttling, limits and transport failures pass; the next delivery tries again.
+                let retryable = matches!(e.kind, AwsErrorKind::Throttled | AwsErrorKind::Other)
+                    || e.message.contains("LimitExceeded");
+                if e.message.contains("ExportConflict") {
+                    notes.push("defect: our ClientToken was reused with other parameters (CLIENT_TOKEN_CONFLICT)".into());
+                }
+                let err = Error::from(e);
+                tracing::warn!(error.message = %crate::error::Chain(&err), "retry export failed");
+                Applied {
+                    action: name,
+                    status: AppliedStatus::Failed,
+                    result: json!({"errorType": err.error_type(), "message": err.public_message(), "retryable": retryable}),
+                }
+            }
+        }
+    }
+
+    /// Puts the result on the bus as `DynamoDB Export Remediation`; a failure is noted, not fatal.
+    async fn publish_report(&self, result: &mut RemediationResult) {
+        let detail = match serde_json::to_value(&*result) {
+            Ok(v) => v,
+            Err(_) => return,
         };
-        RemediationResult {
+        let event = OutboundEvent {
+            source: sweep::EVENT_SOURCE.into(),
+            detail_type: REPORT_DETAIL_TYPE.into(),
+            detail,
+            resources: result.incident.export_arn.iter().cloned().collect(),
+        };
+        match self.events.publish(&[event]).await {
+            Ok(accepted) if accepted.first() == Some(&true) => {}
+            Ok(_) => result
+                .notes
+                .push("report event not accepted by the bus".into()),
+            Err(e) => result
+                .notes
+                .push(format!("report event not published: {}", e.reason())),
+        }
+    }
+
+    async fn export_started(&self, started: ExportStarted) -> Result<RemediationResult, Error> {
+        let mut incident = Incident::new(IncidentSource::Cloudtrail);
+        incident.export_arn = started.export_arn.clone();
+        incident.table_arn = started.request.as_ref().map(|r| r.table_arn.clone());
+        incident.caller = started.caller.clone();
+        let mut notes = Vec::new();
+        if started.own_retry {
+            notes.push(
+                "export started by this function's own retry: recorded only (loop guard)".into(),
+            );
+        }
+        match (&self.ledger, &started.export_arn) {
+            (Some(ledger), Some(arn)) if !started.own_retry => {
+                let record = StartRecord {
+                    caller: started.caller,
+                    request: started.request,
+                };
+                ledger.record_start(arn, &record, now()).await?;
+                notes.push("export start recorded: a later failure is attributed to this caller".into());
+            }
+            (None, _) => notes.push(
+                "export start observed; attributing later failures needs the ledger (LEDGER_TABLE_NAME)".into(),
+            ),
+            _ => {}
+        }
+        Ok(RemediationResult {
             schema_version: SCHEMA_VERSION,
             mode: self.config.mode,
             incident: IncidentReport::from_incident(&incident),
             findings: Vec::new(),
             plan: Vec::new(),
             applied: Vec::new(),
-            notes: vec![note.into()],
+            notes,
             sweep: None,
-        }
+        })
     }
 
-    /// Lists the account's exports and reports the FAILED ones. Report-only: without the
-    /// ledger it cannot tell new failures from handled ones, so it publishes nothing.
-    async fn sweep(&self) -> Result<RemediationResult, Error> {
+    async fn sweep(&self, deadline: Option<Instant>) -> Result<RemediationResult, Error> {
+        let (report, notes) = match &self.ledger {
+            Some(ledger) => (
+                sweep::sweep(self, ledger.as_ref(), deadline, now()).await?,
+                Vec::new(),
+            ),
+            None => self.report_only_sweep().await?,
+        };
+        Ok(RemediationResult {
+            schema_version: SCHEMA_VERSION,
+            mode: self.config.mode,
+            incident: IncidentReport::from_incident(&Incident::new(IncidentSource::Sweep)),
+            findings: Vec::new(),
+            plan: Vec::new(),
+            applied: Vec::new(),
+            notes,
+            sweep: Some(report),
+        })
+    }
+
+    /// Without a ledger the sweep cannot tell new failures from handled ones, so it lists the
+    /// account's exports, reports the FAILED ones and publishes nothing.
+    async fn report_only_sweep(&self) -> Result<(SweepReport, Vec<String>), Error> {
         let mut report = SweepReport::default();
         let mut token = None;
         let mut notes = Vec::new();
         loop {
-            let page = self.exports.list_exports(token).await?;
+            let page = self.exports.list_exports(None, token).await?;
             report.list_calls += 1;
             report.exports_listed += page.exports.len();
             report.failed_exports.extend(
@@ -191,18 +413,9 @@ impl App {
             }
         }
         notes.push(
-            "report-only sweep: publishing DynamoDB Export Failed events needs the ledger".into(),
+            "report-only sweep: set LEDGER_TABLE_NAME to publish each new failure once".into(),
         );
-        Ok(RemediationResult {
-            schema_version: SCHEMA_VERSION,
-            mode: self.config.mode,
-            incident: IncidentReport::from_incident(&Incident::new(IncidentSource::Sweep)),
-            findings: Vec::new(),
-            plan: Vec::new(),
-            applied: Vec::new(),
-            notes,
-            sweep: Some(report),
-        })
+        Ok((report, notes))
     }
 }
 
@@ -212,6 +425,7 @@ mod tests {
     use crate::error::AwsErrorKind;
     use crate::fakes::*;
     use crate::model::Cause;
+    use crate::ports::{IncidentStatus, Lineage};
 
     fn manual(mode: &str) -> Value {
         json!({"exportArn": EXPORT_ARN, "mode": mode})
@@ -250,7 +464,7 @@ mod tests {
     async fn apply_retries_a_cross_account_export_with_the_owner_found_through_the_member_role() {
         let world = cross_account_world();
         let result = app(&world, config(Mode::Apply))
-            .handle(&manual("apply"))
+            .handle(&manual("apply"), None)
             .await
             .unwrap();
         assert_eq!(result.findings[0].cause, Cause::BucketOwnerMissing);
@@ -273,7 +487,10 @@ mod tests {
             member_role_name: None,
             ..Config::default()
         };
-        let result = app(&world, cfg).handle(&manual("apply")).await.unwrap();
+        let result = app(&world, cfg)
+            .handle(&manual("apply"), None)
+            .await
+            .unwrap();
         assert_eq!(result.findings[0].cause, Cause::BucketOwnerMissing);
         assert_eq!(
             result.findings[0].confidence,
@@ -288,7 +505,7 @@ mod tests {
     async fn plan_mode_shows_the_retry_and_changes_nothing() {
         let world = cross_account_world();
         let result = app(&world, config(Mode::Plan))
-            .handle(&manual("apply"))
+            .handle(&manual("apply"), None)
             .await
             .unwrap();
         assert_eq!(
@@ -306,7 +523,7 @@ mod tests {
     async fn diagnose_mode_from_the_payload_plans_nothing() {
         let world = cross_account_world();
         let result = app(&world, config(Mode::Apply))
-            .handle(&manual("diagnose"))
+            .handle(&manual("diagnose"), None)
             .await
             .unwrap();
         assert_eq!(result.mode, Mode::Diagnose);
@@ -320,7 +537,7 @@ mod tests {
         let world = cross_account_world();
         world.write().unwrap().fail_start = Some(AwsErrorKind::AccessDenied);
         let result = app(&world, config(Mode::Apply))
-            .handle(&manual("apply"))
+            .handle(&manual("apply"), None)
             .await
             .unwrap();
         assert_eq!(result.applied[0].status, AppliedStatus::Failed);
@@ -331,7 +548,7 @@ mod tests {
     async fn unknown_export_is_a_typed_error() {
         let world = world_with_table();
         let err = app(&world, config(Mode::Apply))
-            .handle(&manual("apply"))
+            .handle(&manual("apply"), None)
             .await
             .unwrap_err();
         assert_eq!(err.error_type(), "ExportNotFound");
@@ -342,7 +559,7 @@ mod tests {
         let world = cross_account_world();
         world.write().unwrap().denied = vec!["s3:ListBuckets", "s3:GetBucketPolicy"];
         let result = app(&world, config(Mode::Apply))
-            .handle(&manual("diagnose"))
+            .handle(&manual("diagnose"), None)
             .await
             .unwrap();
         // Own ListBuckets denied: cross-account-ness unknown; only the bare message points at the owner.
@@ -358,7 +575,7 @@ mod tests {
         let world = cross_account_world();
         let event = json!({"preflight": {"tableArn": TABLE_ARN, "s3Bucket": "amzn-s3-demo-bucket", "s3SseAlgorithm": "AES256"}});
         let result = app(&world, config(Mode::Apply))
-            .handle(&event)
+            .handle(&event, None)
             .await
             .unwrap();
         assert_eq!(result.incident.source, IncidentSource::Preflight);
@@ -388,9 +605,12 @@ mod tests {
             }
         }
         let result = app(&world, config(Mode::Apply))
-            .handle(&json!({
-                "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}
-            }))
+            .handle(
+                &json!({
+                    "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}
+                }),
+                None,
+            )
             .await
             .unwrap();
         let sweep = result.sweep.unwrap();
@@ -413,7 +633,7 @@ mod tests {
         ))
         .unwrap();
         let result = app(&world, config(Mode::Apply))
-            .handle(&event)
+            .handle(&event, None)
             .await
             .unwrap();
         assert!(result.notes[0].contains("loop guard"));
@@ -424,9 +644,290 @@ mod tests {
     async fn rollback_is_refused_with_a_typed_error() {
         let world = world_with_table();
         let err = app(&world, config(Mode::Apply))
-            .handle(&json!({"rollback": {"changeId": "kp-1"}}))
+            .handle(&json!({"rollback": {"changeId": "kp-1"}}), None)
             .await
             .unwrap_err();
         assert_eq!(err.error_type(), "NotAvailable");
+    }
+
+    fn ledger_config() -> Config {
+        Config {
+            ledger_table_name: Some("ledger".into()),
+            ..config(Mode::Apply)
+        }
+    }
+
+    fn started(world: &Shared) -> usize {
+        world.read().unwrap().started.len()
+    }
+
+    #[tokio::test]
+    async fn concurrent_deliveries_of_one_failure_start_exactly_one_retry() {
+        let world = cross_account_world();
+        let app = app(&world, ledger_config());
+        let event = manual("apply");
+        let (a, b) = tokio::join!(app.handle(&event, None), app.handle(&event, None));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(started(&world), 1);
+        let statuses: Vec<AppliedStatus> = [&a, &b].iter().map(|r| r.applied[0].status).collect();
+        assert!(
+            statuses.contains(&AppliedStatus::Done) && statuses.contains(&AppliedStatus::Skipped),
+            "{statuses:?}"
+        );
+        let record = world.read().unwrap().ledger[EXPORT_ARN].clone();
+        assert_eq!(record.status, IncidentStatus::Retried);
+        assert_eq!(record.causes, vec!["BUCKET_OWNER_MISSING"]);
+        assert!(record.client_token.unwrap().starts_with("ddbxr-"));
+        assert_eq!(
+            record.export_time,
+            Some(1_795_500_000.0),
+            "stored before the call"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_late_redelivery_is_skipped_with_the_first_outcome() {
+        let world = cross_account_world();
+        let app = app(&world, ledger_config());
+        let first = app.handle(&manual("apply"), None).await.unwrap();
+        let retry_arn = first.applied[0].result["exportArn"].clone();
+        let again = app.handle(&manual("apply"), None).await.unwrap();
+        assert_eq!(started(&world), 1);
+        assert_eq!(again.applied[0].status, AppliedStatus::Skipped);
+        assert_eq!(again.applied[0].result["retryExportArn"], retry_arn);
+        assert_eq!(
+            again.findings[0].cause,
+            Cause::BucketOwnerMissing,
+            "still diagnosed, read-only"
+        );
+    }
+
+    /// GIVEN our retry X of the export failed again with the same cause.
+    fn failed_retry(world: &Shared, retry_arn: &str) {
+        let mut w = world.write().unwrap();
+        let mut e = failed_export(
+            request("amzn-s3-demo-bucket"),
+            "S3AccessDenied",
+            "Access Denied",
+        );
+        e.export_arn = retry_arn.to_string();
+        w.exports.push(e);
+    }
+
+    #[tokio::test]
+    async fn a_retry_that_fails_again_with_the_same_cause_gives_up() {
+        let world = cross_account_world();
+        let app = app(&world, ledger_config());
+        let first = app.handle(&manual("apply"), None).await.unwrap();
+        let retry_arn = first.applied[0].result["exportArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        failed_retry(&world, &retry_arn);
+        let second = app
+            .handle(&json!({"exportArn": retry_arn, "mode": "apply"}), None)
+            .await
+            .unwrap();
+        assert!(second.applied.is_empty());
+        assert!(second.notes[0].contains("same cause"), "{:?}", second.notes);
+        assert_eq!(started(&world), 1);
+        assert_eq!(
+            world.read().unwrap().ledger[&retry_arn].status,
+            IncidentStatus::GaveUp
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_max_retries_across_the_lineage() {
+        let world = cross_account_world();
+        let retry_arn = format!("{TABLE_ARN}/export/01795600000000-0000000f");
+        failed_retry(&world, &retry_arn);
+        world.write().unwrap().lineages.insert(
+            retry_arn.clone(),
+            Lineage {
+                root_export_arn: EXPORT_ARN.into(),
+                attempt: 2,
+                causes: vec!["SSE_MISMATCH_REQUIRES_KMS".into()],
+            },
+        );
+        let result = app(&world, ledger_config())
+            .handle(&json!({"exportArn": retry_arn, "mode": "apply"}), None)
+            .await
+            .unwrap();
+        assert!(
+            result.notes[0].contains("MAX_RETRIES=2"),
+            "{:?}",
+            result.notes
+        );
+        assert_eq!(started(&world), 0);
+        let w = world.read().unwrap();
+        assert_eq!(w.ledger[&retry_arn].status, IncidentStatus::GaveUp);
+        assert_eq!(w.ledger[&retry_arn].root_export_arn, EXPORT_ARN);
+    }
+
+    #[tokio::test]
+    async fn a_throttled_retry_stays_pending_and_the_next_delivery_sends_the_same_call() {
+        let world = cross_account_world();
+        world.write().unwrap().fail_start = Some(AwsErrorKind::Throttled);
+        let app = app(&world, ledger_config());
+        let first = app.handle(&manual("apply"), None).await.unwrap();
+        assert_eq!(first.applied[0].status, AppliedStatus::Failed);
+        let pending = world.read().unwrap().ledger[EXPORT_ARN].clone();
+        assert_eq!(pending.status, IncidentStatus::Pending);
+        let second = app.handle(&manual("apply"), None).await.unwrap();
+        assert_eq!(second.applied[0].status, AppliedStatus::Done);
+        let w = world.read().unwrap();
+        assert_eq!(w.started.len(), 1);
+        assert_eq!(Some(w.started[0].1.clone()), pending.client_token);
+        assert_eq!(w.started[0].0.export_time, pending.export_time);
+    }
+
+    #[tokio::test]
+    async fn a_watched_start_attributes_the_later_failure_to_its_caller() {
+        let world = cross_account_world();
+        let app = app(&world, ledger_config());
+        let mut start: Value =
+            serde_json::from_str(include_str!("../../events/cloudtrail-export-started.json"))
+                .unwrap();
+        start["detail"]["responseElements"]["exportDescription"]["exportArn"] = json!(EXPORT_ARN);
+        let recorded = app.handle(&start, None).await.unwrap();
+        assert!(
+            recorded.notes[0].contains("recorded"),
+            "{:?}",
+            recorded.notes
+        );
+        let result = app.handle(&manual("diagnose"), None).await.unwrap();
+        assert_eq!(
+            result.incident.caller.as_deref(),
+            Some("arn:aws:iam::111122223333:role/DataPlatformExporter")
+        );
+    }
+
+    #[tokio::test]
+    async fn every_incident_result_is_published_as_a_report() {
+        let world = cross_account_world();
+        app(&world, config(Mode::Plan))
+            .handle(&manual("apply"), None)
+            .await
+            .unwrap();
+        let w = world.read().unwrap();
+        assert_eq!(w.published.len(), 1);
+        assert_eq!(w.published[0].detail_type, "DynamoDB Export Remediation");
+        assert_eq!(
+            w.published[0].detail["findings"][0]["cause"],
+            "BUCKET_OWNER_MISSING"
+        );
+    }
+
+    fn sweep_event() -> Value {
+        json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
+    }
+
+    /// 60 exports of `orders`, every 20th FAILED, plus one IN_PROGRESS newest.
+    fn world_with_history() -> Shared {
+        let world = world_with_table();
+        let mut w = world.write().unwrap();
+        for i in 0..60 {
+            let mut e = failed_export(request("amzn-s3-demo-bucket"), "S3AccessDenied", "x");
+            e.export_arn = format!("{TABLE_ARN}/export/{:014}-00000000", 1_000 + i);
+            if i % 20 != 0 {
+                e.status = ExportStatus::Completed;
+            }
+            w.exports.push(e);
+        }
+        drop(w);
+        world
+    }
+
+    fn sweep_of(r: &RemediationResult) -> SweepReport {
+        r.sweep.clone().unwrap()
+    }
+
+    #[tokio::test]
+    async fn sweep_publishes_each_new_failure_once_and_a_steady_sweep_lists_one_page() {
+        let world = world_with_history();
+        let app = app(&world, ledger_config());
+        let first = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
+        assert_eq!(first.published.len(), 3);
+        assert_eq!(
+            first.describe_calls, 3,
+            "DescribeExport only for new failures"
+        );
+        assert_eq!(first.list_calls, 3);
+        let events = world.read().unwrap().published.clone();
+        assert!(events
+            .iter()
+            .all(|e| e.detail_type == "DynamoDB Export Failed"));
+        assert_eq!(events[0].detail["failureCode"], "S3AccessDenied");
+
+        let second = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
+        assert!(second.published.is_empty());
+        assert_eq!(
+            (
+                second.list_calls,
+                second.describe_calls,
+                second.ledger_reads
+            ),
+            (1, 0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_export_seen_in_progress_is_published_when_it_later_fails() {
+        let world = world_with_history();
+        let late = format!("{TABLE_ARN}/export/{:014}-00000000", 5_000);
+        {
+            let mut e = failed_export(request("amzn-s3-demo-bucket"), "S3AccessDenied", "x");
+            e.export_arn = late.clone();
+            e.status = ExportStatus::InProgress;
+            world.write().unwrap().exports.push(e);
+        }
+        let app = app(&world, ledger_config());
+        let first = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
+        assert!(!first.published.contains(&late));
+        assert_eq!(
+            world.read().unwrap().sweep_states[&late],
+            crate::ports::SweepState::InProgress
+        );
+        world
+            .write()
+            .unwrap()
+            .exports
+            .iter_mut()
+            .find(|e| e.export_arn == late)
+            .unwrap()
+            .status = ExportStatus::Failed;
+        let second = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
+        assert_eq!(second.published, vec![late]);
+    }
+
+    #[tokio::test]
+    async fn an_event_the_bus_refused_is_published_by_the_next_sweep() {
+        let world = world_with_history();
+        world.write().unwrap().refuse_events = 1;
+        let app = app(&world, ledger_config());
+        let first = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
+        assert_eq!((first.published.len(), first.errors.len()), (2, 1));
+        let second = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
+        assert_eq!(second.published.len(), 1);
+        let mut all = first.published.clone();
+        all.extend(second.published);
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 3, "every failure published exactly once");
+    }
+
+    #[tokio::test]
+    async fn a_sweep_out_of_time_leaves_a_cursor_and_the_next_one_resumes() {
+        let world = world_with_history();
+        let app = app(&world, ledger_config());
+        let out_of_time = Some(Instant::now());
+        let first = sweep_of(&app.handle(&sweep_event(), out_of_time).await.unwrap());
+        assert_eq!(first.tables, 0);
+        assert_eq!(first.stopped_at.as_deref(), Some(TABLE_ARN));
+        let second = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
+        assert_eq!(second.resumed_from.as_deref(), Some(TABLE_ARN));
+        assert_eq!((second.tables, second.published.len()), (1, 3));
+        assert!(world.read().unwrap().cursor.is_none());
     }
 }

@@ -5,6 +5,7 @@ use super::evidence::Evidence;
 use crate::config::Config;
 use crate::intake::CLIENT_TOKEN_PREFIX;
 use crate::model::{Correction, ExportRequest, ExportStatus, Finding, Incident, IncidentSource};
+use crate::ports::Lineage;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,13 +29,23 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Why an action was not planned.
     pub notes: Vec<String>,
+    /// Loop protection stopped a retry (recorded as GAVE_UP).
+    pub gave_up: bool,
+    /// The retry's lineage: the root export and this attempt.
+    pub root_export_arn: Option<String>,
 }
 
 impl Plan {
     fn none(note: impl Into<String>) -> Self {
         Self {
-            actions: Vec::new(),
             notes: vec![note.into()],
+            ..Self::default()
+        }
+    }
+    fn give_up(note: impl Into<String>) -> Self {
+        Self {
+            gave_up: true,
+            ..Self::none(note)
         }
     }
 }
@@ -58,11 +69,13 @@ pub fn parse_token(token: &str) -> Option<(String, u32)> {
     Some((hash.to_string(), attempt.parse().ok()?))
 }
 
+/// `lineage` is the ledger's record when the failed export is itself one of our retries.
 pub fn plan(
     incident: &Incident,
     evidence: &Evidence,
     findings: &[Finding],
     config: &Config,
+    lineage: Option<&Lineage>,
 ) -> Plan {
     if incident.source == IncidentSource::Preflight {
         return Plan::none(
@@ -92,13 +105,37 @@ pub fn plan(
         ));
     }
 
-    let (root, attempt) = match export.request.client_token.as_deref().and_then(parse_token) {
-        Some((root, previous)) => (root, previous + 1),
-        None => (root_hash(&export.export_arn), 1),
+    let causes = cause_codes(findings);
+    let (root, root_arn, attempt) = match lineage {
+        Some(l) => (
+            root_hash(&l.root_export_arn),
+            Some(l.root_export_arn.clone()),
+            l.attempt + 1,
+        ),
+        // Without a ledger record, our ClientToken still carries the lineage's hash and attempt.
+        None => match export.request.client_token.as_deref().and_then(parse_token) {
+            Some((root, previous)) => (root, None, previous + 1),
+            None => (
+                root_hash(&export.export_arn),
+                Some(export.export_arn.clone()),
+                1,
+            ),
+        },
     };
+    let give_up = |note: String| Plan {
+        root_export_arn: root_arn.clone(),
+        ..Plan::give_up(note)
+    };
+    if let Some(l) = lineage.filter(|l| sorted(&l.causes) == causes) {
+        return give_up(format!(
+            "gave up: retry attempt {} failed again with the same cause ({})",
+            l.attempt,
+            causes.join(", ")
+        ));
+    }
     if attempt > config.max_retries {
-        return Plan::none(format!(
-            "no retry: attempt {attempt} would exceed MAX_RETRIES={}",
+        return give_up(format!(
+            "gave up: attempt {attempt} would exceed MAX_RETRIES={}",
             config.max_retries
         ));
     }
@@ -148,8 +185,26 @@ pub fn plan(
             attempt,
             changes,
         })],
-        notes: Vec::new(),
+        root_export_arn: root_arn,
+        ..Plan::default()
     }
+}
+
+/// The findings' cause codes, sorted: what a retry is meant to fix.
+pub fn cause_codes(findings: &[Finding]) -> Vec<String> {
+    sorted(
+        &findings
+            .iter()
+            .map(|f| f.cause.code().to_string())
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v.dedup();
+    v
 }
 
 fn describe_changes(before: &ExportRequest, after: &ExportRequest) -> Vec<String> {
@@ -270,7 +325,13 @@ mod tests {
 
     #[test]
     fn fixable_finding_plans_one_retry_with_same_parameters_but_the_fix() {
-        let p = plan(&incident(), &evidence(), &[owner_fix()], &Config::default());
+        let p = plan(
+            &incident(),
+            &evidence(),
+            &[owner_fix()],
+            &Config::default(),
+            None,
+        );
         let r = retry(&p);
         assert_eq!(r.attempt, 1);
         assert_eq!(r.client_token, client_token(&root_hash(EXPORT_ARN), 1));
@@ -290,8 +351,20 @@ mod tests {
 
     #[test]
     fn token_is_deterministic_and_within_limits() {
-        let a = plan(&incident(), &evidence(), &[owner_fix()], &Config::default());
-        let b = plan(&incident(), &evidence(), &[owner_fix()], &Config::default());
+        let a = plan(
+            &incident(),
+            &evidence(),
+            &[owner_fix()],
+            &Config::default(),
+            None,
+        );
+        let b = plan(
+            &incident(),
+            &evidence(),
+            &[owner_fix()],
+            &Config::default(),
+            None,
+        );
         assert_eq!(retry(&a), retry(&b));
         let t = &retry(&a).client_token;
         assert!(t.starts_with("ddbxr-") && t.len() <= 64, "{t}");
@@ -306,6 +379,7 @@ mod tests {
             &evidence(),
             &[owner_fix(), finding(Cause::RequesterPaysBucket, None)],
             &Config::default(),
+            None,
         );
         assert!(p.actions.is_empty());
         assert!(
@@ -322,12 +396,12 @@ mod tests {
             "arn:aws:dynamodb:us-east-1:111122223333:table/orders/export/01795400000000-00000000",
         );
         e.export.as_mut().unwrap().request.client_token = Some(client_token(&root, 1));
-        let p = plan(&incident(), &e, &[owner_fix()], &Config::default());
+        let p = plan(&incident(), &e, &[owner_fix()], &Config::default(), None);
         assert_eq!(retry(&p).attempt, 2);
         assert_eq!(retry(&p).client_token, client_token(&root, 2));
 
         e.export.as_mut().unwrap().request.client_token = Some(client_token(&root, 2));
-        let p = plan(&incident(), &e, &[owner_fix()], &Config::default());
+        let p = plan(&incident(), &e, &[owner_fix()], &Config::default(), None);
         assert!(p.actions.is_empty());
         assert!(p.notes[0].contains("MAX_RETRIES=2"));
     }
@@ -336,7 +410,7 @@ mod tests {
     fn corrections_that_change_nothing_do_not_retry() {
         let mut e = evidence();
         e.export.as_mut().unwrap().request.s3_bucket_owner = Some(DATA_ACCOUNT.into());
-        let p = plan(&incident(), &e, &[owner_fix()], &Config::default());
+        let p = plan(&incident(), &e, &[owner_fix()], &Config::default(), None);
         assert!(p.actions.is_empty());
         assert!(p.notes[0].contains("change no parameter"));
     }
@@ -355,6 +429,7 @@ mod tests {
             &evidence(),
             &[owner_fix(), other],
             &Config::default(),
+            None,
         );
         assert!(p.actions.is_empty());
         assert!(p.notes[0].contains("conflicting"));
@@ -364,7 +439,7 @@ mod tests {
     fn export_time_outside_the_window_moves_to_the_latest_restorable_time() {
         let mut e = evidence();
         e.export.as_mut().unwrap().request.export_time = Some(1_700_000_000.0);
-        let p = plan(&incident(), &e, &[owner_fix()], &Config::default());
+        let p = plan(&incident(), &e, &[owner_fix()], &Config::default(), None);
         assert_eq!(retry(&p).request.export_time, Some(1_795_600_000.0));
         assert!(retry(&p)
             .changes
@@ -376,27 +451,33 @@ mod tests {
     fn preflight_sync_failures_and_healthy_exports_never_retry() {
         let mut pre = incident();
         pre.source = IncidentSource::Preflight;
-        assert!(plan(&pre, &evidence(), &[owner_fix()], &Config::default())
-            .actions
-            .is_empty());
+        assert!(
+            plan(&pre, &evidence(), &[owner_fix()], &Config::default(), None)
+                .actions
+                .is_empty()
+        );
 
         let mut sync = evidence();
         sync.export = None;
-        assert!(plan(&incident(), &sync, &[owner_fix()], &Config::default())
-            .actions
-            .is_empty());
+        assert!(
+            plan(&incident(), &sync, &[owner_fix()], &Config::default(), None)
+                .actions
+                .is_empty()
+        );
 
         let mut done = evidence();
         done.export.as_mut().unwrap().status = ExportStatus::Completed;
-        assert!(plan(&incident(), &done, &[owner_fix()], &Config::default())
-            .actions
-            .is_empty());
+        assert!(
+            plan(&incident(), &done, &[owner_fix()], &Config::default(), None)
+                .actions
+                .is_empty()
+        );
 
         let zero = Config {
             max_retries: 0,
             ..Config::default()
         };
-        assert!(plan(&incident(), &evidence(), &[owner_fix()], &zero)
+        assert!(plan(&incident(), &evidence(), &[owner_fix()], &zero, None)
             .actions
             .is_empty());
     }

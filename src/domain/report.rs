@@ -66,11 +66,25 @@ pub struct Applied {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SweepReport {
+    pub tables: usize,
     pub exports_listed: usize,
     pub list_calls: usize,
+    pub describe_calls: usize,
+    /// Batched ledger look-ups (one per table with open exports).
+    pub ledger_reads: usize,
+    /// FAILED exports found (the report-only sweep without a ledger).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_exports: Vec<String>,
-    /// `DynamoDB Export Failed` events published (none until the ledger exists).
+    /// `DynamoDB Export Failed` events published, one per new failure.
     pub published: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// The table an earlier, unfinished sweep stopped at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<String>,
+    /// Where this sweep stopped for lack of time; the next one resumes there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
 }
 
 pub fn action_name(action: &Action) -> &'static str {

@@ -1,0 +1,187 @@
+//! The scheduled sweep (SPEC §3.2): find failed exports nobody told us about, publish each once.
+//!
+//! Per table, ListExports (newest first) is read only down to the table's high-water mark: the
+//! newest export such that it and every older one were terminal (and, if FAILED, published)
+//! when seen. A steady sweep therefore costs one ListExports call per table, and work grows
+//! with new exports, not with the 90 days of history. Exports seen IN_PROGRESS stay above the
+//! mark and are listed again until they end.
+
+use super::report::SweepReport;
+use super::App;
+use crate::arn::partition_of;
+use crate::error::Error;
+use crate::intake::FAILED_DETAIL_TYPE;
+use crate::model::{ExportStatus, ExportSummary};
+use crate::ports::{Ledger, OutboundEvent, SweepState};
+use futures_util::future::join_all;
+use serde_json::json;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+pub const EVENT_SOURCE: &str = "ddb-export-remediator";
+/// Stop starting new tables when less than this is left before the function's deadline.
+const SAFETY_MARGIN: Duration = Duration::from_secs(15);
+
+pub async fn sweep(
+    app: &App,
+    ledger: &dyn Ledger,
+    deadline: Option<Instant>,
+    now: i64,
+) -> Result<SweepReport, Error> {
+    let mut report = SweepReport::default();
+    let (account, _) = app.identity.whoami().await?;
+    let mut names = app.exports.table_names().await?;
+    names.sort();
+    let partition = partition_of(&app.region);
+    let arns: Vec<String> = names
+        .iter()
+        .map(|n| {
+            format!(
+                "arn:{partition}:dynamodb:{}:{account}:table/{n}",
+                app.region
+            )
+        })
+        .collect();
+    let cursor = ledger.sweep_cursor().await?;
+    let start = cursor
+        .as_deref()
+        .and_then(|c| arns.iter().position(|a| a.as_str() >= c))
+        .unwrap_or(0);
+    report.resumed_from = cursor.clone();
+    for table_arn in &arns[start..] {
+        if deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < SAFETY_MARGIN) {
+            ledger.set_sweep_cursor(Some(table_arn), now).await?;
+            report.stopped_at = Some(table_arn.clone());
+            return Ok(report);
+        }
+        sweep_table(app, ledger, table_arn, now, &mut report).await?;
+        report.tables += 1;
+    }
+    if cursor.is_some() {
+        ledger.set_sweep_cursor(None, now).await?;
+    }
+    Ok(report)
+}
+
+async fn sweep_table(
+    app: &App,
+    ledger: &dyn Ledger,
+    table_arn: &str,
+    now: i64,
+    report: &mut SweepReport,
+) -> Result<(), Error> {
+    let mark = ledger.table_mark(table_arn).await?;
+    let mut listed: Vec<ExportSummary> = Vec::new();
+    let mut token = None;
+    loop {
+        let page = app.exports.list_exports(Some(table_arn), token).await?;
+        report.list_calls += 1;
+        report.exports_listed += page.exports.len();
+        let mut reached_mark = false;
+        for e in page.exports {
+            if mark.as_deref().is_some_and(|m| e.export_arn.as_str() <= m) {
+                reached_mark = true;
+                break;
+            }
+            listed.push(e);
+        }
+        token = page.next_token;
+        if reached_mark || token.is_none() {
+            break;
+        }
+    }
+    if listed.is_empty() {
+        return Ok(());
+    }
+
+    let open: Vec<String> = listed
+        .iter()
+        .filter(|e| e.status != ExportStatus::Completed)
+        .map(|e| e.export_arn.clone())
+        .collect();
+    let states = if open.is_empty() {
+        Default::default()
+    } else {
+        report.ledger_reads += 1;
+        ledger.sweep_states(&open).await?
+    };
+    let mut published: HashSet<String> = states
+        .iter()
+        .filter(|(_, s)| **s == SweepState::Published)
+        .map(|(a, _)| a.clone())
+        .collect();
+    for e in listed
+        .iter()
+        .filter(|e| e.status == ExportStatus::InProgress)
+    {
+        if !states.contains_key(&e.export_arn) {
+            ledger
+                .set_sweep_state(&e.export_arn, SweepState::InProgress, now)
+                .await?;
+        }
+    }
+
+    let new_failures: Vec<&ExportSummary> = listed
+        .iter()
+        .filter(|e| e.status == ExportStatus::Failed && !published.contains(&e.export_arn))
+        .collect();
+    let described = join_all(
+        new_failures
+            .iter()
+            .map(|e| app.exports.describe_export(&e.export_arn)),
+    )
+    .await;
+    report.describe_calls += described.len();
+    let mut events = Vec::new();
+    for (e, d) in new_failures.iter().zip(described) {
+        match d {
+            Ok(Some(d)) => events.push(OutboundEvent {
+                source: EVENT_SOURCE.into(),
+                detail_type: FAILED_DETAIL_TYPE.into(),
+                detail: json!({
+                    "exportArn": d.export_arn,
+                    "tableArn": d.request.table_arn,
+                    "failureCode": d.failure_code,
+                    "failureMessage": d.failure_message,
+                }),
+                resources: vec![e.export_arn.clone()],
+            }),
+            Ok(None) => report
+                .errors
+                .push(format!("{}: DescribeExport found nothing", e.export_arn)),
+            Err(err) => report.errors.push(err.reason()),
+        }
+    }
+    if !events.is_empty() {
+        let accepted = app.events.publish(&events).await?;
+        for (event, ok) in events.iter().zip(accepted) {
+            let arn = event.resources[0].clone();
+            if ok {
+                ledger
+                    .set_sweep_state(&arn, SweepState::Published, now)
+                    .await?;
+                published.insert(arn.clone());
+                report.published.push(arn);
+            } else {
+                report
+                    .errors
+                    .push(format!("{arn}: PutEvents did not accept the event"));
+            }
+        }
+    }
+
+    // The new mark: walk from the oldest listed export up while each one is settled.
+    let new_mark = listed
+        .iter()
+        .rev()
+        .take_while(|e| match e.status {
+            ExportStatus::Completed => true,
+            ExportStatus::Failed => published.contains(&e.export_arn),
+            ExportStatus::InProgress => false,
+        })
+        .last();
+    if let Some(m) = new_mark {
+        ledger.set_table_mark(table_arn, &m.export_arn, now).await?;
+    }
+    Ok(())
+}
