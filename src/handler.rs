@@ -6,15 +6,20 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Time left before the runtime's deadline (epoch milliseconds); none for a zero deadline.
+/// Time left before the runtime's deadline (epoch milliseconds). `None` when there is no usable
+/// deadline: zero, or a value that is not an epoch time (cargo lambda's emulator sends the
+/// timeout itself, e.g. 600000).
 fn remaining(deadline_ms: u64) -> Option<Duration> {
+    const YEAR_2001_MS: u64 = 1_000_000_000_000;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
-    (deadline_ms > 0).then(|| Duration::from_millis(deadline_ms).saturating_sub(now))
+    (deadline_ms >= YEAR_2001_MS).then(|| Duration::from_millis(deadline_ms).saturating_sub(now))
 }
 
 /// Deserializes nothing itself (intake does), runs the pipeline, logs the result as one line.
 pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let deadline = remaining(event.context.deadline).map(|left| Instant::now() + left);
+    let left = remaining(event.context.deadline);
+    tracing::debug!(deadline_ms = event.context.deadline, remaining_ms = ?left.map(|d| d.as_millis()), "invocation");
+    let deadline = left.map(|left| Instant::now() + left);
     match app.handle(&event.payload, deadline).await {
         Ok(result) => {
             let causes: Vec<&str> = result.findings.iter().map(|f| f.cause.code()).collect();
@@ -46,5 +51,26 @@ impl From<Error> for Diagnostic {
             error_type: e.error_type().to_string(),
             error_message: e.public_message(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_is_read_as_epoch_milliseconds_and_odd_values_are_ignored() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let left = remaining(now + 30_000).unwrap();
+        assert!(
+            left <= Duration::from_secs(30) && left > Duration::from_secs(25),
+            "{left:?}"
+        );
+        assert_eq!(remaining(now - 1_000), Some(Duration::ZERO));
+        assert_eq!(remaining(0), None);
+        assert_eq!(remaining(600_000), None);
     }
 }

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """End-to-end demo on this machine: emulator + the function under `cargo lambda watch`.
 
-1. starts the patched moto emulator on a free 127.0.0.1 port;
+1. starts the patched moto emulator on a free 127.0.0.1 port, with the ledger table and a queue
+   that captures the "DynamoDB Export Failed" events of the default bus;
 2. seeds three exports: a same-account AES256 export that completes, a cross-account bucket
    exported without --s3-bucket-owner, and a bucket whose policy requires SSE-KMS exported
    with AES256;
-3. starts the function under `cargo lambda watch` (the Lambda Runtime API emulator) and sends
-   each export through `cargo lambda invoke`;
-4. prints each diagnosis and the retry it started, and waits for the retry to complete.
+3. starts the function under `cargo lambda watch` (the Lambda Runtime API emulator) and, through
+   `cargo lambda invoke`, sends it the schedule's event: the sweep publishes one failure event
+   per failed export;
+4. sends each published failure event to the function, as the EventBridge rule would, prints the
+   diagnosis and the retry it started, and waits for the retry to complete;
+5. delivers one failure event again: the ledger makes it a no-op.
 
 Every process it starts is stopped by its PID on exit.
 """
@@ -17,7 +21,9 @@ from __future__ import annotations
 import json
 import sys
 
-from local import WORK, invoke, seed, start_emulator, start_function, stop_all, wait_export
+from local import (
+    WORK, invoke, receive_events, seed, start_emulator, start_function, stop_all, wait_export,
+)
 
 
 def show(title: str, seeded: dict, result: dict, endpoint: str) -> bool:
@@ -50,21 +56,47 @@ def main() -> int:
     try:
         endpoint = start_emulator()
         print(f"emulator {endpoint} (moto, patched; log {WORK / 'moto.log'})")
-        scenarios = [
-            ("same-account AES256 export", seed(endpoint, "same-account-ok")),
-            ("cross-account bucket without --s3-bucket-owner", seed(endpoint, "cross-account-no-owner")),
-            ("bucket policy requires SSE-KMS, exported with AES256", seed(endpoint, "sse-kms-required")),
-        ]
-        port, env = start_function(endpoint)
-        print(f"function under cargo lambda watch on 127.0.0.1:{port} (log {WORK / 'watch.log'})")
-        all_ok = True
-        for title, seeded in scenarios:
-            result = invoke(port, {"exportArn": seeded["exportArn"], "mode": "apply"}, env)
+        ledger = seed(endpoint, "ledger", "--table", "ddb-export-remediator-ledger")["ledgerTable"]
+        queue = seed(endpoint, "capture-events")["queueUrl"]
+        scenarios = {
+            s["exportArn"]: (title, s)
+            for title, s in [
+                ("same-account AES256 export", seed(endpoint, "same-account-ok")),
+                ("cross-account bucket without --s3-bucket-owner", seed(endpoint, "cross-account-no-owner")),
+                ("bucket policy requires SSE-KMS, exported with AES256", seed(endpoint, "sse-kms-required")),
+            ]
+        }
+        port, env = start_function(endpoint, ledger)
+        print(f"function under cargo lambda watch on 127.0.0.1:{port} (ledger {ledger}; log {WORK / 'watch.log'})")
+
+        # The first invocation also compiles the function (cargo lambda watch builds on demand).
+        healthy = next(s for t, s in scenarios.values() if s["exportStatus"] == "COMPLETED")
+        result = invoke(port, {"exportArn": healthy["exportArn"], "mode": "apply"}, env)
+        healthy_ok = show("same-account AES256 export (manual check)", healthy, result, endpoint)
+        healthy_ok = healthy_ok and not result.get("findings")
+
+        sweep = invoke(port, {"version": "0", "id": "demo", "detail-type": "Scheduled Event",
+                              "source": "aws.events", "detail": {}}, env)["sweep"]
+        (WORK / "sweep.json").write_text(json.dumps(sweep, indent=2))
+        print(f"\n=== sweep: {sweep['exportsListed']} exports in {sweep['tables']} tables, "
+              f"{sweep['listCalls']} ListExports calls, {len(sweep['published'])} failure events published")
+        events = [e for e in receive_events(endpoint, queue) if e["detail"]["exportArn"] in scenarios]
+        all_ok = healthy_ok and len(events) == 2
+        for event in events:
+            title, seeded = scenarios[event["detail"]["exportArn"]]
+            result = invoke(port, event, env)
             ok = show(title, seeded, result, endpoint)
-            failed = seeded["exportStatus"] == "FAILED"
             retried = any(a["status"] == "DONE" for a in result.get("applied", []))
-            all_ok = all_ok and ok and (retried if failed else not result.get("findings"))
-        print("\ndemo " + ("passed: both failures diagnosed and their retries COMPLETED" if all_ok else "FAILED"))
+            all_ok = all_ok and ok and retried
+
+        if events:
+            again = invoke(port, events[0], env)
+            skipped = [a["status"] for a in again.get("applied", [])] == ["SKIPPED"]
+            print(f"\n=== the first failure event delivered again: applied {[a['status'] for a in again['applied']]}"
+                  f" ({'; '.join(again.get('notes', []))})")
+            all_ok = all_ok and skipped
+        print("\ndemo " + ("passed: both failures found by the sweep, diagnosed, retried once, and COMPLETED"
+                            if all_ok else "FAILED"))
         return 0 if all_ok else 1
     finally:
         stop_all()

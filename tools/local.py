@@ -64,15 +64,15 @@ def start_emulator() -> str:
     return line.split(" ", 1)[1]
 
 
-def seed(endpoint: str, scenario: str) -> dict:
+def seed(endpoint: str, scenario: str, *args: str) -> dict:
     out = subprocess.run(
-        [str(VENV_BIN / "python"), "tools/seed.py", "--endpoint", endpoint, scenario],
+        [str(VENV_BIN / "python"), "tools/seed.py", "--endpoint", endpoint, *args, scenario],
         cwd=ROOT, check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout)
 
 
-def function_env(endpoint: str) -> dict:
+def function_env(endpoint: str, ledger_table: str | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
@@ -83,8 +83,10 @@ def function_env(endpoint: str) -> dict:
         S3_FORCE_PATH_STYLE="true",
         MEMBER_ROLE_NAME=MEMBER_ROLE,
         MODE="apply",
-        RUST_LOG="warn",
+        RUST_LOG=os.environ.get("DEMO_RUST_LOG", "warn"),
     )
+    if ledger_table:
+        env["LEDGER_TABLE_NAME"] = ledger_table
     return env
 
 
@@ -141,14 +143,30 @@ def wait_export(endpoint: str, arn: str, timeout: float = 60) -> dict:
 
 
 
-def start_function(endpoint: str) -> tuple[int, dict]:
+def start_function(endpoint: str, ledger_table: str | None = None) -> tuple[int, dict]:
     """Starts the function under `cargo lambda watch` on a free port; returns (port, env)."""
-    env = function_env(endpoint)
+    env = function_env(endpoint, ledger_table)
     port = free_port()
     watch = start(
         [str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "--invoke-address", "127.0.0.1",
-         "--invoke-port", str(port), "--ignore-changes"],
+         "--invoke-port", str(port), "--ignore-changes", "--timeout", "900"],
         WORK / "watch.log", env=env,
     )
     wait_for_port(port, watch, "cargo lambda watch", 120)
     return port, env
+
+
+def receive_events(endpoint: str, queue_url: str) -> list[dict]:
+    """The EventBridge events a capture queue holds (each once: they are deleted)."""
+    sqs = boto3.client(
+        "sqs", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+    events = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not msgs:
+            return events
+        for m in msgs:
+            events.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])

@@ -11,6 +11,14 @@ Scenarios (each creates its own table and bucket, named with the suffix):
                           with a customer managed key, exported with AES256: FAILED
   bucket-missing          export to a bucket that does not exist: FAILED S3NoSuchBucket
   pitr-disabled           table without point-in-time recovery: the start call fails
+  bulk                    --tables T --exports N --failed F: N exports spread over T tables,
+                          F of them FAILED (bucket tagged with an injected S3AccessDenied)
+  capture-events          an SQS queue and a rule that copies every "DynamoDB Export Failed"
+                          event of the default bus into it (for counting what was published)
+  count-events            --queue URL: drain the queue and print how many events, by exportArn
+  ledger                  --table NAME: the ledger table (pk/sk, TTL expiresAt, PITR on)
+  fail-bucket             --bucket NAME [--account ID]: from now on every export to the bucket
+                          fails with a bare S3AccessDenied (tags set in the owner's account)
 
 The function's own account is the emulator's default account. Other accounts are created in
 an organization it manages; the member role the function assumes there is MEMBER_ROLE_NAME.
@@ -198,14 +206,112 @@ def scenario(endpoint: str, name: str, suffix: str) -> dict:
     return out
 
 
+def bulk(endpoint: str, suffix: str, tables: int, exports: int, failed: int) -> dict:
+    """Many exports, quickly: all to two buckets, the failing one tagged to fail."""
+    s3 = client(endpoint, "s3")
+    ok_bucket, bad_bucket = f"bulk-ok-{suffix}", f"bulk-bad-{suffix}"
+    s3.create_bucket(Bucket=ok_bucket)
+    s3.create_bucket(Bucket=bad_bucket)
+    s3.put_bucket_tagging(Bucket=bad_bucket, Tagging={"TagSet": [
+        {"Key": "moto-export-failure-code", "Value": "S3AccessDenied"},
+        {"Key": "moto-export-failure-message", "Value": "Access Denied"},
+    ]})
+    arns = [make_table(endpoint, f"bulk-{suffix}-{t:03d}") for t in range(tables)]
+    ddb = client(endpoint, "dynamodb")
+    failed_every = max(1, exports // failed) if failed else 0
+    out = {"tables": arns, "failed": [], "exports": 0}
+    for i in range(exports):
+        bad = failed_every and i % failed_every == 0 and len(out["failed"]) < failed
+        desc = ddb.export_table_to_point_in_time(
+            TableArn=arns[i % tables], S3Bucket=bad_bucket if bad else ok_bucket, S3Prefix="bulk",
+        )["ExportDescription"]
+        out["exports"] += 1
+        if bad:
+            out["failed"].append(desc["ExportArn"])
+    for arn in out["failed"]:
+        wait_terminal(endpoint, arn)
+    return out
+
+
+def capture_events(endpoint: str, suffix: str) -> dict:
+    sqs = client(endpoint, "sqs")
+    url = sqs.create_queue(QueueName=f"captured-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = client(endpoint, "events")
+    rule = f"capture-{suffix}"
+    events.put_rule(Name=rule, EventPattern=json.dumps({"detail-type": ["DynamoDB Export Failed"]}))
+    events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    return {"queueUrl": url}
+
+
+def count_events(endpoint: str, url: str) -> dict:
+    sqs = client(endpoint, "sqs")
+    by_export: dict[str, int] = {}
+    while True:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not msgs:
+            break
+        for m in msgs:
+            arn = json.loads(m["Body"]).get("detail", {}).get("exportArn", "?")
+            by_export[arn] = by_export.get(arn, 0) + 1
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return {"events": sum(by_export.values()), "byExport": by_export}
+
+
+def ledger_table(endpoint: str, name: str) -> dict:
+    ddb = client(endpoint, "dynamodb")
+    desc = ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )["TableDescription"]
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
+    return {"ledgerTable": name, "tableArn": desc["TableArn"]}
+
+
+def fail_bucket(endpoint: str, bucket: str, account: str | None) -> dict:
+    creds = None
+    if account and account != own_account(endpoint):
+        creds = client(endpoint, "sts").assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/{MEMBER_ROLE_NAME}", RoleSessionName="seed",
+        )["Credentials"]
+    client(endpoint, "s3", creds).put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
+        {"Key": "moto-export-failure-code", "Value": "S3AccessDenied"},
+        {"Key": "moto-export-failure-message", "Value": "Access Denied"},
+    ]})
+    return {"bucket": bucket, "failing": True}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--suffix", default=None)
+    parser.add_argument("--tables", type=int, default=10)
+    parser.add_argument("--exports", type=int, default=1000)
+    parser.add_argument("--failed", type=int, default=5)
+    parser.add_argument("--queue", help="count-events: the queue URL")
+    parser.add_argument("--table", help="ledger: the table name")
+    parser.add_argument("--bucket", help="fail-bucket: the bucket")
+    parser.add_argument("--account", help="fail-bucket: the bucket's account")
     parser.add_argument("scenario")
     args = parser.parse_args()
     suffix = args.suffix or secrets.token_hex(4)
-    json.dump(scenario(args.endpoint, args.scenario, suffix), sys.stdout)
+    if args.scenario == "bulk":
+        result = bulk(args.endpoint, suffix, args.tables, args.exports, args.failed)
+    elif args.scenario == "capture-events":
+        result = capture_events(args.endpoint, suffix)
+    elif args.scenario == "count-events":
+        result = count_events(args.endpoint, args.queue)
+    elif args.scenario == "fail-bucket":
+        result = fail_bucket(args.endpoint, args.bucket, args.account)
+    elif args.scenario == "ledger":
+        result = ledger_table(args.endpoint, args.table or f"ledger-{suffix}")
+    else:
+        result = scenario(args.endpoint, args.scenario, suffix)
+    json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 
 

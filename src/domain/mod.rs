@@ -161,7 +161,7 @@ impl App {
         let previous = match ledger.claim(export_arn, now(), LEASE_SECS).await? {
             Claim::Held(record) => {
                 notes.push(format!(
-                    "already handled by another delivery: {}{}",
+                    "already handled (ledger: {}{})",
                     record.status.as_str(),
                     record
                         .retry_export_arn

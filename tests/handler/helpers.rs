@@ -31,10 +31,9 @@ pub fn python() -> PathBuf {
     p
 }
 
-/// One emulator per test binary, on a free 127.0.0.1 port.
-pub fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
+impl Moto {
+    /// Starts a patched moto server on a free 127.0.0.1 port; it exits with this process.
+    pub fn start() -> Moto {
         let mut child = Command::new(python())
             .arg(repo().join("tools/moto_server.py"))
             .args(["--parent-pid", &std::process::id().to_string()])
@@ -55,7 +54,22 @@ pub fn moto() -> &'static Moto {
             endpoint,
             _child: Mutex::new(child),
         }
-    })
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Ok(child) = self._child.get_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One emulator shared by the tests of this binary (each test names its own resources).
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(Moto::start)
 }
 
 pub fn unique_suffix() -> String {
@@ -69,28 +83,32 @@ pub fn unique_suffix() -> String {
 
 /// Creates a scenario with tools/seed.py and returns what it made.
 pub fn seed(scenario: &str) -> Value {
+    seed_at(&moto().endpoint, &[scenario])
+}
+
+/// Runs tools/seed.py against `endpoint` with these arguments (scenario last).
+pub fn seed_at(endpoint: &str, args: &[&str]) -> Value {
     let out = Command::new(python())
         .arg(repo().join("tools/seed.py"))
-        .args([
-            "--endpoint",
-            &moto().endpoint,
-            "--suffix",
-            &unique_suffix(),
-            scenario,
-        ])
+        .args(["--endpoint", endpoint, "--suffix", &unique_suffix()])
+        .args(args)
         .output()
         .expect("run seed.py");
     assert!(
         out.status.success(),
-        "seed {scenario}: {}",
+        "seed {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("seed output is JSON")
 }
 
 pub async fn sdk() -> SdkConfig {
+    sdk_at(&moto().endpoint).await
+}
+
+pub async fn sdk_at(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&moto().endpoint)
+        .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
         .load()
@@ -107,6 +125,28 @@ pub fn config() -> Config {
 
 pub async fn app(config: Config) -> App {
     aws::build_app(config, &sdk().await)
+}
+
+/// A fresh ledger table in the shared emulator, and the config that uses it.
+pub fn ledger_config() -> Config {
+    let name = format!("ledger-{}", unique_suffix());
+    seed_at(&moto().endpoint, &["--table", &name, "ledger"]);
+    Config {
+        ledger_table_name: Some(name),
+        ..config()
+    }
+}
+
+/// How many exports the table has (ListExports).
+pub async fn export_count(table_arn: &str) -> usize {
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk().await);
+    let out = ddb
+        .list_exports()
+        .table_arn(table_arn)
+        .send()
+        .await
+        .expect("ListExports");
+    out.export_summaries().len()
 }
 
 /// Invokes the Lambda handler exactly as the runtime does, returning its JSON or Diagnostic.

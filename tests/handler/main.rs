@@ -3,5 +3,6 @@
 //! free loopback port, and the server exits when this process does.
 
 mod helpers;
+mod ledger;
 mod runtime;
 mod scenarios;

@@ -1,0 +1,201 @@
+//! Exactly-once and detection against the emulator: the DynamoDB ledger's conditional writes,
+//! the sweep over a thousand exports, lineage and start attribution.
+
+use crate::helpers::*;
+use aws_sdk_dynamodb::types::AttributeValue;
+use ddb_export_remediator::{aws, Config};
+use serde_json::{json, Value};
+
+fn manual(export_arn: &Value) -> Value {
+    json!({"exportArn": export_arn, "mode": "apply"})
+}
+
+fn sweep_event() -> Value {
+    json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
+}
+
+#[tokio::test]
+async fn two_concurrent_deliveries_of_one_failure_start_exactly_one_retry() {
+    let seeded = seed("cross-account-no-owner");
+    let app = app(ledger_config()).await;
+    let event = manual(&seeded["exportArn"]);
+    let (a, b) = tokio::join!(invoke(&app, event.clone()), invoke(&app, event.clone()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let statuses = [&a, &b].map(|r| r["applied"][0]["status"].as_str().unwrap().to_string());
+    assert!(
+        statuses.contains(&"DONE".to_string()) && statuses.contains(&"SKIPPED".to_string()),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        export_count(seeded["tableArn"].as_str().unwrap()).await,
+        2,
+        "the original and one retry"
+    );
+
+    let late = invoke(&app, event).await.unwrap();
+    assert_eq!(late["applied"][0]["status"], "SKIPPED");
+    assert!(late["notes"].to_string().contains("RETRIED"), "{late:#}");
+    assert_eq!(export_count(seeded["tableArn"].as_str().unwrap()).await, 2);
+}
+
+#[tokio::test]
+async fn a_retry_that_fails_again_is_not_retried_again() {
+    let seeded = seed("cross-account-no-owner");
+    let app = app(ledger_config()).await;
+    // The bucket now refuses every export, so the retry fails too.
+    seed_at(
+        &moto().endpoint,
+        &[
+            "--bucket",
+            seeded["bucket"].as_str().unwrap(),
+            "--account",
+            seeded["bucketAccount"].as_str().unwrap(),
+            "fail-bucket",
+        ],
+    );
+    let first = invoke(&app, manual(&seeded["exportArn"])).await.unwrap();
+    let retry = first["applied"][0]["result"]["exportArn"].clone();
+    assert_eq!(wait_export(retry.as_str().unwrap()).await.0, "FAILED");
+
+    // The ledger knows the retry's lineage: attempt 1 of the original export.
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk().await);
+    let lineage = ddb
+        .get_item()
+        .table_name(app.config.ledger_table_name.clone().unwrap())
+        .key(
+            "pk",
+            AttributeValue::S(format!("EXPORT#{}", retry.as_str().unwrap())),
+        )
+        .key("sk", AttributeValue::S("LINEAGE".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("lineage item");
+    assert_eq!(lineage["attempt"], AttributeValue::N("1".into()));
+    assert_eq!(
+        lineage["rootExportArn"],
+        AttributeValue::S(seeded["exportArn"].as_str().unwrap().into())
+    );
+
+    let second = invoke(&app, manual(&retry)).await.unwrap();
+    assert_eq!(second["applied"], json!([]), "{second:#}");
+    assert_eq!(export_count(seeded["tableArn"].as_str().unwrap()).await, 2);
+}
+
+#[tokio::test]
+async fn max_retries_zero_gives_up_at_once() {
+    let seeded = seed("cross-account-no-owner");
+    let app = app(Config {
+        max_retries: 0,
+        ..ledger_config()
+    })
+    .await;
+    let result = invoke(&app, manual(&seeded["exportArn"])).await.unwrap();
+    assert!(
+        result["notes"][0].as_str().unwrap().contains("gave up"),
+        "{result:#}"
+    );
+    assert_eq!(export_count(seeded["tableArn"].as_str().unwrap()).await, 1);
+}
+
+#[tokio::test]
+async fn a_watched_start_attributes_the_later_failure_to_the_recorded_caller() {
+    let seeded = seed("cross-account-no-owner");
+    let app = app(ledger_config()).await;
+    let mut start: Value =
+        serde_json::from_str(include_str!("../../events/cloudtrail-export-started.json")).unwrap();
+    start["detail"]["responseElements"]["exportDescription"]["exportArn"] =
+        seeded["exportArn"].clone();
+    let recorded = invoke(&app, start).await.unwrap();
+    assert!(
+        recorded["notes"][0].as_str().unwrap().contains("recorded"),
+        "{recorded:#}"
+    );
+
+    let failure = json!({"detail-type": "DynamoDB Export Failed", "source": "ddb-export-remediator",
+                         "detail": {"exportArn": seeded["exportArn"]}});
+    let result = invoke(&app, failure).await.unwrap();
+    assert_eq!(
+        result["incident"]["caller"],
+        "arn:aws:iam::111122223333:role/DataPlatformExporter"
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_over_a_thousand_exports_publishes_the_new_failures_once() {
+    // Its own emulator: the sweep sees every table of the account.
+    let moto = Moto::start();
+    let bulk = seed_at(
+        &moto.endpoint,
+        &[
+            "--tables",
+            "10",
+            "--exports",
+            "1000",
+            "--failed",
+            "5",
+            "bulk",
+        ],
+    );
+    let queue = seed_at(&moto.endpoint, &["capture-events"]);
+    seed_at(&moto.endpoint, &["--table", "ledger", "ledger"]);
+    let config = Config {
+        ledger_table_name: Some("ledger".into()),
+        ..config()
+    };
+    let app = aws::build_app(config, &sdk_at(&moto.endpoint).await);
+
+    let first = invoke(&app, sweep_event()).await.unwrap();
+    let report = &first["sweep"];
+    let mut published: Vec<&str> = report["published"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    published.sort();
+    let mut failed: Vec<&str> = bulk["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    failed.sort();
+    assert_eq!(published, failed, "{report:#}");
+    assert_eq!(report["exportsListed"], 1000);
+    assert_eq!(
+        report["describeCalls"], 5,
+        "DescribeExport only for the failures"
+    );
+    let seen = seed_at(
+        &moto.endpoint,
+        &[
+            "--queue",
+            queue["queueUrl"].as_str().unwrap(),
+            "count-events",
+        ],
+    );
+    assert_eq!(seen["events"], 5, "{seen}");
+    assert!(seen["byExport"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|n| n == 1));
+
+    let second = invoke(&app, sweep_event()).await.unwrap();
+    let report = &second["sweep"];
+    assert_eq!(report["published"], json!([]));
+    assert_eq!(report["describeCalls"], 0);
+    // 11 tables (10 + the ledger): one ListExports call each, whatever the history.
+    assert_eq!(report["listCalls"], 11, "{report:#}");
+    let seen = seed_at(
+        &moto.endpoint,
+        &[
+            "--queue",
+            queue["queueUrl"].as_str().unwrap(),
+            "count-events",
+        ],
+    );
+    assert_eq!(seen["events"], 0);
+}
