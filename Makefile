@@ -14,7 +14,7 @@ REGION      ?= us-east-1
 EVENT       ?= events/manual-diagnose.json
 ARM_TARGET  := aarch64-unknown-linux-gnu
 
-.PHONY: help tools demo test unit integration lint fmt validate build invoke deploy clean ci
+.PHONY: help tools demo test unit integration lint fmt validate build invoke deploy clean ci bench-sweep
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ build: tools ## sam build: the arm64 bootstrap through cargo lambda (slow when c
 
 invoke: tools ## run one event file locally: make invoke EVENT=events/<case>.json
 	$(PY) tools/invoke.py $(EVENT)
+
+bench-sweep: tools ## sweep cost at 1,000 and 10,000 exports on the emulator -> BENCHMARKS-sweep.md
+	cargo run --release --example bench_sweep -- 1000 10000
 
 deploy: build ## sam deploy --guided (needs AWS credentials)
 	sam deploy --guided

@@ -12,6 +12,8 @@ pub struct StsCrossAccount {
     base: SdkConfig,
     partition: String,
     force_path_style: bool,
+    /// The function's identity does not change while the container lives: ask once.
+    whoami: tokio::sync::OnceCell<(String, String)>,
 }
 
 impl StsCrossAccount {
@@ -27,6 +29,7 @@ impl StsCrossAccount {
             base,
             partition: partition.to_string(),
             force_path_style,
+            whoami: tokio::sync::OnceCell::new(),
         }
     }
 }
@@ -81,14 +84,17 @@ impl Identity for StsCrossAccount {
     #[tracing::instrument(skip(self))]
     async fn whoami(&self) -> PortResult<(String, String)> {
         const OP: &str = "sts:GetCallerIdentity";
-        let out = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| classify(OP, e))?;
-        let account = out.account().ok_or_else(|| missing(OP, "Account"))?;
-        let arn = out.arn().ok_or_else(|| missing(OP, "Arn"))?;
-        Ok((account.to_string(), arn.to_string()))
+        let identity = self.whoami.get_or_try_init(|| async {
+            let out = self
+                .sts
+                .get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))?;
+            let account = out.account().ok_or_else(|| missing(OP, "Account"))?;
+            let arn = out.arn().ok_or_else(|| missing(OP, "Arn"))?;
+            PortResult::Ok((account.to_string(), arn.to_string()))
+        });
+        identity.await.cloned()
     }
 }

@@ -41,6 +41,18 @@ pub struct App {
     pub events: Box<dyn EventPublisher>,
 }
 
+/// The role name of `arn:…:iam::<acct>:role/<path/>Name` or `arn:…:sts::<acct>:assumed-role/Name/session`.
+fn role_name(arn: &str) -> Option<&str> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    if let Some(rest) = resource.strip_prefix("assumed-role/") {
+        rest.split('/').next()
+    } else {
+        resource
+            .strip_prefix("role/")
+            .and_then(|r| r.rsplit('/').next())
+    }
+}
+
 /// Most ListExports pages the report-only sweep reads (25 exports a page).
 const SWEEP_MAX_PAGES: usize = 400;
 /// How long a delivery holds an incident: longer than the function's timeout.
@@ -328,7 +340,22 @@ impl App {
         }
     }
 
-    async fn export_started(&self, started: ExportStarted) -> Result<RemediationResult, Error> {
+    /// The loop guard: our own retries carry our ClientToken, or are made by our own role.
+    async fn is_own_call(&self, started: &ExportStarted) -> bool {
+        if started.own_retry {
+            return true;
+        }
+        let Some(caller) = started.caller.as_deref() else {
+            return false;
+        };
+        match self.identity.whoami().await {
+            Ok((_, me)) => role_name(&me).is_some() && role_name(&me) == role_name(caller),
+            Err(_) => false,
+        }
+    }
+
+    async fn export_started(&self, mut started: ExportStarted) -> Result<RemediationResult, Error> {
+        started.own_retry = self.is_own_call(&started).await;
         let mut incident = Incident::new(IncidentSource::Cloudtrail);
         incident.export_arn = started.export_arn.clone();
         incident.table_arn = started.request.as_ref().map(|r| r.table_arn.clone());
@@ -929,5 +956,36 @@ mod tests {
         assert_eq!(second.resumed_from.as_deref(), Some(TABLE_ARN));
         assert_eq!((second.tables, second.published.len()), (1, 3));
         assert!(world.read().unwrap().cursor.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_start_by_our_own_role_is_only_recorded_whatever_its_token() {
+        let world = world_with_table();
+        let mut event: Value =
+            serde_json::from_str(include_str!("../../events/cloudtrail-export-started.json"))
+                .unwrap();
+        // FakeIdentity is the role `remediator`.
+        event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] =
+            json!("arn:aws:iam::111122223333:role/remediator");
+        let result = app(&world, ledger_config())
+            .handle(&event, None)
+            .await
+            .unwrap();
+        assert!(result.notes[0].contains("loop guard"), "{:?}", result.notes);
+        assert!(world.read().unwrap().starts.is_empty());
+    }
+
+    #[test]
+    fn role_names_are_read_from_role_and_session_arns() {
+        assert_eq!(
+            role_name("arn:aws:iam::111122223333:role/path/Exporter"),
+            Some("Exporter")
+        );
+        assert_eq!(
+            role_name("arn:aws:sts::111122223333:assumed-role/Exporter/s1"),
+            Some("Exporter")
+        );
+        assert_eq!(role_name("arn:aws:iam::111122223333:user/bob"), None);
+        assert_eq!(role_name("nonsense"), None);
     }
 }
