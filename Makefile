@@ -32,7 +32,7 @@ demo: tools ## emulator + function under cargo lambda watch, three scenarios end
 	$(PY) tools/demo.py
 
 test: tools lint ## everything: fmt, clippy, unit, adapter, integration (moto) and template checks
-	cargo test --all-targets
+	cargo test --lib --bins --tests
 	$(MAKE) --no-print-directory validate
 
 unit: ## unit and adapter tests only (no emulator)

@@ -8,6 +8,7 @@ with a modeled error (SPEC §10). This launcher patches those spots and nothing 
 Failure injection (moto stores bucket policies but never evaluates them), by bucket tags:
   moto-export-failure-code / moto-export-failure-message  fail every export to the bucket
   moto-export-delay-seconds                               stay IN_PROGRESS this long first
+                                                          (the other tags are read after it)
   moto-export-require-sse = AES256|KMS                    emulate a bucket policy that denies
                                                           PutObject with any other SSE
 Cross-account buckets behave as on AWS: without the right S3BucketOwner the export fails with
@@ -146,6 +147,8 @@ class AwsLikeTableExport(TableExport):
         delay = float(tags.get("moto-export-delay-seconds", "0") or 0)
         if delay > 0:
             time.sleep(delay)
+            # What the bucket enforces is read when the export writes, after the delay.
+            tags = backend.tagger.get_tag_dict_for_resource(bucket.arn)
         if "moto-export-failure-code" in tags:
             self._fail(
                 tags["moto-export-failure-code"],

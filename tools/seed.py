@@ -19,6 +19,11 @@ Scenarios (each creates its own table and bucket, named with the suffix):
   ledger                  --table NAME: the ledger table (pk/sk, TTL expiresAt, PITR on)
   fail-bucket             --bucket NAME [--account ID]: from now on every export to the bucket
                           fails with a bare S3AccessDenied (tags set in the owner's account)
+  delay-bucket            --bucket NAME [--account ID] [--seconds S]: exports to the bucket stay
+                          IN_PROGRESS S seconds, then meet whatever the bucket enforces by then
+  require-kms             --bucket NAME [--account ID]: from now on the bucket's policy denies
+                          PutObject without aws:kms, its default encryption is a new key in the
+                          owner's account, and the emulator enforces it
 
 The function's own account is the emulator's default account. Other accounts are created in
 an organization it manages; the member role the function assumes there is MEMBER_ROLE_NAME.
@@ -272,17 +277,45 @@ def ledger_table(endpoint: str, name: str) -> dict:
     return {"ledgerTable": name, "tableArn": desc["TableArn"]}
 
 
-def fail_bucket(endpoint: str, bucket: str, account: str | None) -> dict:
-    creds = None
+def owner_creds(endpoint: str, account: str | None) -> dict | None:
     if account and account != own_account(endpoint):
-        creds = client(endpoint, "sts").assume_role(
+        return client(endpoint, "sts").assume_role(
             RoleArn=f"arn:aws:iam::{account}:role/{MEMBER_ROLE_NAME}", RoleSessionName="seed",
         )["Credentials"]
-    client(endpoint, "s3", creds).put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
-        {"Key": "moto-export-failure-code", "Value": "S3AccessDenied"},
-        {"Key": "moto-export-failure-message", "Value": "Access Denied"},
-    ]})
+    return None
+
+
+def add_tags(endpoint: str, bucket: str, account: str | None, tags: dict) -> None:
+    s3 = client(endpoint, "s3", owner_creds(endpoint, account))
+    try:
+        current = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    except s3.exceptions.ClientError:
+        current = {}
+    current.update(tags)
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in current.items()]})
+
+
+def fail_bucket(endpoint: str, bucket: str, account: str | None) -> dict:
+    add_tags(endpoint, bucket, account, {
+        "moto-export-failure-code": "S3AccessDenied", "moto-export-failure-message": "Access Denied",
+    })
     return {"bucket": bucket, "failing": True}
+
+
+def require_kms(endpoint: str, bucket: str, account: str | None) -> dict:
+    creds = owner_creds(endpoint, account)
+    key = client(endpoint, "kms", creds).create_key(Description=f"exports to {bucket}")["KeyMetadata"]
+    s3 = client(endpoint, "s3", creds)
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["Arn"]},
+    }]})
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "DenyNonKmsUploads", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+    }]}))
+    add_tags(endpoint, bucket, account, {"moto-export-require-sse": "KMS"})
+    return {"bucket": bucket, "keyArn": key["Arn"]}
 
 
 def main() -> None:
@@ -295,7 +328,8 @@ def main() -> None:
     parser.add_argument("--queue", help="count-events: the queue URL")
     parser.add_argument("--table", help="ledger: the table name")
     parser.add_argument("--bucket", help="fail-bucket: the bucket")
-    parser.add_argument("--account", help="fail-bucket: the bucket's account")
+    parser.add_argument("--account", help="fail-bucket, delay-bucket, require-kms: the bucket's account")
+    parser.add_argument("--seconds", type=float, default=2.0, help="delay-bucket: the delay")
     parser.add_argument("scenario")
     args = parser.parse_args()
     suffix = args.suffix or secrets.token_hex(4)
@@ -307,6 +341,11 @@ def main() -> None:
         result = count_events(args.endpoint, args.queue)
     elif args.scenario == "fail-bucket":
         result = fail_bucket(args.endpoint, args.bucket, args.account)
+    elif args.scenario == "delay-bucket":
+        add_tags(args.endpoint, args.bucket, args.account, {"moto-export-delay-seconds": str(args.seconds)})
+        result = {"bucket": args.bucket, "delaySeconds": args.seconds}
+    elif args.scenario == "require-kms":
+        result = require_kms(args.endpoint, args.bucket, args.account)
     elif args.scenario == "ledger":
         result = ledger_table(args.endpoint, args.table or f"ledger-{suffix}")
     else:

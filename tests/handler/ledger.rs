@@ -199,3 +199,80 @@ async fn a_sweep_over_a_thousand_exports_publishes_the_new_failures_once() {
     );
     assert_eq!(seen["events"], 0);
 }
+
+/// GIVEN a cross-account export without an owner; its retry (attempt 1) fixes the owner but,
+/// while it runs, the bucket starts requiring SSE-KMS, so the retry fails with a new cause.
+async fn retry_that_fails_with_a_new_cause(
+    max_retries: u32,
+) -> (Value, Value, ddb_export_remediator::App) {
+    let seeded = seed("cross-account-no-owner");
+    let (bucket, account) = (
+        seeded["bucket"].as_str().unwrap(),
+        seeded["bucketAccount"].as_str().unwrap(),
+    );
+    seed_at(
+        &moto().endpoint,
+        &[
+            "--bucket",
+            bucket,
+            "--account",
+            account,
+            "--seconds",
+            "2",
+            "delay-bucket",
+        ],
+    );
+    let app = app(Config {
+        max_retries,
+        ..ledger_config()
+    })
+    .await;
+    let first = invoke(&app, manual(&seeded["exportArn"])).await.unwrap();
+    assert_eq!(first["applied"][0]["status"], "DONE", "{first:#}");
+    seed_at(
+        &moto().endpoint,
+        &["--bucket", bucket, "--account", account, "require-kms"],
+    );
+    let retry = first["applied"][0]["result"]["exportArn"].clone();
+    assert_eq!(wait_export(retry.as_str().unwrap()).await.0, "FAILED");
+    (seeded, retry, app)
+}
+
+#[tokio::test]
+async fn a_retry_failing_with_a_new_cause_is_retried_again_within_max_retries() {
+    let (seeded, retry, app) = retry_that_fails_with_a_new_cause(2).await;
+    let second = invoke(&app, manual(&retry)).await.unwrap();
+    assert_eq!(
+        causes(&second),
+        vec![pair("SSE_MISMATCH_REQUIRES_KMS", "CONFIRMED")],
+        "{second:#}"
+    );
+    assert_eq!(second["plan"][0]["attempt"], 2);
+    assert_eq!(second["applied"][0]["status"], "DONE");
+    let third = second["applied"][0]["result"]["exportArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(wait_export(&third).await, ("COMPLETED".to_string(), None));
+    assert_eq!(export_count(seeded["tableArn"].as_str().unwrap()).await, 3);
+}
+
+#[tokio::test]
+async fn a_retry_that_fails_again_stops_at_max_retries() {
+    let (seeded, retry, app) = retry_that_fails_with_a_new_cause(1).await;
+    let second = invoke(&app, manual(&retry)).await.unwrap();
+    assert_eq!(
+        causes(&second),
+        vec![pair("SSE_MISMATCH_REQUIRES_KMS", "CONFIRMED")],
+        "{second:#}"
+    );
+    assert_eq!(second["applied"], json!([]));
+    assert!(
+        second["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("MAX_RETRIES=1"),
+        "{second:#}"
+    );
+    assert_eq!(export_count(seeded["tableArn"].as_str().unwrap()).await, 2);
+}
