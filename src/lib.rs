@@ -8,6 +8,7 @@ pub mod error;
 pub mod handler;
 pub mod intake;
 pub mod model;
+pub mod policy;
 pub mod ports;
 
 #[cfg(test)]

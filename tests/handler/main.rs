@@ -2,6 +2,7 @@
 //! `make test` installs the emulator into .venv; each test binary starts its own server on a
 //! free loopback port, and the server exits when this process does.
 
+mod cli;
 mod helpers;
 mod ledger;
 mod runtime;

@@ -1,0 +1,1002 @@
+//! IAM policy evaluation across identity, resource, key, boundary, session, SCP and RCP layers,
+//! following AWS's documented logic (SPEC §5), with an explanation down to the condition.
+//!
+//! Pure: policy documents and a request in, a decision out. Context values may be Unknown; a
+//! decision that depends on one is marked `uncertain` (a finding built on it is POSSIBLE).
+
+pub mod condition;
+
+use crate::domain::sse_rules::glob;
+use condition::{parse_operator, Condition};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// IAM's limits are smaller (identity 6,144 / bucket 20,480 / key 32,768 bytes); this bounds work.
+pub const MAX_POLICY_BYTES: usize = 64 * 1024;
+const MAX_STATEMENTS: usize = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    Identity,
+    Resource,
+    Key,
+    Boundary,
+    Scp,
+    Rcp,
+    Session,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tri {
+    True,
+    False,
+    Unknown,
+}
+
+impl From<bool> for Tri {
+    fn from(b: bool) -> Self {
+        if b {
+            Tri::True
+        } else {
+            Tri::False
+        }
+    }
+}
+
+impl Tri {
+    fn and(self, other: Tri) -> Tri {
+        match (self, other) {
+            (Tri::False, _) | (_, Tri::False) => Tri::False,
+            (Tri::True, Tri::True) => Tri::True,
+            _ => Tri::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// `Action`/`NotAction`, `Resource`/`NotResource`, `Principal`/`NotPrincipal`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Targets {
+    pub negated: bool,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// `Sid`, or `#<index>` when it has none.
+    pub name: String,
+    pub effect: Effect,
+    pub actions: Targets,
+    pub resources: Option<Targets>,
+    /// `AWS`, `Service`, `Federated` and `CanonicalUser` values flattened; `*` for everyone.
+    pub principals: Option<Targets>,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub kind: PolicyKind,
+    pub name: String,
+    /// SCP/RCP: policies with the same level are OR'ed; every level must allow.
+    pub level: Option<String>,
+    pub statements: Vec<Statement>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{policy}: {path}: {reason}")]
+pub struct PolicyError {
+    pub policy: String,
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContextValue {
+    Values(Vec<String>),
+    /// The value exists in the real request but is not known here.
+    Unknown,
+}
+
+/// Request context, keys lower-cased (condition keys are case-insensitive).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Context(HashMap<String, ContextValue>);
+
+impl Context {
+    pub fn set(&mut self, key: &str, value: ContextValue) {
+        self.0.insert(key.to_ascii_lowercase(), value);
+    }
+    pub fn get(&self, key: &str) -> Option<&ContextValue> {
+        self.0.get(&key.to_ascii_lowercase())
+    }
+    /// From a JSON object: strings, booleans, numbers and lists of them;
+    /// `{"unknown": true}` marks a value that exists but is not known.
+    pub fn from_json(obj: &serde_json::Map<String, Value>) -> Result<Self, String> {
+        let mut ctx = Context::default();
+        for (k, v) in obj {
+            let value = match v {
+                Value::Object(o) if o.get("unknown") == Some(&Value::Bool(true)) => {
+                    ContextValue::Unknown
+                }
+                other => ContextValue::Values(scalars(other).ok_or_else(|| {
+                    format!("context.{k}: expected a string, boolean, number or a list of them")
+                })?),
+            };
+            ctx.set(k, value);
+        }
+        Ok(ctx)
+    }
+}
+
+fn scalars(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Bool(b) => Some(vec![b.to_string()]),
+        Value::Number(n) => Some(vec![n.to_string()]),
+        Value::Array(list) => list
+            .iter()
+            .map(|x| match x {
+                Value::Array(_) | Value::Object(_) | Value::Null => None,
+                other => scalars(other).map(|mut s| s.remove(0)),
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    /// The account that owns the resource, when known.
+    pub resource_account: Option<String>,
+    pub context: Context,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DecisionKind {
+    Allow,
+    ExplicitDeny,
+    ImplicitDeny,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub decision: DecisionKind,
+    /// The deny statement that decided an ExplicitDeny, or one statement that granted an Allow.
+    pub decided_by: Option<String>,
+    pub explanation: Vec<String>,
+    /// The decision depends on a context value that is Unknown.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub uncertain: bool,
+}
+
+// ---------------------------------------------------------------- parsing
+
+impl Policy {
+    /// Parses one policy document; `name` and `kind` say where it came from.
+    pub fn parse(
+        kind: PolicyKind,
+        name: &str,
+        level: Option<String>,
+        doc: &Value,
+    ) -> Result<Self, PolicyError> {
+        let err = |path: &str, reason: &str| PolicyError {
+            policy: name.to_string(),
+            path: path.to_string(),
+            reason: reason.to_string(),
+        };
+        if doc.to_string().len() > MAX_POLICY_BYTES {
+            return Err(err("", "larger than 64 KiB"));
+        }
+        let obj = doc
+            .as_object()
+            .ok_or_else(|| err("", "a policy document must be a JSON object"))?;
+        let raw: Vec<&Value> = match obj.get("Statement") {
+            Some(Value::Array(list)) => list.iter().collect(),
+            Some(one @ Value::Object(_)) => vec![one],
+            _ => return Err(err("Statement", "missing, or not an object or a list")),
+        };
+        if raw.len() > MAX_STATEMENTS {
+            return Err(err("Statement", "more than 1,000 statements"));
+        }
+        let statements = raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                parse_statement(s, i).map_err(|(p, r)| err(&format!("Statement[{i}].{p}"), &r))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            kind,
+            name: name.to_string(),
+            level,
+            statements,
+        })
+    }
+
+    /// Parses policy text as stored by AWS.
+    pub fn parse_text(kind: PolicyKind, name: &str, text: &str) -> Result<Self, PolicyError> {
+        if text.len() > MAX_POLICY_BYTES {
+            return Err(PolicyError {
+                policy: name.into(),
+                path: String::new(),
+                reason: "larger than 64 KiB".into(),
+            });
+        }
+        let doc: Value = serde_json::from_str(text).map_err(|e| PolicyError {
+            policy: name.into(),
+            path: String::new(),
+            reason: format!("not JSON: {e}"),
+        })?;
+        Self::parse(kind, name, None, &doc)
+    }
+}
+
+type FieldError = (String, String);
+
+fn strings_of(v: &Value, field: &str) -> Result<Vec<String>, FieldError> {
+    match v {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(list) if !list.is_empty() => list
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| (field.to_string(), "list items must be strings".to_string()))
+            })
+            .collect(),
+        _ => Err((
+            field.to_string(),
+            "expected a string or a non-empty list of strings".into(),
+        )),
+    }
+}
+
+fn pair<'a>(
+    s: &'a serde_json::Map<String, Value>,
+    pos: &str,
+    neg: &str,
+) -> Result<Option<(bool, &'a Value)>, FieldError> {
+    match (s.get(pos), s.get(neg)) {
+        (Some(_), Some(_)) => Err((pos.into(), format!("{pos} and {neg} together"))),
+        (Some(v), None) => Ok(Some((false, v))),
+        (None, Some(v)) => Ok(Some((true, v))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn parse_statement(v: &Value, index: usize) -> Result<Statement, FieldError> {
+    let s = v
+        .as_object()
+        .ok_or_else(|| (String::new(), "a statement must be an object".to_string()))?;
+    let name = match s.get("Sid") {
+        Some(Value::String(sid)) if !sid.is_empty() => sid.clone(),
+        Some(Value::String(_)) | None => format!("#{index}"),
+        Some(_) => return Err(("Sid".into(), "must be a string".into())),
+    };
+    let effect = match s.get("Effect").and_then(Value::as_str) {
+        Some("Allow") => Effect::Allow,
+        Some("Deny") => Effect::Deny,
+        _ => return Err(("Effect".into(), "must be Allow or Deny".into())),
+    };
+    let (neg, actions) = pair(s, "Action", "NotAction")?.ok_or_else(|| {
+        (
+            "Action".to_string(),
+            "missing Action or NotAction".to_string(),
+        )
+    })?;
+    let actions = Targets {
+        negated: neg,
+        values: strings_of(actions, "Action")?,
+    };
+    let resources = pair(s, "Resource", "NotResource")?
+        .map(|(neg, v)| {
+            strings_of(v, "Resource").map(|values| Targets {
+                negated: neg,
+                values,
+            })
+        })
+        .transpose()?;
+    let principals = pair(s, "Principal", "NotPrincipal")?
+        .map(|(neg, v)| {
+            principals_of(v).map(|values| Targets {
+                negated: neg,
+                values,
+            })
+        })
+        .transpose()?;
+    let mut conditions = Vec::new();
+    if let Some(block) = s.get("Condition") {
+        let block = block
+            .as_object()
+            .ok_or_else(|| ("Condition".to_string(), "must be an object".to_string()))?;
+        for (op, keys) in block {
+            let (base, qualifier, if_exists) = parse_operator(op).ok_or_else(|| {
+                (
+                    format!("Condition.{op}"),
+                    "unknown condition operator".to_string(),
+                )
+            })?;
+            let keys = keys.as_object().ok_or_else(|| {
+                (
+                    format!("Condition.{op}"),
+                    "must map keys to values".to_string(),
+                )
+            })?;
+            for (key, values) in keys {
+                let values = scalars(values).filter(|v| !v.is_empty()).ok_or_else(|| {
+                    (
+                        format!("Condition.{op}.{key}"),
+                        "values must be strings, booleans or numbers".to_string(),
+                    )
+                })?;
+                conditions.push(Condition {
+                    operator: op.clone(),
+                    base,
+                    qualifier,
+                    if_exists,
+                    key: key.to_ascii_lowercase(),
+                    values,
+                });
+            }
+        }
+    }
+    Ok(Statement {
+        name,
+        effect,
+        actions,
+        resources,
+        principals,
+        conditions,
+    })
+}
+
+fn principals_of(v: &Value) -> Result<Vec<String>, FieldError> {
+    match v {
+        Value::String(s) if s == "*" => Ok(vec!["*".into()]),
+        Value::Object(m) => {
+            let mut out = Vec::new();
+            for (kind, vals) in m {
+                if !matches!(
+                    kind.as_str(),
+                    "AWS" | "Service" | "Federated" | "CanonicalUser"
+                ) {
+                    return Err((format!("Principal.{kind}"), "unknown principal type".into()));
+                }
+                out.extend(strings_of(vals, "Principal")?);
+            }
+            Ok(out)
+        }
+        _ => Err(("Principal".into(), "must be \"*\" or an object".into())),
+    }
+}
+
+// ---------------------------------------------------------------- matching
+
+/// Replaces `${key}` with the context's single value; unknown variables stay as written.
+pub fn substitute(text: &str, ctx: &Context) -> String {
+    if !text.contains("${") {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let var = &after[..end];
+        match var {
+            "*" => out.push('*'),
+            "?" => out.push('?'),
+            "$" => out.push('$'),
+            _ => match ctx.get(var) {
+                Some(ContextValue::Values(v)) if v.len() == 1 => out.push_str(&v[0]),
+                _ => out.push_str(&rest[start..start + 3 + end]),
+            },
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn account_of(principal: &str) -> Option<&str> {
+    let acct = principal.split(':').nth(4)?;
+    (acct.len() == 12 && acct.bytes().all(|b| b.is_ascii_digit())).then_some(acct)
+}
+
+/// `arn:…:sts::acct:assumed-role/Role/session` → `arn:…:iam::acct:role/Role`.
+fn role_of_session(principal: &str) -> Option<String> {
+    let parts: Vec<&str> = principal.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[2] != "sts" {
+        return None;
+    }
+    let role = parts[5].strip_prefix("assumed-role/")?.split('/').next()?;
+    Some(format!("arn:{}:iam::{}:role/{}", parts[1], parts[4], role))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrincipalMatch {
+    None,
+    /// `*`, the principal's ARN, or its role: grants by itself.
+    Direct,
+    /// The principal's account (`<id>` or `arn:…:root`): delegates to that account's IAM policies.
+    Account,
+}
+
+fn principal_match(listed: &str, principal: &str) -> PrincipalMatch {
+    if listed == "*" || listed == principal {
+        return PrincipalMatch::Direct;
+    }
+    if role_of_session(principal).as_deref() == Some(listed) {
+        return PrincipalMatch::Direct;
+    }
+    let listed_account = if listed.len() == 12 && listed.bytes().all(|b| b.is_ascii_digit()) {
+        Some(listed)
+    } else if listed.ends_with(":root") {
+        account_of(listed)
+    } else {
+        None
+    };
+    match (listed_account, account_of(principal)) {
+        (Some(a), Some(b)) if a == b => PrincipalMatch::Account,
+        _ => PrincipalMatch::None,
+    }
+}
+
+struct StatementMatch {
+    applies: Tri,
+    principal: PrincipalMatch,
+    /// Why it did not apply, or which condition made it uncertain.
+    reason: Option<String>,
+}
+
+fn statement_applies(st: &Statement, req: &Request, needs_principal: bool) -> StatementMatch {
+    let no = |reason: String| StatementMatch {
+        applies: Tri::False,
+        principal: PrincipalMatch::None,
+        reason: Some(reason),
+    };
+    let action_hit = st.actions.values.iter().any(|a| glob(a, &req.action, true));
+    if action_hit == st.actions.negated {
+        return no(format!("action {} not covered", req.action));
+    }
+    if let Some(r) = &st.resources {
+        let hit = r
+            .values
+            .iter()
+            .any(|p| glob(&substitute(p, &req.context), &req.resource, false));
+        if hit == r.negated {
+            return no(format!("resource {} not covered", req.resource));
+        }
+    }
+    let mut principal = PrincipalMatch::Direct;
+    if let Some(p) = &st.principals {
+        if p.negated {
+            // NotPrincipal spares only principals listed exactly (a session needs its own ARN).
+            if p.values.iter().any(|v| v == "*" || v == &req.principal) {
+                return no(format!("{} is excluded by NotPrincipal", req.principal));
+            }
+        } else {
+            principal = p
+                .values
+                .iter()
+                .map(|v| principal_match(v, &req.principal))
+                .max_by_key(|m| match m {
+                    PrincipalMatch::None => 0,
+                    PrincipalMatch::Account => 1,
+                    PrincipalMatch::Direct => 2,
+                })
+                .unwrap_or(PrincipalMatch::None);
+            if principal == PrincipalMatch::None {
+                return no(format!("principal {} not named", req.principal));
+            }
+        }
+    } else if needs_principal {
+        return no("no Principal in a resource-based statement".into());
+    }
+    let mut applies = Tri::True;
+    let mut reason = None;
+    for c in &st.conditions {
+        match c.evaluate(&req.context) {
+            Tri::True => {}
+            Tri::False => {
+                let had = match req.context.get(&c.key) {
+                    Some(ContextValue::Values(v)) => format!("request has {v:?}"),
+                    _ => "request lacks the key".into(),
+                };
+                return no(format!("condition {} not met ({had})", c.describe()));
+            }
+            Tri::Unknown => {
+                applies = applies.and(Tri::Unknown);
+                reason = Some(format!(
+                    "condition {} depends on an unknown value",
+                    c.describe()
+                ));
+            }
+        }
+    }
+    StatementMatch {
+        applies,
+        principal,
+        reason,
+    }
+}
+
+// ---------------------------------------------------------------- evaluation
+
+#[derive(Default)]
+struct Layer {
+    present: bool,
+    allow: Option<String>,
+    allow_uncertain: Option<String>,
+    /// Resource/key layers: whether the best allow names the principal directly.
+    direct: bool,
+}
+
+fn stmt_name(p: &Policy, s: &Statement) -> String {
+    format!("{}/{}", p.name, s.name)
+}
+
+/// Evaluates `req` against every policy that applies to it (SPEC §5).
+pub fn evaluate(policies: &[Policy], req: &Request) -> Decision {
+    let mut explanation = Vec::new();
+    let mut uncertain = false;
+
+    // 1. An explicit deny anywhere decides.
+    let mut uncertain_deny = None;
+    for p in policies {
+        let resource_based = matches!(
+            p.kind,
+            PolicyKind::Resource | PolicyKind::Key | PolicyKind::Rcp
+        );
+        for s in p.statements.iter().filter(|s| s.effect == Effect::Deny) {
+            let m = statement_applies(s, req, resource_based && p.kind != PolicyKind::Rcp);
+            match m.applies {
+                Tri::True => {
+                    explanation.push(format!(
+                        "{} denies {} on {}",
+                        stmt_name(p, s),
+                        req.action,
+                        req.resource
+                    ));
+                    return Decision {
+                        decision: DecisionKind::ExplicitDeny,
+                        decided_by: Some(stmt_name(p, s)),
+                        explanation,
+                        uncertain: false,
+                    };
+                }
+                Tri::Unknown => {
+                    uncertain_deny.get_or_insert_with(|| stmt_name(p, s));
+                    explanation.push(format!(
+                        "{} may deny: {}",
+                        stmt_name(p, s),
+                        m.reason.unwrap_or_default()
+                    ));
+                }
+                Tri::False => {}
+            }
+        }
+    }
+    if uncertain_deny.is_some() {
+        uncertain = true;
+    }
+
+    // 2. Allows, layer by layer.
+    let layer = |kind: PolicyKind| -> Layer {
+        let mut l = Layer::default();
+        for p in policies.iter().filter(|p| p.kind == kind) {
+            l.present = true;
+            for s in p.statements.iter().filter(|s| s.effect == Effect::Allow) {
+                let needs_principal = matches!(kind, PolicyKind::Resource | PolicyKind::Key);
+                let m = statement_applies(s, req, needs_principal);
+                match m.applies {
+                    Tri::True => {
+                        let direct = m.principal == PrincipalMatch::Direct;
+                        if l.allow.is_none() || (direct && !l.direct) {
+                            l.allow = Some(stmt_name(p, s));
+                            l.direct = direct;
+                        }
+                    }
+                    Tri::Unknown => {
+                        l.allow_uncertain.get_or_insert_with(|| stmt_name(p, s));
+                    }
+                    Tri::False => {}
+                }
+            }
+        }
+        l
+    };
+    let identity = layer(PolicyKind::Identity);
+    let resource = layer(PolicyKind::Resource);
+    let key = layer(PolicyKind::Key);
+    let boundary = layer(PolicyKind::Boundary);
+    let session = layer(PolicyKind::Session);
+
+    let deny = |why: String, explanation: &mut Vec<String>, uncertain: bool| {
+        explanation.push(why);
+        Decision {
+            decision: DecisionKind::ImplicitDeny,
+            decided_by: None,
+            explanation: explanation.clone(),
+            uncertain,
+        }
+    };
+
+    // 3. Organization guardrails: every SCP level (principal side) and RCP level (resource side).
+    for kind in [PolicyKind::Scp, PolicyKind::Rcp] {
+        let mut levels: BTreeMap<String, (bool, bool)> = BTreeMap::new();
+        for p in policies.iter().filter(|p| p.kind == kind) {
+            let level = p.level.clone().unwrap_or_else(|| p.name.clone());
+            let entry = levels.entry(level).or_default();
+            for s in p.statements.iter().filter(|s| s.effect == Effect::Allow) {
+                match statement_applies(s, req, false).applies {
+                    Tri::True => entry.0 = true,
+                    Tri::Unknown => entry.1 = true,
+                    Tri::False => {}
+                }
+            }
+        }
+        for (level, (allowed, maybe)) in levels {
+            if !allowed {
+                let what = if kind == PolicyKind::Scp {
+                    "SCP"
+                } else {
+                    "RCP"
+                };
+                return deny(
+                    format!("no {what} at level {level} allows {}", req.action),
+                    &mut explanation,
+                    uncertain || maybe,
+                );
+            }
+        }
+    }
+
+    let principal_account = account_of(&req.principal).map(str::to_string);
+    let cross_account = match (&req.resource_account, &principal_account) {
+        (Some(r), Some(p)) => r != p,
+        _ => false,
+    };
+    let mut any_uncertain_allow = identity.allow_uncertain.is_some()
+        || resource.allow_uncertain.is_some()
+        || key.allow_uncertain.is_some();
+
+    // 4. Who grants: the key policy for KMS keys; a resource policy; the caller's IAM policies.
+    let granted_by = if key.present {
+        let key_ok = key.allow.is_some();
+        let via = if !key_ok {
+            None
+        } else if key.direct && !cross_account {
+            key.allow.clone()
+        } else if identity.allow.is_some() {
+            // Root delegation (or a cross-account grant): the caller's IAM policies must allow too.
+            identity.allow.clone()
+        } else {
+            explanation.push(format!(
+                "{} delegates to the account's IAM policies, and none allows {}",
+                key.allow.clone().unwrap_or_default(),
+                req.action
+            ));
+            None
+        };
+        if !key_ok {
+            explanation.push(format!(
+                "no key policy statement allows {} for {}",
+                req.action, req.principal
+            ));
+        }
+        via
+    } else if resource.present && resource.allow.is_some() {
+        if resource.direct && !cross_account {
+            resource
+                .allow
+                .clone()
+                .map(|r| identity.allow.clone().unwrap_or(r))
+        } else if identity.allow.is_some() {
+            identity.allow.clone()
+        } else {
+            explanation.push(format!(
+                "{} allows the account or another account's principal; the caller's IAM policies must allow {} too, and none does",
+                resource.allow.clone().unwrap_or_default(),
+                req.action
+            ));
+            None
+        }
+    } else if cross_account && !key.present {
+        if resource.present {
+            explanation.push(format!(
+                "no resource policy statement allows {} for {}",
+                req.action, req.principal
+            ));
+        } else {
+            explanation
+                .push("cross-account access needs a resource policy that allows the caller".into());
+        }
+        None
+    } else {
+        identity.allow.clone()
+    };
+
+    let Some(granted_by) = granted_by else {
+        if identity.allow.is_none() && !key.present {
+            explanation.push(format!(
+                "no identity policy statement allows {} on {}",
+                req.action, req.resource
+            ));
+        }
+        return deny(
+            "nothing allows the request".into(),
+            &mut explanation,
+            uncertain || any_uncertain_allow,
+        );
+    };
+
+    // 5. Permissions boundary and session policy cap what the identity side grants.
+    for (l, what) in [
+        (&boundary, "permissions boundary"),
+        (&session, "session policy"),
+    ] {
+        if l.present && l.allow.is_none() {
+            any_uncertain_allow |= l.allow_uncertain.is_some();
+            return deny(
+                format!("the {what} does not allow {}", req.action),
+                &mut explanation,
+                uncertain || any_uncertain_allow,
+            );
+        }
+    }
+    explanation.push(format!(
+        "{granted_by} allows {} on {}",
+        req.action, req.resource
+    ));
+    Decision {
+        decision: DecisionKind::Allow,
+        decided_by: Some(granted_by),
+        explanation,
+        uncertain,
+    }
+}
+
+// ---------------------------------------------------------------- CASE.json (SPEC §5.1)
+
+/// A case in the shape of the IAM corpus: `{"policies": [...], "request": {...}}`.
+pub fn parse_case(case: &Value) -> Result<(Vec<Policy>, Request), PolicyError> {
+    let err = |path: &str, reason: &str| PolicyError {
+        policy: "case".into(),
+        path: path.into(),
+        reason: reason.into(),
+    };
+    let obj = case
+        .as_object()
+        .ok_or_else(|| err("", "the case must be a JSON object"))?;
+    let list = obj
+        .get("policies")
+        .and_then(Value::as_array)
+        .ok_or_else(|| err("policies", "missing or not a list"))?;
+    let mut policies = Vec::new();
+    for (i, p) in list.iter().enumerate() {
+        let path = |f: &str| format!("policies[{i}].{f}");
+        let kind: PolicyKind = serde_json::from_value(
+            p.get("kind").cloned().unwrap_or(Value::Null),
+        )
+        .map_err(|_| {
+            err(
+                &path("kind"),
+                "expected identity, resource, key, boundary, scp, rcp or session",
+            )
+        })?;
+        let name = p
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| err(&path("name"), "missing or not a string"))?;
+        let level = match p.get("level") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(_) => return Err(err(&path("level"), "must be a string or a number")),
+        };
+        let doc = p.get("doc").ok_or_else(|| err(&path("doc"), "missing"))?;
+        policies.push(Policy::parse(kind, name, level, doc)?);
+    }
+    let r = obj
+        .get("request")
+        .and_then(Value::as_object)
+        .ok_or_else(|| err("request", "missing or not an object"))?;
+    let field = |f: &str| {
+        r.get(f)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| err(&format!("request.{f}"), "missing or not a string"))
+    };
+    let context = match r.get("context") {
+        None | Some(Value::Null) => Context::default(),
+        Some(Value::Object(m)) => Context::from_json(m).map_err(|e| err("request", &e))?,
+        Some(_) => return Err(err("request.context", "must be an object")),
+    };
+    let request = Request {
+        principal: field("principal")?,
+        action: field("action")?,
+        resource: field("resource")?,
+        resource_account: r
+            .get("resource_account")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        context,
+    };
+    Ok((policies, request))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The reference corpus (55 cases, expected decisions from AWS's documented logic),
+    /// copied into the repo. C51 is unconfirmed and is checked separately.
+    #[test]
+    fn every_corpus_case_gets_the_documented_decision() {
+        let corpus: Value =
+            serde_json::from_str(include_str!("../../events/fixtures/iam-policy-corpus.json"))
+                .unwrap();
+        let mut failures = Vec::new();
+        let cases = corpus["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 55);
+        for case in cases {
+            let id = case["id"].as_str().unwrap();
+            let (policies, request) = parse_case(case).unwrap_or_else(|e| panic!("{id}: {e}"));
+            let got = evaluate(&policies, &request);
+            let want = &case["expected"];
+            let want_kind = match want["decision"].as_str().unwrap() {
+                "Allow" => DecisionKind::Allow,
+                "ExplicitDeny" => DecisionKind::ExplicitDeny,
+                _ => DecisionKind::ImplicitDeny,
+            };
+            let want_by = want["decided_by"].as_str().map(str::to_string);
+            if got.decision != want_kind || got.decided_by != want_by {
+                failures.push(format!(
+                    "{id} {}: got {:?} by {:?}, want {:?} by {:?}; {:?}",
+                    case["title"],
+                    got.decision,
+                    got.decided_by,
+                    want_kind,
+                    want_by,
+                    got.explanation
+                ));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of 55 differ:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+
+    fn req(principal: &str, action: &str, resource: &str, context: Value) -> Request {
+        Request {
+            principal: principal.into(),
+            action: action.into(),
+            resource: resource.into(),
+            resource_account: Some("111122223333".into()),
+            context: Context::from_json(context.as_object().unwrap()).unwrap(),
+        }
+    }
+
+    fn bucket_policy(statements: Value) -> Policy {
+        Policy::parse(
+            PolicyKind::Resource,
+            "bucket",
+            None,
+            &json!({"Statement": statements}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_unknown_context_value_makes_the_decision_uncertain() {
+        let deny_non_kms = bucket_policy(
+            json!([{"Sid": "DenyNonKms", "Effect": "Deny", "Principal": "*",
+            "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/*",
+            "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}}]),
+        );
+        let id = Policy::parse(
+            PolicyKind::Identity,
+            "id",
+            None,
+            &json!({"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}),
+        )
+        .unwrap();
+        let r = req(
+            "arn:aws:iam::111122223333:role/R",
+            "s3:PutObject",
+            "arn:aws:s3:::b/x",
+            json!({"s3:x-amz-server-side-encryption": {"unknown": true}}),
+        );
+        let d = evaluate(&[id, deny_non_kms], &r);
+        assert_eq!(d.decision, DecisionKind::Allow);
+        assert!(d.uncertain, "{d:?}");
+        assert!(d.explanation[0].contains("may deny"), "{:?}", d.explanation);
+    }
+
+    #[test]
+    fn explanations_name_the_condition_and_what_the_request_had() {
+        let id = Policy::parse(PolicyKind::Identity, "id", None, &json!({"Statement": [{"Sid": "OnlyUsEast", "Effect": "Allow",
+            "Action": "s3:PutObject", "Resource": "*", "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}}]})).unwrap();
+        let d = evaluate(
+            &[id],
+            &req(
+                "arn:aws:iam::111122223333:role/R",
+                "s3:PutObject",
+                "arn:aws:s3:::b/x",
+                json!({"aws:RequestedRegion": "eu-west-1"}),
+            ),
+        );
+        assert_eq!(d.decision, DecisionKind::ImplicitDeny);
+        assert!(
+            d.explanation
+                .iter()
+                .any(|e| e.contains("no identity policy statement allows")),
+            "{:?}",
+            d.explanation
+        );
+    }
+
+    #[test]
+    fn invalid_policies_name_the_field() {
+        let cases = [
+            (
+                json!({"Statement": [{"Effect": "Maybe", "Action": "s3:*", "Resource": "*"}]}),
+                "Statement[0].Effect",
+            ),
+            (
+                json!({"Statement": [{"Effect": "Allow", "Resource": "*"}]}),
+                "Statement[0].Action",
+            ),
+            (
+                json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "NotAction": "s3:Get*", "Resource": "*"}]}),
+                "Statement[0].Action",
+            ),
+            (
+                json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*", "Condition": {"StringSortOf": {"k": "v"}}}]}),
+                "Condition.StringSortOf",
+            ),
+            (
+                json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Principal": {"Robots": "*"}, "Resource": "*"}]}),
+                "Principal.Robots",
+            ),
+            (json!({"Version": "2012-10-17"}), "Statement"),
+            (json!([1]), ""),
+        ];
+        for (doc, path) in cases {
+            let e = Policy::parse(PolicyKind::Identity, "p", None, &doc).unwrap_err();
+            assert!(e.path.contains(path), "{doc}: {e}");
+        }
+        let big = json!({"Statement": [], "pad": "x".repeat(70_000)});
+        assert!(Policy::parse(PolicyKind::Identity, "p", None, &big)
+            .unwrap_err()
+            .reason
+            .contains("64 KiB"));
+    }
+
+    #[test]
+    fn policy_variables_substitute_from_the_context() {
+        let mut ctx = Context::default();
+        ctx.set("aws:username", ContextValue::Values(vec!["alice".into()]));
+        assert_eq!(substitute("home/${aws:username}/*", &ctx), "home/alice/*");
+        assert_eq!(substitute("a${*}b${missing}", &ctx), "a*b${missing}");
+    }
+}
