@@ -130,6 +130,18 @@ pub fn full_request() -> ExportRequest {
     }
 }
 
+/// A bucket-policy statement that lets the table's account write exports (a cross-account setup).
+pub fn grant_statement(bucket: &str) -> serde_json::Value {
+    serde_json::json!({"Sid": "AllowExportsFromTableAccount", "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{TABLE_ACCOUNT}:root")},
+        "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl"],
+        "Resource": format!("arn:aws:s3:::{bucket}/*")})
+}
+
+pub fn grant_policy(bucket: &str) -> String {
+    serde_json::json!({"Version": "2012-10-17", "Statement": [grant_statement(bucket)]}).to_string()
+}
+
 pub fn world_with_table() -> Shared {
     let mut w = World::default();
     w.tables.insert(

@@ -150,7 +150,15 @@ def scenario(endpoint: str, name: str, suffix: str) -> dict:
         params["S3SseAlgorithm"] = "AES256"
     elif name == "cross-account-no-owner":
         account_id, creds = member_account(endpoint, suffix)
-        client(endpoint, "s3", creds).create_bucket(Bucket=bucket)
+        s3_owner = client(endpoint, "s3", creds)
+        s3_owner.create_bucket(Bucket=bucket)
+        # A cross-account export needs the bucket owner's grant to the table's account.
+        s3_owner.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Sid": "AllowExportsFromTableAccount", "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{out['tableAccount']}:root"},
+            "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl"],
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+        }]}))
         out["bucketAccount"] = account_id
         params["S3SseAlgorithm"] = "AES256"
     elif name == "sse-kms-required":
@@ -309,11 +317,16 @@ def require_kms(endpoint: str, bucket: str, account: str | None) -> dict:
     s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
         "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["Arn"]},
     }]})
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+    try:
+        statements = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    except s3.exceptions.ClientError:
+        statements = []
+    statements.append({
         "Sid": "DenyNonKmsUploads", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
         "Resource": f"arn:aws:s3:::{bucket}/*",
         "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
-    }]}))
+    })
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
     add_tags(endpoint, bucket, account, {"moto-export-require-sse": "KMS"})
     return {"bucket": bucket, "keyArn": key["Arn"]}
 

@@ -11,10 +11,10 @@ use crate::model::{
 use crate::ports::BucketPresence;
 
 /// The failure as reported: DescribeExport first, else the trigger's own code and message.
-struct Failure<'a> {
-    code: Option<&'a str>,
-    message: Option<&'a str>,
-    source: &'static str,
+pub(super) struct Failure<'a> {
+    pub code: Option<&'a str>,
+    pub message: Option<&'a str>,
+    pub source: &'static str,
 }
 
 fn failure<'a>(incident: &'a Incident, evidence: &'a Evidence) -> Failure<'a> {
@@ -38,14 +38,14 @@ fn failure<'a>(incident: &'a Incident, evidence: &'a Evidence) -> Failure<'a> {
     }
 }
 
-fn ev(fact: impl Into<String>, source: &str) -> EvidenceItem {
+pub(super) fn ev(fact: impl Into<String>, source: &str) -> EvidenceItem {
     EvidenceItem {
         fact: fact.into(),
         source: source.to_string(),
     }
 }
 
-fn finding(
+pub(super) fn finding(
     cause: Cause,
     confidence: Confidence,
     summary: String,
@@ -83,6 +83,9 @@ pub fn diagnose(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
         findings.extend(sse_mismatch(&fail, request, bucket, evidence));
         findings.extend(export_key_unusable(request, bucket, evidence));
     }
+    findings.extend(super::policy_causes::policy_findings(
+        incident, &fail, evidence,
+    ));
     let failed = fail.code.is_some()
         || evidence
             .export
@@ -348,7 +351,7 @@ fn export_headers(request: &ExportRequest) -> Option<SseHeaders> {
 }
 
 /// The object ARN the export writes first, for matching policy resources.
-fn started_object_arn(request: &ExportRequest, evidence: &Evidence) -> String {
+pub(super) fn started_object_arn(request: &ExportRequest, evidence: &Evidence) -> String {
     let partition = Arn::table("tableArn", &request.table_arn)
         .map(|a| a.partition)
         .unwrap_or_else(|_| "aws".into());
@@ -772,6 +775,7 @@ mod tests {
         let mut e = evidence("S3AccessDenied", BARE_DENIED);
         bucket(&mut e).in_table_account = Fact::known("s3:ListBuckets", false);
         bucket(&mut e).owner = Fact::known("s3:ListBuckets", DATA_ACCOUNT.into());
+        bucket(&mut e).policy = policy(json!([crate::fakes::grant_statement(BUCKET)]));
         let f = diagnose(&incident(), &e);
         assert_eq!(
             causes(&f),
@@ -824,6 +828,7 @@ mod tests {
         e.request.as_mut().unwrap().s3_bucket_owner = Some("999988887777".into());
         bucket(&mut e).in_table_account = Fact::known("s3:ListBuckets", false);
         bucket(&mut e).owner = Fact::known("s3:ListBuckets", DATA_ACCOUNT.into());
+        bucket(&mut e).policy = policy(json!([crate::fakes::grant_statement(BUCKET)]));
         let f = diagnose(&incident(), &e);
         assert_eq!(
             causes(&f),
@@ -1101,5 +1106,189 @@ mod tests {
                 (Cause::SseMismatchRequiresKms, Confidence::Likely)
             ]
         );
+    }
+
+    fn cross_account(e: &mut Evidence) {
+        bucket(e).in_table_account = Fact::known("s3:ListBuckets", false);
+        bucket(e).owner = Fact::known("s3:ListBuckets", DATA_ACCOUNT.into());
+        for r in [
+            e.request.as_mut().unwrap(),
+            &mut e.export.as_mut().unwrap().request,
+        ] {
+            r.s3_bucket_owner = Some(DATA_ACCOUNT.into());
+        }
+    }
+
+    #[test]
+    fn cross_org_bucket_with_a_bare_access_denied_is_classified_from_the_bucket_policy() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        cross_account(&mut e);
+        bucket(&mut e).policy = policy(json!([{"Sid": "ReadOnlyPartners", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::999988887777:root"}, "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{BUCKET}/*")}]));
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::BucketPolicyMissingGrant, Confidence::Confirmed)]
+        );
+        let st = f[0].remedy.statement.as_ref().unwrap();
+        assert_eq!(st["Principal"]["AWS"], "arn:aws:iam::111122223333:root");
+        assert_eq!(st["Resource"], format!("arn:aws:s3:::{BUCKET}/exports/*"));
+        assert!(f[0].correction.is_none());
+
+        bucket(&mut e).policy = policy(json!([crate::fakes::grant_statement(BUCKET)]));
+        assert!(diagnose(&incident(), &e)
+            .iter()
+            .all(|f| f.cause != Cause::BucketPolicyMissingGrant));
+    }
+
+    #[test]
+    fn a_cross_account_bucket_without_any_policy_grants_nothing() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        cross_account(&mut e);
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::BucketPolicyMissingGrant, Confidence::Confirmed)]
+        );
+        assert!(f[0].evidence[0].fact.contains("has no bucket policy"));
+    }
+
+    #[test]
+    fn an_explicit_non_sse_deny_is_bucket_policy_denies_and_insecure_transport_is_not() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        bucket(&mut e).policy = policy(
+            json!([{"Sid": "FreezeBucket", "Effect": "Deny", "Principal": "*",
+            "Action": "s3:Put*", "Resource": format!("arn:aws:s3:::{BUCKET}/*")}, deny_insecure_transport()]),
+        );
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::BucketPolicyDenies, Confidence::Confirmed)]
+        );
+        assert!(
+            f[0].summary.contains("bucket-policy/FreezeBucket"),
+            "{}",
+            f[0].summary
+        );
+
+        bucket(&mut e).policy = policy(json!([deny_insecure_transport()]));
+        assert!(diagnose(&incident(), &e)
+            .iter()
+            .all(|f| f.cause != Cause::BucketPolicyDenies));
+    }
+
+    #[test]
+    fn a_source_ip_deny_without_a_service_exception_is_a_network_perimeter_cause() {
+        let perimeter = |exception: bool| {
+            let mut cond = json!({"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}});
+            if exception {
+                cond["Bool"] = json!({"aws:ViaAWSService": "false"});
+            }
+            json!([{"Sid": "OfficeOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                    "Resource": format!("arn:aws:s3:::{BUCKET}/*"), "Condition": cond}])
+        };
+        let mut e = evidence("S3AccessDenied", "User: arn:aws:iam::111122223333:root is not authorized to perform: s3:PutObject on resource: x with an explicit deny in a resource-based policy");
+        bucket(&mut e).policy = policy(perimeter(false));
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::NetworkPerimeterDenies, Confidence::Likely)]
+        );
+        bucket(&mut e).policy = policy(perimeter(true));
+        assert!(diagnose(&incident(), &e)
+            .iter()
+            .all(|f| f.cause != Cause::NetworkPerimeterDenies));
+    }
+
+    fn kms_export(e: &mut Evidence, key_policy: serde_json::Value) {
+        for r in [
+            e.request.as_mut().unwrap(),
+            &mut e.export.as_mut().unwrap().request,
+        ] {
+            r.s3_sse_algorithm = Some(SseAlgorithm::Kms);
+            r.s3_sse_kms_key_id = Some(KEY_ARN.into());
+        }
+        let mut k = key("Enabled");
+        k.policy = Fact::known(
+            "kms:GetKeyPolicy",
+            json!({"Version": "2012-10-17", "Statement": key_policy}).to_string(),
+        );
+        e.export_key = Some(k);
+    }
+
+    #[test]
+    fn a_key_policy_without_root_delegation_that_does_not_name_the_exporter_denies_it() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        kms_export(
+            &mut e,
+            json!([{"Sid": "KeyAdmins", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/KeyAdmin"},
+            "Action": "kms:*", "Resource": "*"}]),
+        );
+        let mut i = incident();
+        i.caller = Some("arn:aws:iam::111122223333:role/DataPlatformExporter".into());
+        let f = diagnose(&i, &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::KmsKeyPolicyDeniesExporter, Confidence::Confirmed)]
+        );
+        let st = f[0].remedy.statement.as_ref().unwrap();
+        assert_eq!(
+            st["Principal"]["AWS"],
+            "arn:aws:iam::111122223333:role/DataPlatformExporter"
+        );
+        assert_eq!(st["Action"], json!(["kms:GenerateDataKey", "kms:Decrypt"]));
+        assert_eq!(
+            st["Condition"]["StringEquals"]["kms:ViaService"],
+            "s3.us-east-1.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn a_key_policy_delegating_to_the_account_does_not_deny_the_exporter() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        kms_export(
+            &mut e,
+            json!([{"Sid": "EnableIamPolicies", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+            "Action": "kms:*", "Resource": "*"}]),
+        );
+        assert!(diagnose(&incident(), &e)
+            .iter()
+            .all(|f| f.cause != Cause::KmsKeyPolicyDeniesExporter));
+    }
+
+    #[test]
+    fn enhanced_messages_name_the_policy_type_when_nothing_readable_explains_it() {
+        let cases = [
+            (
+                "with an explicit deny in a service control policy",
+                "kms:GenerateDataKey",
+                Cause::ScpDeniesS3OrKms,
+            ),
+            (
+                "with an explicit deny in a VPC endpoint policy",
+                "s3:PutObject",
+                Cause::VpcEndpointPolicyDenies,
+            ),
+            (
+                "because no permissions boundary allows the action",
+                "s3:PutObject",
+                Cause::PermissionsBoundaryDenies,
+            ),
+            (
+                "because no identity-based policy allows the action",
+                "s3:PutObject",
+                Cause::CallerMissingS3Permission,
+            ),
+            (
+                "because no identity-based policy allows the action",
+                "kms:GenerateDataKey",
+                Cause::KmsCallerMissingPermission,
+            ),
+        ];
+        for (tail, action, cause) in cases {
+            let msg = format!("User: arn:aws:iam::111122223333:role/R is not authorized to perform: {action} on resource: x {tail}");
+            let f = diagnose(&incident(), &evidence("S3AccessDenied", &msg));
+            assert_eq!(causes(&f), vec![(cause, Confidence::Likely)], "{msg}");
+        }
     }
 }

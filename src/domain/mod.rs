@@ -1,10 +1,12 @@
 //! The pipeline of SPEC §3.5: intake → evidence → diagnosis → plan → act → report.
 //! No SDK or Lambda types here: the domain talks to AWS only through `ports`.
 
+pub mod access;
 pub mod command;
 pub mod diagnosis;
 pub mod evidence;
 pub mod plan;
+pub mod policy_causes;
 pub mod report;
 pub mod sse_rules;
 pub mod sweep;
@@ -466,7 +468,10 @@ mod tests {
             let mut w = world.write().unwrap();
             w.buckets.insert(
                 "amzn-s3-demo-bucket".into(),
-                FakeBucket::owned_by(DATA_ACCOUNT),
+                FakeBucket {
+                    policy: Some(grant_policy("amzn-s3-demo-bucket")),
+                    ..FakeBucket::owned_by(DATA_ACCOUNT)
+                },
             );
             w.org_accounts = Some(vec![TABLE_ACCOUNT.into(), DATA_ACCOUNT.into()]);
             w.member_roles = vec![DATA_ACCOUNT.into()];

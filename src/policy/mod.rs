@@ -177,6 +177,9 @@ pub struct Decision {
     /// The decision depends on a context value that is Unknown.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub uncertain: bool,
+    /// Deny statements that apply unless an Unknown context value says otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub may_deny: Vec<String>,
 }
 
 // ---------------------------------------------------------------- parsing
@@ -556,7 +559,7 @@ pub fn evaluate(policies: &[Policy], req: &Request) -> Decision {
     let mut uncertain = false;
 
     // 1. An explicit deny anywhere decides.
-    let mut uncertain_deny = None;
+    let mut may_deny: Vec<String> = Vec::new();
     for p in policies {
         let resource_based = matches!(
             p.kind,
@@ -577,10 +580,11 @@ pub fn evaluate(policies: &[Policy], req: &Request) -> Decision {
                         decided_by: Some(stmt_name(p, s)),
                         explanation,
                         uncertain: false,
+                        may_deny: Vec::new(),
                     };
                 }
                 Tri::Unknown => {
-                    uncertain_deny.get_or_insert_with(|| stmt_name(p, s));
+                    may_deny.push(stmt_name(p, s));
                     explanation.push(format!(
                         "{} may deny: {}",
                         stmt_name(p, s),
@@ -591,7 +595,7 @@ pub fn evaluate(policies: &[Policy], req: &Request) -> Decision {
             }
         }
     }
-    if uncertain_deny.is_some() {
+    if !may_deny.is_empty() {
         uncertain = true;
     }
 
@@ -633,6 +637,7 @@ pub fn evaluate(policies: &[Policy], req: &Request) -> Decision {
             decided_by: None,
             explanation: explanation.clone(),
             uncertain,
+            may_deny: may_deny.clone(),
         }
     };
 
@@ -768,6 +773,7 @@ pub fn evaluate(policies: &[Policy], req: &Request) -> Decision {
         decided_by: Some(granted_by),
         explanation,
         uncertain,
+        may_deny,
     }
 }
 

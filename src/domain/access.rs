@@ -1,0 +1,249 @@
+//! The S3 and KMS calls DynamoDB makes for an export (SPEC §5's request model), evaluated
+//! against the bucket and key policies the evidence holds; and the enhanced AccessDenied
+//! message, parsed as supporting evidence.
+//!
+//! Which principal S3 and KMS see for an export is unconfirmed (recorded messages name
+//! `arn:aws:iam::<acct>:root`, AWS's guide the role that started it), so a decision is taken
+//! for both candidates; when they differ, the finding is at most POSSIBLE.
+
+use crate::model::{ExportRequest, SseAlgorithm};
+use crate::policy::{
+    evaluate, Context, ContextValue, Decision, DecisionKind, Policy, PolicyKind, Request,
+};
+use serde_json::json;
+
+/// The principals an export's S3/KMS calls may be made as: the caller (when known) and the
+/// table account's root.
+pub fn candidate_principals(
+    caller: Option<&str>,
+    partition: &str,
+    table_account: &str,
+) -> Vec<String> {
+    let root = format!("arn:{partition}:iam::{table_account}:root");
+    let mut out: Vec<String> = caller
+        .filter(|c| c.contains(":role/") || c.contains(":user/") || c.contains(":assumed-role/"))
+        .map(|c| vec![c.to_string()])
+        .unwrap_or_default();
+    if !out.contains(&root) {
+        out.push(root);
+    }
+    out
+}
+
+fn known(ctx: &mut Context, key: &str, value: &str) {
+    ctx.set(key, ContextValue::Values(vec![value.to_string()]));
+}
+
+/// The context every call DynamoDB makes on the exporter's behalf carries.
+fn service_context(ctx: &mut Context) {
+    known(ctx, "aws:SecureTransport", "true");
+    known(ctx, "aws:ViaAWSService", "true");
+    ctx.set(
+        "aws:CalledVia",
+        ContextValue::Values(vec!["dynamodb.amazonaws.com".into()]),
+    );
+    // Not known from outside: where the call comes from, and the caller's organization.
+    for key in [
+        "aws:SourceIp",
+        "aws:SourceVpce",
+        "aws:SourceVpc",
+        "aws:PrincipalOrgID",
+        "s3:x-amz-acl",
+    ] {
+        ctx.set(key, ContextValue::Unknown);
+    }
+}
+
+/// PutObject of the export's first object, as `principal`.
+pub fn s3_put(
+    principal: &str,
+    object_arn: &str,
+    request: &ExportRequest,
+    bucket_account: Option<&str>,
+    key_arn: Option<&str>,
+) -> Request {
+    let mut ctx = Context::default();
+    service_context(&mut ctx);
+    match request.s3_sse_algorithm {
+        Some(SseAlgorithm::Aes256) => known(&mut ctx, "s3:x-amz-server-side-encryption", "AES256"),
+        Some(SseAlgorithm::Kms) => {
+            known(&mut ctx, "s3:x-amz-server-side-encryption", "aws:kms");
+            match key_arn.or(request.s3_sse_kms_key_id.as_deref()) {
+                Some(k) => known(
+                    &mut ctx,
+                    "s3:x-amz-server-side-encryption-aws-kms-key-id",
+                    k,
+                ),
+                None => ctx.set(
+                    "s3:x-amz-server-side-encryption-aws-kms-key-id",
+                    ContextValue::Unknown,
+                ),
+            }
+        }
+        // Which header DynamoDB sends when the flags are omitted is unconfirmed.
+        None => ctx.set("s3:x-amz-server-side-encryption", ContextValue::Unknown),
+    }
+    Request {
+        principal: principal.to_string(),
+        action: "s3:PutObject".into(),
+        resource: object_arn.to_string(),
+        resource_account: bucket_account.map(str::to_string),
+        context: ctx,
+    }
+}
+
+/// GenerateDataKey on the key, through S3, as `principal`.
+pub fn kms_generate(
+    principal: &str,
+    key_arn: &str,
+    region: &str,
+    table_account: &str,
+    object_arn: &str,
+) -> Request {
+    let mut ctx = Context::default();
+    service_context(&mut ctx);
+    known(
+        &mut ctx,
+        "kms:ViaService",
+        &format!("s3.{region}.amazonaws.com"),
+    );
+    known(&mut ctx, "kms:CallerAccount", table_account);
+    known(&mut ctx, "kms:EncryptionContext:aws:s3:arn", object_arn);
+    Request {
+        principal: principal.to_string(),
+        action: "kms:GenerateDataKey".into(),
+        resource: key_arn.to_string(),
+        resource_account: crate::arn::account_of(key_arn),
+        context: ctx,
+    }
+}
+
+/// An identity policy that allows everything: isolates what a resource or key policy decides.
+fn allow_all() -> Policy {
+    Policy::parse(
+        PolicyKind::Identity,
+        "assumed-identity-allow",
+        None,
+        &json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+    )
+    .unwrap_or_else(|_| unreachable!("a constant policy parses"))
+}
+
+/// What one resource-side policy (bucket or key) decides for the request, the caller's IAM
+/// policies assumed to allow.
+pub fn resource_side(policy: &Policy, request: &Request) -> Decision {
+    evaluate(&[allow_all(), policy.clone()], request)
+}
+
+/// The parts of an enhanced AccessDenied message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Denial {
+    pub principal: Option<String>,
+    pub action: Option<String>,
+    /// `identity-based`, `resource-based`, `service control`, `resource control`,
+    /// `permissions boundary`, `session`, `VPC endpoint`, or None for a bare message.
+    pub policy_type: Option<String>,
+    pub explicit: bool,
+}
+
+/// Parses `User: <arn> is not authorized to perform: <action> on resource: "<arn>" because no
+/// <type> policy allows …` and `… with an explicit deny in a <type> policy`.
+pub fn parse_denial(message: &str) -> Option<Denial> {
+    let rest = message.strip_prefix("User: ")?;
+    let (principal, rest) = rest.split_once(' ')?;
+    let action = rest
+        .split_once("perform: ")
+        .and_then(|(_, a)| a.split_whitespace().next())
+        .map(str::to_string);
+    let (explicit, after) = if let Some((_, a)) = rest.split_once("with an explicit deny in a") {
+        (true, a)
+    } else if let Some((_, a)) = rest.split_once("because no") {
+        (false, a)
+    } else {
+        return Some(Denial {
+            principal: Some(principal.to_string()),
+            action,
+            policy_type: None,
+            explicit: false,
+        });
+    };
+    let after = after.trim_start().trim_start_matches("an ");
+    let policy_type = [
+        "identity-based",
+        "resource-based",
+        "service control",
+        "resource control",
+        "permissions boundary",
+        "session",
+        "VPC endpoint",
+    ]
+    .into_iter()
+    .find(|t| after.starts_with(t))
+    .map(str::to_string);
+    Some(Denial {
+        principal: Some(principal.to_string()),
+        action,
+        policy_type,
+        explicit,
+    })
+}
+
+/// True when both candidate principals got the same kind of decision.
+pub fn agree(decisions: &[Decision]) -> bool {
+    decisions.windows(2).all(|w| w[0].decision == w[1].decision)
+}
+
+pub fn denied(d: &Decision) -> bool {
+    d.decision != DecisionKind::Allow
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enhanced_messages_parse_into_principal_action_and_policy_type() {
+        let d = parse_denial("User: arn:aws:iam::111122223333:root is not authorized to perform: s3:PutObject on resource: \"arn:aws:s3:::b/AWSDynamoDB/x/_started\" because no resource-based policy allows the s3:PutObject action").unwrap();
+        assert_eq!(
+            d.principal.as_deref(),
+            Some("arn:aws:iam::111122223333:root")
+        );
+        assert_eq!(d.action.as_deref(), Some("s3:PutObject"));
+        assert_eq!(d.policy_type.as_deref(), Some("resource-based"));
+        assert!(!d.explicit);
+        let d = parse_denial("User: arn:aws:sts::111122223333:assumed-role/R/s is not authorized to perform: kms:GenerateDataKey on resource: arn:aws:kms:us-east-1:111122223333:key/k with an explicit deny in a service control policy").unwrap();
+        assert_eq!(
+            (d.policy_type.as_deref(), d.explicit),
+            (Some("service control"), true)
+        );
+        let d = parse_denial("User: arn:aws:iam::111122223333:root is not authorized to perform: s3:PutObject on resource: x with an explicit deny in a VPC endpoint policy").unwrap();
+        assert_eq!(d.policy_type.as_deref(), Some("VPC endpoint"));
+        assert_eq!(
+            parse_denial("Access Denied (Service: Amazon S3; Status Code: 403)"),
+            None
+        );
+    }
+
+    #[test]
+    fn candidates_are_the_caller_and_the_table_account_root() {
+        assert_eq!(
+            candidate_principals(
+                Some("arn:aws:iam::111122223333:role/Exporter"),
+                "aws",
+                "111122223333"
+            ),
+            vec![
+                "arn:aws:iam::111122223333:role/Exporter",
+                "arn:aws:iam::111122223333:root"
+            ]
+        );
+        assert_eq!(
+            candidate_principals(None, "aws", "111122223333"),
+            vec!["arn:aws:iam::111122223333:root"]
+        );
+        assert_eq!(
+            candidate_principals(Some("dynamodb.amazonaws.com"), "aws", "111122223333").len(),
+            1
+        );
+    }
+}

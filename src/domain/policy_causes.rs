@@ -1,0 +1,382 @@
+//! Causes found by evaluating the bucket and key policies with the export's request model, and
+//! by the enhanced AccessDenied message where the policies behind it cannot be read here.
+
+use super::access::{
+    agree, candidate_principals, denied, kms_generate, parse_denial, resource_side, s3_put, Denial,
+};
+use super::diagnosis::{ev, finding, started_object_arn, Failure};
+use super::evidence::{BucketFacts, Evidence};
+use crate::arn::{partition_of, Arn};
+use crate::model::{Cause, Confidence, ExportRequest, FactValue, Finding, Incident, SseAlgorithm};
+use crate::policy::{DecisionKind, Effect, Policy, PolicyKind};
+use serde_json::json;
+
+const SSE_KEYS: [&str; 2] = [
+    "s3:x-amz-server-side-encryption",
+    "s3:x-amz-server-side-encryption-aws-kms-key-id",
+];
+const PERIMETER_KEYS: [&str; 3] = ["aws:sourceip", "aws:sourcevpce", "aws:sourcevpc"];
+
+struct Ctx<'a> {
+    request: &'a ExportRequest,
+    evidence: &'a Evidence,
+    partition: String,
+    region: String,
+    principals: Vec<String>,
+    object_arn: String,
+}
+
+/// The exporter: the incident's caller (CloudTrail or the ledger), else a role or user the
+/// failure message names.
+pub(super) fn exporter(incident: &Incident, fail: &Failure) -> Option<String> {
+    incident.caller.clone().or_else(|| {
+        fail.message
+            .and_then(parse_denial)
+            .and_then(|d| d.principal)
+            .filter(|p| p.contains(":role/") || p.contains(":user/"))
+    })
+}
+
+pub(super) fn policy_findings(
+    incident: &Incident,
+    fail: &Failure,
+    evidence: &Evidence,
+) -> Vec<Finding> {
+    let Some(request) = &evidence.request else {
+        return Vec::new();
+    };
+    let Ok(table) = Arn::table("tableArn", &request.table_arn) else {
+        return Vec::new();
+    };
+    let caller = exporter(incident, fail);
+    let cx = Ctx {
+        request,
+        evidence,
+        partition: table.partition.clone(),
+        region: table.region.clone(),
+        principals: candidate_principals(
+            caller.as_deref(),
+            partition_of(&table.region),
+            &evidence.table_account,
+        ),
+        object_arn: started_object_arn(request, evidence),
+    };
+    let mut out = Vec::new();
+    if let Some(bucket) = &evidence.bucket {
+        out.extend(bucket_policy(&cx, fail, bucket));
+    }
+    out.extend(key_policy(&cx, caller.as_deref()));
+    if out.is_empty() {
+        out.extend(from_message(fail));
+    }
+    out
+}
+
+fn bucket_policy(cx: &Ctx, fail: &Failure, bucket: &BucketFacts) -> Vec<Finding> {
+    let owner = bucket.owner.get().map(String::as_str);
+    let cross_account = owner.is_some_and(|o| o != cx.evidence.table_account);
+    let policy = match &bucket.policy.value {
+        FactValue::Known(text) => {
+            match Policy::parse_text(PolicyKind::Resource, "bucket-policy", text) {
+                Ok(p) => Some(p),
+                Err(_) => return Vec::new(),
+            }
+        }
+        FactValue::Absent => None,
+        FactValue::Unknown(_) => {
+            // Not readable here: only the message can point at the bucket policy.
+            let says = fail.message.and_then(parse_denial).is_some_and(|d| {
+                d.policy_type.as_deref() == Some("resource-based")
+                    && !d.explicit
+                    && d.action.as_deref().is_some_and(|a| a.starts_with("s3:"))
+            });
+            if says && cross_account {
+                return vec![missing_grant(
+                    cx,
+                    bucket,
+                    Confidence::Likely,
+                    vec![ev(
+                        "the failure message says no resource-based policy allows the S3 write",
+                        fail.source,
+                    )],
+                )];
+            }
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    let decisions: Vec<_> = cx
+        .principals
+        .iter()
+        .map(|p| {
+            let req = s3_put(p, &cx.object_arn, cx.request, owner, None);
+            policy.as_ref().map(|pol| resource_side(pol, &req))
+        })
+        .collect();
+    if let Some(pol) = &policy {
+        let decisions: Vec<_> = decisions.iter().flatten().cloned().collect();
+        // Explicit denies other than SSE rules (those are the SSE causes).
+        let deny = decisions
+            .iter()
+            .find(|d| d.decision == DecisionKind::ExplicitDeny);
+        if let Some(d) = deny {
+            let stmt = statement(pol, d.decided_by.as_deref());
+            let sse_only = stmt.is_some_and(|s| {
+                !s.conditions.is_empty()
+                    && s.conditions
+                        .iter()
+                        .all(|c| SSE_KEYS.contains(&c.key.as_str()))
+            });
+            if !sse_only {
+                let confidence = if agree(&decisions) {
+                    Confidence::Confirmed
+                } else {
+                    Confidence::Possible
+                };
+                let mut f = finding(
+                    Cause::BucketPolicyDenies,
+                    confidence,
+                    format!("The bucket policy of {} explicitly denies the export's writes ({}).", bucket.name, d.decided_by.clone().unwrap_or_default()),
+                    d.explanation.iter().map(|e| ev(e.clone(), bucket.policy.source)).collect(),
+                    "Ask the bucket owner to exempt the exporter (or DynamoDB's service calls, aws:ViaAWSService) from that statement.".into(),
+                );
+                f.remedy.statement = None;
+                out.push(f);
+            }
+        }
+        // Deny statements that hinge on where the call comes from, with no aws:ViaAWSService exception.
+        for name in decisions
+            .iter()
+            .flat_map(|d| d.may_deny.iter())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            if let Some(s) = statement(pol, Some(name)) {
+                if s.conditions
+                    .iter()
+                    .any(|c| PERIMETER_KEYS.contains(&c.key.as_str()))
+                {
+                    let confidence = if fail.message.is_some_and(|m| m.contains("explicit deny")) {
+                        Confidence::Likely
+                    } else {
+                        Confidence::Possible
+                    };
+                    out.push(finding(
+                        Cause::NetworkPerimeterDenies,
+                        confidence,
+                        format!("The bucket policy of {} denies writes by source IP or VPC ({name}) with no exception for AWS service calls.", bucket.name),
+                        vec![ev(format!("{name} conditions on {}", s.conditions.iter().map(|c| c.describe()).collect::<Vec<_>>().join(", ")), bucket.policy.source)],
+                        "Add to that Deny a condition that spares service calls: \"Bool\": {\"aws:ViaAWSService\": \"false\"}.".into(),
+                    ));
+                }
+            }
+        }
+    }
+    if cross_account && !out.iter().any(|f| f.cause == Cause::BucketPolicyDenies) {
+        // Does any statement grant? Judged on the Allow statements alone: a deny (an SSE rule,
+        // say) is its own finding and must not read as a missing grant.
+        let grants: Vec<bool> = cx
+            .principals
+            .iter()
+            .map(|p| {
+                policy.as_ref().is_some_and(|pol| {
+                    let allows = Policy {
+                        statements: pol
+                            .statements
+                            .iter()
+                            .filter(|s| s.effect == Effect::Allow)
+                            .cloned()
+                            .collect(),
+                        ..pol.clone()
+                    };
+                    !denied(&resource_side(
+                        &allows,
+                        &s3_put(p, &cx.object_arn, cx.request, owner, None),
+                    ))
+                })
+            })
+            .collect();
+        if grants.iter().any(|g| !g) {
+            let items = match &policy {
+                None => vec![ev(
+                    format!("{} has no bucket policy", bucket.name),
+                    bucket.policy.source,
+                )],
+                Some(_) => vec![ev(
+                    format!(
+                        "no statement of the bucket policy allows s3:PutObject on {} for {}",
+                        cx.object_arn,
+                        cx.principals.join(" or ")
+                    ),
+                    bucket.policy.source,
+                )],
+            };
+            let confidence = if grants.iter().all(|g| !g) {
+                Confidence::Confirmed
+            } else {
+                Confidence::Possible
+            };
+            out.push(missing_grant(cx, bucket, confidence, items));
+        }
+    }
+    out
+}
+
+fn statement<'a>(
+    policy: &'a Policy,
+    decided_by: Option<&str>,
+) -> Option<&'a crate::policy::Statement> {
+    let name = decided_by?.strip_prefix(&format!("{}/", policy.name))?;
+    policy.statements.iter().find(|s| s.name == name)
+}
+
+fn missing_grant(
+    cx: &Ctx,
+    bucket: &BucketFacts,
+    confidence: Confidence,
+    items: Vec<crate::model::EvidenceItem>,
+) -> Finding {
+    let prefix = cx
+        .request
+        .s3_prefix
+        .as_deref()
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("{p}/"))
+        .unwrap_or_default();
+    let root = format!(
+        "arn:{}:iam::{}:root",
+        cx.partition, cx.evidence.table_account
+    );
+    let mut f = finding(
+        Cause::BucketPolicyMissingGrant,
+        confidence,
+        format!("The bucket {} is in another account, and its policy does not let the table's account write the export.", bucket.name),
+        items,
+        format!(
+            "The bucket owner adds this statement to the bucket policy. It names the table account ({root}), which works whichever principal S3 sees for the export; naming the exporter's role instead is narrower."
+        ),
+    );
+    f.remedy.statement = Some(json!({
+        "Sid": format!("AllowDynamoDBExportFrom{}", cx.evidence.table_account),
+        "Effect": "Allow",
+        "Principal": {"AWS": root},
+        "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl"],
+        "Resource": format!("arn:{}:s3:::{}/{prefix}*", cx.partition, bucket.name),
+    }));
+    f
+}
+
+fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
+    if cx.request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
+        return Vec::new();
+    }
+    let Some(key) = &cx.evidence.export_key else {
+        return Vec::new();
+    };
+    let (Some(info), Some(text)) = (key.info.get(), key.policy.get()) else {
+        return Vec::new();
+    };
+    let Ok(policy) = Policy::parse_text(PolicyKind::Key, "key-policy", text) else {
+        return Vec::new();
+    };
+    let decisions: Vec<_> = cx
+        .principals
+        .iter()
+        .map(|p| {
+            resource_side(
+                &policy,
+                &kms_generate(
+                    p,
+                    &info.arn,
+                    &cx.region,
+                    &cx.evidence.table_account,
+                    &cx.object_arn,
+                ),
+            )
+        })
+        .collect();
+    if !decisions.iter().any(denied) {
+        return Vec::new();
+    }
+    let confidence = if decisions.iter().all(denied) {
+        Confidence::Confirmed
+    } else {
+        Confidence::Possible
+    };
+    let mut items: Vec<_> = decisions
+        .iter()
+        .zip(&cx.principals)
+        .map(|(d, p)| {
+            ev(
+                format!(
+                    "kms:GenerateDataKey via S3 as {p}: {:?}; {}",
+                    d.decision,
+                    d.explanation.join("; ")
+                ),
+                key.policy.source,
+            )
+        })
+        .collect();
+    items.truncate(4);
+    let grantee = caller.filter(|c| c.contains(":role/") || c.contains(":user/"));
+    let mut f = finding(
+        Cause::KmsKeyPolicyDeniesExporter,
+        confidence,
+        format!("The key policy of {} neither delegates to the account's IAM policies nor allows the exporter to use the key.", info.arn),
+        items,
+        match grantee {
+            Some(g) => format!("Add the statement below to the key policy (in the key's account) for {g}; whether S3 presents this role or the account is unconfirmed, so it may not suffice."),
+            None => "Add a statement for the exporter's role (kms:GenerateDataKey and kms:Decrypt, through S3) to the key policy; the exporter is not known here.".into(),
+        },
+    );
+    f.remedy.statement = grantee.map(|g| {
+        json!({
+            "Sid": "DdbExportRemediatorExporter",
+            "Effect": "Allow",
+            "Principal": {"AWS": g},
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:ViaService": format!("s3.{}.amazonaws.com", cx.region)}},
+        })
+    });
+    vec![f]
+}
+
+/// When no policy explains it, the enhanced message still names the kind of policy that denied.
+fn from_message(fail: &Failure) -> Vec<Finding> {
+    let Some(Denial {
+        action,
+        policy_type,
+        explicit,
+        principal,
+    }) = fail.message.and_then(parse_denial)
+    else {
+        return Vec::new();
+    };
+    let action = action.unwrap_or_default();
+    let service = action.split(':').next().unwrap_or_default();
+    let item = vec![ev(
+        format!(
+            "failure message: {}",
+            fail.message
+                .unwrap_or_default()
+                .chars()
+                .take(300)
+                .collect::<String>()
+        ),
+        fail.source,
+    )];
+    let who = principal.unwrap_or_else(|| "the caller".into());
+    let (cause, summary, text) = match (policy_type.as_deref(), explicit, service) {
+        (Some("VPC endpoint"), _, _) => (Cause::VpcEndpointPolicyDenies, format!("A VPC endpoint policy denied {action}."), "Allow the action in the VPC endpoint's policy, or call through another endpoint.".to_string()),
+        (Some("service control" | "resource control"), _, "dynamodb") => (Cause::ScpDeniesExport, format!("An organization policy denied {action}."), "Ask the organization's administrators to exempt the export from the SCP/RCP that denies it.".to_string()),
+        (Some("service control" | "resource control"), _, "s3" | "kms") => (Cause::ScpDeniesS3OrKms, format!("An organization policy denied {action}."), "Ask the organization's administrators to exempt the export from the SCP/RCP that denies it.".to_string()),
+        (Some("permissions boundary" | "session"), _, _) => (Cause::PermissionsBoundaryDenies, format!("The permissions boundary or session policy of {who} does not allow {action}."), format!("Allow {action} in the boundary or session policy of {who}.")),
+        (Some("identity-based"), false, "dynamodb") => (Cause::CallerMissingExportPermission, format!("No identity policy of {who} allows {action}."), format!("Add an identity policy statement allowing {action} on the table to {who}.")),
+        (Some("identity-based"), false, "s3") => (Cause::CallerMissingS3Permission, format!("No identity policy of {who} allows {action}."), format!("Allow s3:PutObject, s3:AbortMultipartUpload and s3:PutObjectAcl on the export prefix for {who}.")),
+        (Some("identity-based"), false, "kms") => (Cause::KmsCallerMissingPermission, format!("No identity policy of {who} allows {action} on the key."), format!("Allow kms:GenerateDataKey and kms:Decrypt on the key for {who}.")),
+        _ => return Vec::new(),
+    };
+    // The message alone, with the policies behind it unread here: LIKELY at most.
+    vec![finding(cause, Confidence::Likely, summary, item, text)]
+}
