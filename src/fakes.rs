@@ -455,18 +455,7 @@ impl Ledger for FakeLedger {
         }
         w.ledger.insert(
             export_arn.to_string(),
-            IncidentRecord {
-                export_arn: export_arn.to_string(),
-                status: IncidentStatus::Claimed,
-                lease_until: now + lease_secs,
-                causes: Vec::new(),
-                attempt: 0,
-                root_export_arn: export_arn.to_string(),
-                client_token: None,
-                export_time: None,
-                retry_export_arn: None,
-                note: None,
-            },
+            IncidentRecord::claimed(export_arn, now + lease_secs),
         );
         Ok(Claim::Won { previous: existing })
     }

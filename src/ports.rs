@@ -138,6 +138,24 @@ pub struct IncidentRecord {
     pub note: Option<String>,
 }
 
+impl IncidentRecord {
+    /// A fresh claim on `export_arn`, held until `lease_until`.
+    pub fn claimed(export_arn: &str, lease_until: i64) -> Self {
+        Self {
+            export_arn: export_arn.to_string(),
+            status: IncidentStatus::Claimed,
+            lease_until,
+            causes: Vec::new(),
+            attempt: 0,
+            root_export_arn: export_arn.to_string(),
+            client_token: None,
+            export_time: None,
+            retry_export_arn: None,
+            note: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// This delivery holds the incident; `previous` is an expired or pending earlier claim.

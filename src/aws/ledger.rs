@@ -155,18 +155,7 @@ impl Ledger for DynamoLedger {
     #[tracing::instrument(skip(self))]
     async fn claim(&self, export_arn: &str, now: i64, lease_secs: i64) -> PortResult<Claim> {
         const OP: &str = "ledger:ClaimIncident";
-        let record = IncidentRecord {
-            export_arn: export_arn.to_string(),
-            status: IncidentStatus::Claimed,
-            lease_until: now + lease_secs,
-            causes: Vec::new(),
-            attempt: 0,
-            root_export_arn: export_arn.to_string(),
-            client_token: None,
-            export_time: None,
-            retry_export_arn: None,
-            note: None,
-        };
+        let record = IncidentRecord::claimed(export_arn, now + lease_secs);
         let result = self
             .client
             .put_item()

@@ -910,13 +910,7 @@ mod tests {
     fn policy_requiring_aes256_fixes_a_kms_export_and_leaves_an_aes_export_alone() {
         let mut e = evidence("S3AccessDenied", BARE_DENIED);
         bucket(&mut e).policy = policy(json!([deny_unless("AES256")]));
-        for r in [
-            e.request.as_mut().unwrap(),
-            &mut e.export.as_mut().unwrap().request,
-        ] {
-            r.s3_sse_algorithm = Some(SseAlgorithm::Kms);
-            r.s3_sse_kms_key_id = Some(KEY_ARN.into());
-        }
+        use_kms(&mut e);
         e.export_key = Some(key("Enabled"));
         let f = diagnose(&incident(), &e);
         assert_eq!(
@@ -1027,13 +1021,7 @@ mod tests {
     #[test]
     fn export_key_pending_deletion_is_unusable_and_enabled_is_not() {
         let mut e = evidence("KMSAccessDenied", "key state");
-        for r in [
-            e.request.as_mut().unwrap(),
-            &mut e.export.as_mut().unwrap().request,
-        ] {
-            r.s3_sse_algorithm = Some(SseAlgorithm::Kms);
-            r.s3_sse_kms_key_id = Some(KEY_ARN.into());
-        }
+        use_kms(&mut e);
         e.export_key = Some(key("PendingDeletion"));
         let f = diagnose(&incident(), &e);
         assert_eq!(
@@ -1200,7 +1188,8 @@ mod tests {
             .all(|f| f.cause != Cause::NetworkPerimeterDenies));
     }
 
-    fn kms_export(e: &mut Evidence, key_policy: serde_json::Value) {
+    /// The export (and its description) asked for SSE-KMS with KEY_ARN.
+    fn use_kms(e: &mut Evidence) {
         for r in [
             e.request.as_mut().unwrap(),
             &mut e.export.as_mut().unwrap().request,
@@ -1208,6 +1197,10 @@ mod tests {
             r.s3_sse_algorithm = Some(SseAlgorithm::Kms);
             r.s3_sse_kms_key_id = Some(KEY_ARN.into());
         }
+    }
+
+    fn kms_export(e: &mut Evidence, key_policy: serde_json::Value) {
+        use_kms(e);
         let mut k = key("Enabled");
         k.policy = Fact::known(
             "kms:GetKeyPolicy",

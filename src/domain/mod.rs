@@ -197,19 +197,13 @@ impl App {
             Claim::Won { previous } => previous,
         };
         let mut record = IncidentRecord {
-            export_arn: export_arn.to_string(),
-            status: IncidentStatus::Claimed,
-            lease_until: now() + LEASE_SECS,
             causes: plan::cause_codes(findings),
-            attempt: 0,
             root_export_arn: plan
                 .root_export_arn
                 .clone()
                 .unwrap_or_else(|| export_arn.to_string()),
-            client_token: None,
-            export_time: None,
-            retry_export_arn: None,
             note: plan.notes.first().cloned(),
+            ..IncidentRecord::claimed(export_arn, now() + LEASE_SECS)
         };
         let Some(Action::RetryExport(retry)) = plan.actions.first() else {
             record.status = if plan.gave_up {
