@@ -14,7 +14,7 @@ REGION      ?= us-east-1
 EVENT       ?= events/manual-diagnose.json
 ARM_TARGET  := aarch64-unknown-linux-gnu
 
-.PHONY: help tools demo test unit integration lint fmt validate build invoke deploy clean ci bench-sweep
+.PHONY: help tools demo test unit integration lint fmt validate build invoke deploy clean ci bench-sweep bench-diagnosis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ invoke: tools ## run one event file locally: make invoke EVENT=events/<case>.jso
 
 bench-sweep: tools ## sweep cost at 1,000 and 10,000 exports on the emulator -> BENCHMARKS-sweep.md
 	cargo run --release --example bench_sweep -- 1000 10000
+
+bench-diagnosis: ## pure diagnosis throughput on one core -> BENCHMARKS-diagnosis.md
+	cargo run --release --example bench_diagnosis
 
 deploy: build ## sam deploy --guided (needs AWS credentials)
 	sam deploy --guided

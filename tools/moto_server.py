@@ -11,8 +11,9 @@ Failure injection (moto stores bucket policies but never evaluates them), by buc
                                                           (the other tags are read after it)
   moto-export-require-sse = AES256|KMS                    emulate a bucket policy that denies
                                                           PutObject with any other SSE
-Cross-account buckets behave as on AWS: without the right S3BucketOwner the export fails with
-S3AccessDenied and a bare "Access Denied" message.
+Cross-account buckets behave as on AWS: without the right S3BucketOwner, or without a bucket
+policy Allow for PutObject that names the table's account (or a principal in it, or "*"), the
+export fails with S3AccessDenied and a bare "Access Denied" message.
 
 Usage: moto_server.py [--host 127.0.0.1] [--port 0] [--parent-pid PID] [--port-file FILE]
 Prints "MOTO_READY http://HOST:PORT" on stdout once it accepts connections.
@@ -89,6 +90,34 @@ def _bucket_location(bucket_name: str):
     return None if bucket is None else (account_id, backend, bucket)
 
 
+def _grants_writes(bucket, account: str) -> bool:
+    """Does the bucket policy have an Allow for PutObject naming `account` (or everyone)?"""
+    text = getattr(bucket, "policy", None)
+    if not text:
+        return False
+    try:
+        doc = json.loads(text.decode() if isinstance(text, bytes) else text)
+    except ValueError:
+        return False
+    statements = doc.get("Statement", [])
+    statements = statements if isinstance(statements, list) else [statements]
+
+    def listed(value) -> list:
+        return value if isinstance(value, list) else [value]
+
+    for st in statements:
+        if st.get("Effect") != "Allow":
+            continue
+        actions = [a.lower() for a in listed(st.get("Action", []))]
+        if not any(a in ("*", "s3:*", "s3:put*", "s3:putobject") for a in actions):
+            continue
+        principal = st.get("Principal")
+        names = listed(principal.get("AWS", [])) if isinstance(principal, dict) else listed(principal)
+        if any(n == "*" or n == account or f":{account}:" in str(n) for n in names):
+            return True
+    return False
+
+
 def _request_id() -> str:
     return secrets.token_hex(8).upper()
 
@@ -158,6 +187,14 @@ class AwsLikeTableExport(TableExport):
         expected_owner = self.s3_bucket_owner or self.account_id
         if expected_owner != owner:
             # S3 answers a wrong ExpectedBucketOwner with a bare 403.
+            self._fail(
+                "S3AccessDenied",
+                "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; "
+                f"Request ID: {_request_id()})",
+            )
+            return
+        if owner != self.account_id and not _grants_writes(bucket, self.account_id):
+            # S3 does evaluate this one: another account's writer needs the owner's grant.
             self._fail(
                 "S3AccessDenied",
                 "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; "

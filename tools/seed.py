@@ -10,6 +10,10 @@ Scenarios (each creates its own table and bucket, named with the suffix):
   sse-kms-required        bucket policy denies PutObject without aws:kms, default encryption
                           with a customer managed key, exported with AES256: FAILED
   bucket-missing          export to a bucket that does not exist: FAILED S3NoSuchBucket
+  cross-account-no-grant  bucket in another account with no bucket policy, exported with the
+                          right --s3-bucket-owner: FAILED S3AccessDenied "Access Denied"
+  kms-key-policy-denies   SSE-KMS export with a customer managed key whose policy neither
+                          delegates to the account nor names the exporter: FAILED
   pitr-disabled           table without point-in-time recovery: the start call fails
   bulk                    --tables T --exports N --failed F: N exports spread over T tables,
                           F of them FAILED (bucket tagged with an injected S3AccessDenied)
@@ -204,6 +208,31 @@ def scenario(endpoint: str, name: str, suffix: str) -> dict:
         params["S3SseAlgorithm"] = "AES256"
     elif name == "bucket-missing":
         pass
+    elif name == "cross-account-no-grant":
+        account_id, creds = member_account(endpoint, suffix)
+        client(endpoint, "s3", creds).create_bucket(Bucket=bucket)
+        out["bucketAccount"] = account_id
+        params.update(S3SseAlgorithm="AES256", S3BucketOwner=account_id)
+    elif name == "kms-key-policy-denies":
+        kms = client(endpoint, "kms")
+        key_policy = {"Version": "2012-10-17", "Statement": [{
+            "Sid": "KeyAdministrators", "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{out['tableAccount']}:role/KeyAdmin"},
+            "Action": "kms:*", "Resource": "*",
+        }]}
+        key = kms.create_key(Description=f"exports {suffix}", Policy=json.dumps(key_policy),
+                             BypassPolicyLockoutSafetyCheck=True)["KeyMetadata"]
+        s3.create_bucket(Bucket=bucket)
+        # moto does not evaluate key policies: the failure KMS would cause is injected.
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
+            {"Key": "moto-export-failure-code", "Value": "S3AccessDenied"},
+            {"Key": "moto-export-failure-message", "Value": (
+                f"User: arn:aws:iam::{out['tableAccount']}:root is not authorized to perform: "
+                f"kms:GenerateDataKey on resource: {key['Arn']} because no resource-based policy "
+                "allows the kms:GenerateDataKey action")},
+        ]})
+        out["keyArn"] = key["Arn"]
+        params.update(S3SseAlgorithm="KMS", S3SseKmsKeyId=key["Arn"])
     else:
         raise SystemExit(f"unknown scenario: {name}")
 

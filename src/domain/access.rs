@@ -8,9 +8,10 @@
 
 use crate::model::{ExportRequest, SseAlgorithm};
 use crate::policy::{
-    evaluate, Context, ContextValue, Decision, DecisionKind, Policy, PolicyKind, Request,
+    evaluate_refs, Context, ContextValue, Decision, DecisionKind, Effect, Policy, PolicyKind,
+    Request, Statement, Targets,
 };
-use serde_json::json;
+use std::sync::LazyLock;
 
 /// The principals an export's S3/KMS calls may be made as: the caller (when known) and the
 /// table account's root.
@@ -119,20 +120,30 @@ pub fn kms_generate(
 }
 
 /// An identity policy that allows everything: isolates what a resource or key policy decides.
-fn allow_all() -> Policy {
-    Policy::parse(
-        PolicyKind::Identity,
-        "assumed-identity-allow",
-        None,
-        &json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
-    )
-    .unwrap_or_else(|_| unreachable!("a constant policy parses"))
-}
+static ALLOW_ALL: LazyLock<Policy> = LazyLock::new(|| Policy {
+    kind: PolicyKind::Identity,
+    name: "assumed-identity-allow".into(),
+    level: None,
+    statements: vec![Statement {
+        name: "#0".into(),
+        effect: Effect::Allow,
+        actions: Targets {
+            negated: false,
+            values: vec!["*".into()],
+        },
+        resources: Some(Targets {
+            negated: false,
+            values: vec!["*".into()],
+        }),
+        principals: None,
+        conditions: Vec::new(),
+    }],
+});
 
 /// What one resource-side policy (bucket or key) decides for the request, the caller's IAM
 /// policies assumed to allow.
 pub fn resource_side(policy: &Policy, request: &Request) -> Decision {
-    evaluate(&[allow_all(), policy.clone()], request)
+    evaluate_refs(&[&ALLOW_ALL, policy], request)
 }
 
 /// The parts of an enhanced AccessDenied message.

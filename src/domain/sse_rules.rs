@@ -230,6 +230,25 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// IAM wildcard match: `*` any run, `?` one character.
 pub fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return if ignore_case && pattern.is_ascii() && text.is_ascii() {
+            pattern.eq_ignore_ascii_case(text)
+        } else if ignore_case {
+            pattern.to_lowercase() == text.to_lowercase()
+        } else {
+            pattern == text
+        };
+    }
+    if pattern.is_ascii() && text.is_ascii() {
+        let eq = |a: u8, b: u8| {
+            if ignore_case {
+                a.eq_ignore_ascii_case(&b)
+            } else {
+                a == b
+            }
+        };
+        return wildcard(pattern.as_bytes(), text.as_bytes(), b'*', b'?', eq);
+    }
     let (p, t): (Vec<char>, Vec<char>) = if ignore_case {
         (
             pattern.to_lowercase().chars().collect(),
@@ -238,16 +257,27 @@ pub fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
     } else {
         (pattern.chars().collect(), text.chars().collect())
     };
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    wildcard(&p, &t, '*', '?', |a, b| a == b)
+}
+
+/// Greedy wildcard matching with backtracking to the last `*` (linear in practice).
+fn wildcard<T: Copy + PartialEq>(
+    p: &[T],
+    t: &[T],
+    star: T,
+    one: T,
+    eq: impl Fn(T, T) -> bool,
+) -> bool {
+    let (mut pi, mut ti, mut last_star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && p[pi] != star && (p[pi] == one || eq(p[pi], t[ti])) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
+        } else if pi < p.len() && p[pi] == star {
+            last_star = Some(pi);
             mark = ti;
             pi += 1;
-        } else if let Some(s) = star {
+        } else if let Some(s) = last_star {
             pi = s + 1;
             mark += 1;
             ti = mark;
@@ -255,7 +285,7 @@ pub fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == star)
 }
 
 #[cfg(test)]

@@ -192,14 +192,28 @@ impl Policy {
         level: Option<String>,
         doc: &Value,
     ) -> Result<Self, PolicyError> {
+        if doc.to_string().len() > MAX_POLICY_BYTES {
+            return Err(PolicyError {
+                policy: name.to_string(),
+                path: String::new(),
+                reason: "larger than 64 KiB".into(),
+            });
+        }
+        Self::parse_checked(kind, name, level, doc)
+    }
+
+    /// `parse` for a document whose size is already known to be within the limit.
+    fn parse_checked(
+        kind: PolicyKind,
+        name: &str,
+        level: Option<String>,
+        doc: &Value,
+    ) -> Result<Self, PolicyError> {
         let err = |path: &str, reason: &str| PolicyError {
             policy: name.to_string(),
             path: path.to_string(),
             reason: reason.to_string(),
         };
-        if doc.to_string().len() > MAX_POLICY_BYTES {
-            return Err(err("", "larger than 64 KiB"));
-        }
         let obj = doc
             .as_object()
             .ok_or_else(|| err("", "a policy document must be a JSON object"))?;
@@ -240,7 +254,7 @@ impl Policy {
             path: String::new(),
             reason: format!("not JSON: {e}"),
         })?;
-        Self::parse(kind, name, None, &doc)
+        Self::parse_checked(kind, name, None, &doc)
     }
 }
 
@@ -555,6 +569,11 @@ fn stmt_name(p: &Policy, s: &Statement) -> String {
 
 /// Evaluates `req` against every policy that applies to it (SPEC §5).
 pub fn evaluate(policies: &[Policy], req: &Request) -> Decision {
+    evaluate_refs(&policies.iter().collect::<Vec<_>>(), req)
+}
+
+/// `evaluate` over borrowed policies (callers combine policies without cloning them).
+pub fn evaluate_refs(policies: &[&Policy], req: &Request) -> Decision {
     let mut explanation = Vec::new();
     let mut uncertain = false;
 

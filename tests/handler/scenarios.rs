@@ -188,3 +188,44 @@ async fn sweep_lists_the_accounts_failed_exports() {
     assert!(failed.contains(&seeded["exportArn"]), "{result:#}");
     assert!(result["sweep"]["listCalls"].as_u64().unwrap() >= 1);
 }
+
+#[tokio::test]
+async fn two_accounts_a_bucket_policy_without_the_grant_is_confirmed_through_the_member_role() {
+    let seeded = seed("cross-account-no-grant");
+    assert_eq!(seeded["failureCode"], "S3AccessDenied", "{seeded}");
+    let result = invoke(&app(config()).await, manual(&seeded, "apply"))
+        .await
+        .unwrap();
+    assert_eq!(
+        causes(&result),
+        vec![pair("BUCKET_POLICY_MISSING_GRANT", "CONFIRMED")],
+        "{result:#}"
+    );
+    let statement = &result["findings"][0]["remedy"]["statement"];
+    assert_eq!(
+        statement["Principal"]["AWS"],
+        format!(
+            "arn:aws:iam::{}:root",
+            seeded["tableAccount"].as_str().unwrap()
+        )
+    );
+    assert_eq!(
+        result["applied"],
+        json!([]),
+        "a grant is the bucket owner's to add; no retry"
+    );
+}
+
+#[tokio::test]
+async fn a_key_policy_that_leaves_the_exporter_out_is_confirmed_from_the_key_policy() {
+    let seeded = seed("kms-key-policy-denies");
+    let result = invoke(&app(config()).await, manual(&seeded, "apply"))
+        .await
+        .unwrap();
+    assert_eq!(
+        causes(&result),
+        vec![pair("KMS_KEY_POLICY_DENIES_EXPORTER", "CONFIRMED")],
+        "{result:#}"
+    );
+    assert_eq!(result["applied"], json!([]));
+}
