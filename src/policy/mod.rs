@@ -870,17 +870,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The reference corpus (55 cases, expected decisions from AWS's documented logic),
-    /// copied into the repo. C51 is unconfirmed and is checked separately.
+    /// The reference corpus (55 cases, expected decisions from AWS's documented logic, copied
+    /// into the repo; C51 is unconfirmed) and 10 more documented cases of our own.
     #[test]
     fn every_corpus_case_gets_the_documented_decision() {
         let corpus: Value =
             serde_json::from_str(include_str!("../../events/fixtures/iam-policy-corpus.json"))
                 .unwrap();
+        let extra: Value = serde_json::from_str(include_str!(
+            "../../events/fixtures/iam-policy-cases-extra.json"
+        ))
+        .unwrap();
         let mut failures = Vec::new();
-        let cases = corpus["cases"].as_array().unwrap();
+        let mut cases = corpus["cases"].as_array().unwrap().clone();
         assert_eq!(cases.len(), 55);
-        for case in cases {
+        cases.extend(extra["cases"].as_array().unwrap().iter().cloned());
+        assert_eq!(cases.len(), 65);
+        for case in &cases {
             let id = case["id"].as_str().unwrap();
             let (policies, request) = parse_case(case).unwrap_or_else(|e| panic!("{id}: {e}"));
             let got = evaluate(&policies, &request);
@@ -905,7 +911,7 @@ mod tests {
         }
         assert!(
             failures.is_empty(),
-            "{} of 55 differ:\n{}",
+            "{} of 65 differ:\n{}",
             failures.len(),
             failures.join("\n")
         );
