@@ -113,6 +113,7 @@ fn evidence(cross_account: bool) -> (Incident, Evidence) {
             policy: Fact::known("kms:GetKeyPolicy", key_policy),
         }),
         default_key: None,
+        caller_policies: None,
     };
     let mut incident = Incident::new(IncidentSource::Event);
     incident.export_arn = evidence.export.as_ref().map(|e| e.export_arn.clone());

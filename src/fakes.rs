@@ -10,8 +10,9 @@ use crate::model::{
 };
 use crate::ports::{
     AccountDirectory, AccountReaders, BucketInspector, BucketPresence, Claim, CrossAccount,
-    EventPublisher, ExportPage, ExportService, Identity, IncidentRecord, IncidentStatus,
-    KeyInspector, Ledger, Lineage, OutboundEvent, PortResult, StartRecord, SweepState,
+    EventPublisher, ExportPage, ExportService, Identity, IdentityPolicies, IncidentRecord,
+    IncidentStatus, KeyInspector, Ledger, Lineage, OutboundEvent, PortResult, PrincipalPolicies,
+    StartRecord, SweepState,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -77,6 +78,8 @@ pub struct World {
     pub published: Vec<OutboundEvent>,
     /// Refuse the next N published events (PutEvents partial failure).
     pub refuse_events: usize,
+    /// Role name -> its policies.
+    pub roles: HashMap<String, PrincipalPolicies>,
 }
 
 pub type Shared = Arc<RwLock<World>>;
@@ -172,6 +175,7 @@ pub fn app(world: &Shared, config: Config) -> App {
         config,
         region: "us-east-1".into(),
         identity: Box::new(FakeIdentity),
+        iam: Box::new(FakeIam(world.clone())),
         ledger,
         events: Box::new(FakeEvents(world.clone())),
         exports: Box::new(FakeExports(world.clone())),
@@ -539,5 +543,15 @@ impl Ledger for FakeLedger {
     async fn set_sweep_cursor(&self, table_arn: Option<&str>, _now: i64) -> PortResult<()> {
         self.0.write().unwrap().cursor = table_arn.map(str::to_string);
         Ok(())
+    }
+}
+
+pub struct FakeIam(pub Shared);
+
+#[async_trait]
+impl IdentityPolicies for FakeIam {
+    async fn role_policies(&self, role_name: &str) -> PortResult<Option<PrincipalPolicies>> {
+        denied(&self.0, "iam:GetRole")?;
+        Ok(self.0.read().unwrap().roles.get(role_name).cloned())
     }
 }

@@ -242,3 +242,24 @@ pub trait Identity: Send + Sync {
     /// `(account id, caller ARN)` of the function's credentials.
     async fn whoami(&self) -> PortResult<(String, String)>;
 }
+
+/// One stored policy document (identity, boundary) with its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedPolicy {
+    pub name: String,
+    pub document: String,
+}
+
+/// A principal's identity policies (inline and attached) and permissions boundary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrincipalPolicies {
+    pub identity: Vec<NamedPolicy>,
+    pub boundary: Option<NamedPolicy>,
+}
+
+/// IAM reads in the function's account. Documents are returned decoded (IAM URL-encodes them).
+#[async_trait]
+pub trait IdentityPolicies: Send + Sync {
+    /// `Ok(None)` when the role does not exist.
+    async fn role_policies(&self, role_name: &str) -> PortResult<Option<PrincipalPolicies>>;
+}

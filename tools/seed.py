@@ -12,6 +12,8 @@ Scenarios (each creates its own table and bucket, named with the suffix):
   bucket-missing          export to a bucket that does not exist: FAILED S3NoSuchBucket
   cross-account-no-grant  bucket in another account with no bucket policy, exported with the
                           right --s3-bucket-owner: FAILED S3AccessDenied "Access Denied"
+  caller-lacks-s3         the exporter role may export but not write to S3 (its policy says so);
+                          the failure message names the role: FAILED S3AccessDenied
   kms-key-policy-denies   SSE-KMS export with a customer managed key whose policy neither
                           delegates to the account nor names the exporter: FAILED
   pitr-disabled           table without point-in-time recovery: the start call fails
@@ -213,6 +215,25 @@ def scenario(endpoint: str, name: str, suffix: str) -> dict:
         client(endpoint, "s3", creds).create_bucket(Bucket=bucket)
         out["bucketAccount"] = account_id
         params.update(S3SseAlgorithm="AES256", S3BucketOwner=account_id)
+    elif name == "caller-lacks-s3":
+        iam = client(endpoint, "iam")
+        role = f"Exporter-{suffix}"
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                 "Principal": {"Service": "dynamodb.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+        role_arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        iam.put_role_policy(RoleName=role, PolicyName="export-only", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Sid": "Export", "Effect": "Allow",
+            "Action": "dynamodb:ExportTableToPointInTime", "Resource": table_arn}]}))
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
+            {"Key": "moto-export-failure-code", "Value": "S3AccessDenied"},
+            {"Key": "moto-export-failure-message", "Value": (
+                f"User: {role_arn} is not authorized to perform: s3:PutObject on resource: "
+                f"\"arn:aws:s3:::{bucket}/exports/AWSDynamoDB/x/_started\" because no identity-based "
+                "policy allows the s3:PutObject action")},
+        ]})
+        out["roleArn"] = role_arn
+        params["S3SseAlgorithm"] = "AES256"
     elif name == "kms-key-policy-denies":
         kms = client(endpoint, "kms")
         key_policy = {"Version": "2012-10-17", "Statement": [{

@@ -2,6 +2,7 @@
 
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod iam;
 pub mod kms;
 pub mod ledger;
 pub mod organizations;
@@ -10,6 +11,7 @@ pub mod sts;
 
 pub use dynamodb::DynamoExports;
 pub use eventbridge::EventBus;
+pub use iam::IamPolicies;
 pub use kms::KmsKeys;
 pub use ledger::DynamoLedger;
 pub use organizations::Organizations;
@@ -139,6 +141,7 @@ pub fn build_app(config: crate::Config, sdk: &aws_types::SdkConfig) -> crate::Ap
         accounts: Box::new(Organizations::new(aws_sdk_organizations::Client::new(sdk))),
         cross: Box::new(sts()),
         identity: Box::new(sts()),
+        iam: Box::new(IamPolicies::new(aws_sdk_iam::Client::new(sdk))),
         ledger: config.ledger_table_name.as_ref().map(|t| {
             Box::new(DynamoLedger::new(dynamodb, t.clone())) as Box<dyn crate::ports::Ledger>
         }),

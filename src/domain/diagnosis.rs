@@ -695,6 +695,7 @@ mod tests {
             }),
             export_key: None,
             default_key: None,
+            caller_policies: None,
         }
     }
 
@@ -1283,5 +1284,120 @@ mod tests {
             let f = diagnose(&incident(), &evidence("S3AccessDenied", &msg));
             assert_eq!(causes(&f), vec![(cause, Confidence::Likely)], "{msg}");
         }
+    }
+
+    const ROLE: &str = "arn:aws:iam::111122223333:role/DataPlatformExporter";
+
+    fn with_role(
+        e: &mut Evidence,
+        identity: serde_json::Value,
+        boundary: Option<serde_json::Value>,
+    ) {
+        let named = |name: &str, statements: &serde_json::Value| crate::ports::NamedPolicy {
+            name: name.into(),
+            document: json!({"Version": "2012-10-17", "Statement": statements}).to_string(),
+        };
+        e.caller_policies = Some((
+            ROLE.into(),
+            Fact::known(
+                "iam:GetRole",
+                crate::ports::PrincipalPolicies {
+                    identity: vec![named("exporter-inline", &identity)],
+                    boundary: boundary.as_ref().map(|b| named("boundary", b)),
+                },
+            ),
+        ));
+    }
+
+    #[test]
+    fn a_role_without_s3_write_permissions_is_confirmed_from_its_policies() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        with_role(
+            &mut e,
+            json!([{"Sid": "Export", "Effect": "Allow", "Action": "dynamodb:ExportTableToPointInTime", "Resource": TABLE_ARN}]),
+            None,
+        );
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::CallerMissingS3Permission, Confidence::Confirmed)]
+        );
+        let st = f[0].remedy.statement.as_ref().unwrap();
+        assert_eq!(
+            st["Action"],
+            json!(["s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl"])
+        );
+        assert_eq!(st["Resource"], format!("arn:aws:s3:::{BUCKET}/exports/*"));
+
+        with_role(
+            &mut e,
+            json!([{"Effect": "Allow", "Action": ["dynamodb:*", "s3:*"], "Resource": "*"}]),
+            None,
+        );
+        assert_eq!(
+            causes(&diagnose(&incident(), &e)),
+            vec![(Cause::Unclassified, Confidence::Possible)]
+        );
+    }
+
+    #[test]
+    fn a_boundary_that_leaves_out_s3_is_the_cause_when_the_identity_policy_allows() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        with_role(
+            &mut e,
+            json!([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]),
+            Some(json!([{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}])),
+        );
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::PermissionsBoundaryDenies, Confidence::Confirmed)]
+        );
+    }
+
+    #[test]
+    fn a_refused_export_call_is_confirmed_against_the_callers_policies() {
+        let mut e = evidence("", "");
+        e.export = None;
+        with_role(
+            &mut e,
+            json!([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]),
+            None,
+        );
+        let mut i = Incident::new(IncidentSource::Cloudtrail);
+        i.failure_code = Some("AccessDeniedException".into());
+        i.caller = Some(ROLE.into());
+        let f = diagnose(&i, &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::CallerMissingExportPermission, Confidence::Confirmed)]
+        );
+        assert_eq!(
+            f[0].remedy.statement.as_ref().unwrap()["Resource"],
+            TABLE_ARN
+        );
+    }
+
+    #[test]
+    fn a_kms_export_checks_the_callers_key_permissions() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        kms_export(
+            &mut e,
+            json!([{"Sid": "EnableIamPolicies", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}]),
+        );
+        with_role(
+            &mut e,
+            json!([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]),
+            None,
+        );
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::KmsCallerMissingPermission, Confidence::Confirmed)]
+        );
+        assert_eq!(
+            f[0].remedy.statement.as_ref().unwrap()["Action"],
+            json!(["kms:GenerateDataKey", "kms:Decrypt"])
+        );
     }
 }

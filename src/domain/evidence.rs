@@ -7,7 +7,9 @@ use crate::model::{
     BucketEncryption, EvidenceItem, ExportDescription, ExportRequest, Fact, FactValue, Incident,
     KeyInfo, PitrInfo, TableInfo,
 };
-use crate::ports::{AccountReaders, BucketInspector, BucketPresence, KeyInspector, PortResult};
+use crate::ports::{
+    AccountReaders, BucketInspector, BucketPresence, KeyInspector, PortResult, PrincipalPolicies,
+};
 use futures_util::future::join_all;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +26,9 @@ pub struct Evidence {
     pub export_key: Option<KeyFacts>,
     /// The bucket's default-encryption key, when it is another key.
     pub default_key: Option<KeyFacts>,
+    /// The exporter's role and its identity policies and boundary, when the role is known and
+    /// in this account.
+    pub caller_policies: Option<(String, Fact<PrincipalPolicies>)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +125,30 @@ pub async fn gather(app: &App, incident: &Incident) -> Result<Evidence, Error> {
             None => None,
         }
     };
-    let ((table, pitr), bucket) = tokio::join!(table_facts, bucket_facts);
+    // The exporter: the incident's caller, else a role the failure message names.
+    let message = export
+        .as_ref()
+        .and_then(|e| e.failure_message.as_deref())
+        .or(incident.failure_message.as_deref());
+    let caller = incident.caller.clone().or_else(|| {
+        message
+            .and_then(super::access::parse_denial)
+            .and_then(|d| d.principal)
+    });
+    let role = caller
+        .as_deref()
+        .and_then(|c| role_in_account(c, &table_account));
+    let caller_facts = async {
+        match &role {
+            Some((arn, name)) => Some((
+                arn.clone(),
+                fact("iam:GetRole", app.iam.role_policies(name).await),
+            )),
+            None => None,
+        }
+    };
+    let ((table, pitr), bucket, caller_policies) =
+        tokio::join!(table_facts, bucket_facts, caller_facts);
     let (bucket, owner_readers) = match bucket {
         Some((facts, readers)) => (Some(facts), readers),
         None => (None, None),
@@ -163,7 +191,29 @@ pub async fn gather(app: &App, incident: &Incident) -> Result<Evidence, Error> {
         bucket,
         export_key,
         default_key,
+        caller_policies,
     })
+}
+
+/// `(role ARN, role name)` of a role or role session in `account`.
+fn role_in_account(principal: &str, account: &str) -> Option<(String, String)> {
+    let arn = Arn::parse("caller", principal).ok()?;
+    if arn.account != account {
+        return None;
+    }
+    let name = match arn.service.as_str() {
+        "iam" => arn.resource.strip_prefix("role/")?.rsplit('/').next()?,
+        "sts" => arn
+            .resource
+            .strip_prefix("assumed-role/")?
+            .split('/')
+            .next()?,
+        _ => return None,
+    };
+    Some((
+        format!("arn:{}:iam::{account}:role/{name}", arn.partition),
+        name.to_string(),
+    ))
 }
 
 /// Bucket facts, read in the bucket owner's account when that account is found.

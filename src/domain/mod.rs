@@ -17,8 +17,8 @@ use crate::intake::{self, ExportStarted, Trigger, REPORT_DETAIL_TYPE};
 use crate::model::{ExportStatus, Incident, IncidentSource, Mode};
 use crate::ports::{
     AccountDirectory, BucketInspector, Claim, CrossAccount, EventPublisher, ExportService,
-    Identity, IncidentRecord, IncidentStatus, KeyInspector, Ledger, Lineage, OutboundEvent,
-    StartRecord,
+    Identity, IdentityPolicies, IncidentRecord, IncidentStatus, KeyInspector, Ledger, Lineage,
+    OutboundEvent, StartRecord,
 };
 use plan::{Action, Plan, Retry};
 use report::{
@@ -38,6 +38,8 @@ pub struct App {
     pub accounts: Box<dyn AccountDirectory>,
     pub cross: Box<dyn CrossAccount>,
     pub identity: Box<dyn Identity>,
+    /// The caller's identity policies and boundary (IAM, this account).
+    pub iam: Box<dyn IdentityPolicies>,
     /// `None` when LEDGER_TABLE_NAME is not set: no exactly-once, a report-only sweep.
     pub ledger: Option<Box<dyn Ledger>>,
     pub events: Box<dyn EventPublisher>,

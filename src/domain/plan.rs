@@ -307,6 +307,7 @@ mod tests {
             bucket: None,
             export_key: None,
             default_key: None,
+            caller_policies: None,
         }
     }
 

@@ -8,7 +8,7 @@ use super::diagnosis::{ev, finding, started_object_arn, Failure};
 use super::evidence::{BucketFacts, Evidence};
 use crate::arn::{partition_of, Arn};
 use crate::model::{Cause, Confidence, ExportRequest, FactValue, Finding, Incident, SseAlgorithm};
-use crate::policy::{DecisionKind, Effect, Policy, PolicyKind};
+use crate::policy::{Context, DecisionKind, Effect, Policy, PolicyKind, Request};
 use serde_json::json;
 
 const SSE_KEYS: [&str; 2] = [
@@ -66,6 +66,7 @@ pub(super) fn policy_findings(
         out.extend(bucket_policy(&cx, fail, bucket));
     }
     out.extend(key_policy(&cx, caller.as_deref()));
+    out.extend(identity_side(&cx, fail));
     if out.is_empty() {
         out.extend(from_message(fail));
     }
@@ -379,4 +380,173 @@ fn from_message(fail: &Failure) -> Vec<Finding> {
     };
     // The message alone, with the policies behind it unread here: LIKELY at most.
     vec![finding(cause, Confidence::Likely, summary, item, text)]
+}
+
+/// The exporter's own IAM policies and boundary, evaluated for what the export needs of them:
+/// the export call itself (when it was refused), the S3 writes and, for SSE-KMS, the key.
+fn identity_side(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
+    let Some((role_arn, fact)) = &cx.evidence.caller_policies else {
+        return Vec::new();
+    };
+    let Some(found) = fact.get() else {
+        return Vec::new();
+    };
+    let identity: Vec<Policy> = found
+        .identity
+        .iter()
+        .filter_map(|p| Policy::parse_text(PolicyKind::Identity, &p.name, &p.document).ok())
+        .collect();
+    let boundary = found
+        .boundary
+        .as_ref()
+        .and_then(|b| Policy::parse_text(PolicyKind::Boundary, &b.name, &b.document).ok());
+
+    let mut checks: Vec<(Cause, Request)> = Vec::new();
+    let refused_call =
+        cx.evidence.export.is_none() && fail.code.is_some_and(|c| c.starts_with("AccessDenied"));
+    let preflight = cx.evidence.export.is_none() && fail.code.is_none();
+    if refused_call || preflight {
+        checks.push((
+            Cause::CallerMissingExportPermission,
+            Request {
+                principal: role_arn.clone(),
+                action: "dynamodb:ExportTableToPointInTime".into(),
+                resource: cx.request.table_arn.clone(),
+                resource_account: None,
+                context: Context::default(),
+            },
+        ));
+    }
+    for action in ["s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl"] {
+        let mut r = s3_put(role_arn, &cx.object_arn, cx.request, None, None);
+        r.action = action.into();
+        checks.push((Cause::CallerMissingS3Permission, r));
+    }
+    let key_arn = cx
+        .evidence
+        .export_key
+        .as_ref()
+        .and_then(|k| k.info.get())
+        .map(|i| i.arn.clone());
+    if let (Some(SseAlgorithm::Kms), Some(key)) = (cx.request.s3_sse_algorithm, key_arn) {
+        for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+            let mut r = kms_generate(
+                role_arn,
+                &key,
+                &cx.region,
+                &cx.evidence.table_account,
+                &cx.object_arn,
+            );
+            r.action = action.into();
+            r.resource_account = None;
+            checks.push((Cause::KmsCallerMissingPermission, r));
+        }
+    }
+
+    let mut denied_by_cause: Vec<(Cause, Vec<String>, Vec<crate::model::EvidenceItem>, bool)> =
+        Vec::new();
+    for (cause, request) in checks {
+        let id = evaluate_all(&identity, None, &request);
+        let (cause, d) = if denied(&id) {
+            (cause, id)
+        } else if let Some(b) = &boundary {
+            let with_boundary = evaluate_all(&identity, Some(b), &request);
+            if !denied(&with_boundary) {
+                continue;
+            }
+            (Cause::PermissionsBoundaryDenies, with_boundary)
+        } else {
+            continue;
+        };
+        let item = ev(
+            format!(
+                "{} for {role_arn} on {}: {:?}; {}",
+                request.action,
+                request.resource,
+                d.decision,
+                d.explanation.join("; ")
+            ),
+            fact.source,
+        );
+        match denied_by_cause.iter_mut().find(|(c, ..)| *c == cause) {
+            Some(entry) => {
+                entry.1.push(request.action.clone());
+                entry.2.push(item);
+                entry.3 |= d.uncertain;
+            }
+            None => {
+                denied_by_cause.push((cause, vec![request.action.clone()], vec![item], d.uncertain))
+            }
+        }
+    }
+    denied_by_cause
+        .into_iter()
+        .map(|(cause, actions, items, uncertain)| {
+            let confidence = if uncertain {
+                Confidence::Possible
+            } else {
+                Confidence::Confirmed
+            };
+            let resource = match cause {
+                Cause::CallerMissingExportPermission => cx.request.table_arn.clone(),
+                Cause::KmsCallerMissingPermission => cx
+                    .evidence
+                    .export_key
+                    .as_ref()
+                    .and_then(|k| k.info.get())
+                    .map(|i| i.arn.clone())
+                    .unwrap_or_default(),
+                _ => format!(
+                    "arn:{}:s3:::{}/{}*",
+                    cx.partition,
+                    cx.request.s3_bucket,
+                    prefix_of(cx.request)
+                ),
+            };
+            let (summary, text) = if cause == Cause::PermissionsBoundaryDenies {
+                (
+                    format!(
+                        "The permissions boundary of {role_arn} does not allow {}.",
+                        actions.join(", ")
+                    ),
+                    format!(
+                        "Allow {} in the role's permissions boundary.",
+                        actions.join(", ")
+                    ),
+                )
+            } else {
+                (
+                    format!(
+                        "No identity policy of {role_arn} allows {}.",
+                        actions.join(", ")
+                    ),
+                    format!("Attach a policy with the statement below to {role_arn}."),
+                )
+            };
+            let mut f = finding(cause, confidence, summary, items, text);
+            f.remedy.statement =
+                Some(json!({"Effect": "Allow", "Action": actions, "Resource": resource}));
+            f
+        })
+        .collect()
+}
+
+fn evaluate_all(
+    identity: &[Policy],
+    boundary: Option<&Policy>,
+    request: &Request,
+) -> crate::policy::Decision {
+    let mut all: Vec<&Policy> = identity.iter().collect();
+    all.extend(boundary);
+    crate::policy::evaluate_refs(&all, request)
+}
+
+fn prefix_of(request: &ExportRequest) -> String {
+    request
+        .s3_prefix
+        .as_deref()
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("{p}/"))
+        .unwrap_or_default()
 }

@@ -229,3 +229,22 @@ async fn a_key_policy_that_leaves_the_exporter_out_is_confirmed_from_the_key_pol
     );
     assert_eq!(result["applied"], json!([]));
 }
+
+#[tokio::test]
+async fn a_role_that_may_not_write_to_s3_is_confirmed_from_its_iam_policies() {
+    let seeded = seed("caller-lacks-s3");
+    let result = invoke(&app(config()).await, manual(&seeded, "apply"))
+        .await
+        .unwrap();
+    assert_eq!(
+        causes(&result),
+        vec![pair("CALLER_MISSING_S3_PERMISSION", "CONFIRMED")],
+        "{result:#}"
+    );
+    let statement = &result["findings"][0]["remedy"]["statement"];
+    assert_eq!(statement["Action"][0], "s3:PutObject");
+    assert!(result["findings"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains(seeded["roleArn"].as_str().unwrap()));
+}
