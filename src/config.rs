@@ -15,6 +15,8 @@ pub struct Config {
     pub event_bus_name: String,
     pub org_role_arn: Option<String>,
     pub s3_force_path_style: bool,
+    /// Put each result on the bus as a report (the Lambda does; the laptop CLI does not).
+    pub publish_reports: bool,
 }
 
 impl Default for Config {
@@ -29,6 +31,7 @@ impl Default for Config {
             event_bus_name: "default".into(),
             org_role_arn: None,
             s3_force_path_style: false,
+            publish_reports: true,
         }
     }
 }

@@ -317,6 +317,9 @@ impl App {
 
     /// Puts the result on the bus as `DynamoDB Export Remediation`; a failure is noted, not fatal.
     async fn publish_report(&self, result: &mut RemediationResult) {
+        if !self.config.publish_reports {
+            return;
+        }
         let detail = match serde_json::to_value(&*result) {
             Ok(v) => v,
             Err(_) => return,
