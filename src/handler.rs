@@ -24,6 +24,14 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error
         Ok(result) => {
             let causes: Vec<&str> = result.findings.iter().map(|f| f.cause.code()).collect();
             let json = serde_json::to_value(&result).unwrap_or(Value::Null);
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            // EMF lines go to stdout as they are: Lambda's log pipeline reads them as metrics.
+            for doc in crate::metrics::documents(&result, now_ms) {
+                println!("{doc}");
+            }
             tracing::info!(
                 export_arn = result.incident.export_arn.as_deref().unwrap_or(""),
                 causes = ?causes,

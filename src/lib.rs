@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod handler;
 pub mod intake;
+pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod ports;

@@ -5,5 +5,6 @@
 mod cli;
 mod helpers;
 mod ledger;
+mod readme;
 mod runtime;
 mod scenarios;
