@@ -90,6 +90,18 @@ pub struct ExportRequest {
     pub client_token: Option<String>,
 }
 
+impl ExportRequest {
+    /// The S3 prefix as export object keys start with it: `p/` (slashes trimmed) or empty.
+    pub fn key_prefix(&self) -> String {
+        self.s3_prefix
+            .as_deref()
+            .map(|p| p.trim_matches('/'))
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{p}/"))
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExportStatus {

@@ -360,10 +360,7 @@ pub(super) fn started_object_arn(request: &ExportRequest, evidence: &Evidence) -
         .as_ref()
         .and_then(|e| e.export_arn.rsplit('/').next().map(str::to_string))
         .unwrap_or_else(|| "00000000000000-00000000".into());
-    let prefix = match request.s3_prefix.as_deref().map(|p| p.trim_matches('/')) {
-        Some(p) if !p.is_empty() => format!("{p}/"),
-        _ => String::new(),
-    };
+    let prefix = request.key_prefix();
     format!(
         "arn:{partition}:s3:::{}/{prefix}AWSDynamoDB/{export_id}/_started",
         request.s3_bucket

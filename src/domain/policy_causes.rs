@@ -134,15 +134,13 @@ fn bucket_policy(cx: &Ctx, fail: &Failure, bucket: &BucketFacts) -> Vec<Finding>
                 } else {
                     Confidence::Possible
                 };
-                let mut f = finding(
+                out.push(finding(
                     Cause::BucketPolicyDenies,
                     confidence,
                     format!("The bucket policy of {} explicitly denies the export's writes ({}).", bucket.name, d.decided_by.clone().unwrap_or_default()),
                     d.explanation.iter().map(|e| ev(e.clone(), bucket.policy.source)).collect(),
                     "Ask the bucket owner to exempt the exporter (or DynamoDB's service calls, aws:ViaAWSService) from that statement.".into(),
-                );
-                f.remedy.statement = None;
-                out.push(f);
+                ));
             }
         }
         // Deny statements that hinge on where the call comes from, with no aws:ViaAWSService exception.
@@ -236,14 +234,7 @@ fn missing_grant(
     confidence: Confidence,
     items: Vec<crate::model::EvidenceItem>,
 ) -> Finding {
-    let prefix = cx
-        .request
-        .s3_prefix
-        .as_deref()
-        .map(|p| p.trim_matches('/'))
-        .filter(|p| !p.is_empty())
-        .map(|p| format!("{p}/"))
-        .unwrap_or_default();
+    let prefix = cx.request.key_prefix();
     let root = format!(
         "arn:{}:iam::{}:root",
         cx.partition, cx.evidence.table_account
@@ -500,7 +491,7 @@ fn identity_side(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
                     "arn:{}:s3:::{}/{}*",
                     cx.partition,
                     cx.request.s3_bucket,
-                    prefix_of(cx.request)
+                    cx.request.key_prefix()
                 ),
             };
             let (summary, text) = if cause == Cause::PermissionsBoundaryDenies {
@@ -539,14 +530,4 @@ fn evaluate_all(
     let mut all: Vec<&Policy> = identity.iter().collect();
     all.extend(boundary);
     crate::policy::evaluate_refs(&all, request)
-}
-
-fn prefix_of(request: &ExportRequest) -> String {
-    request
-        .s3_prefix
-        .as_deref()
-        .map(|p| p.trim_matches('/'))
-        .filter(|p| !p.is_empty())
-        .map(|p| format!("{p}/"))
-        .unwrap_or_default()
 }

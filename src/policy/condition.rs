@@ -141,14 +141,10 @@ impl Base {
             DateGreaterThanEquals => date(actual)? >= date(policy)?,
             Bool => policy.eq_ignore_ascii_case(actual),
             IpAddress | NotIpAddress => cidr_contains(policy, actual)?,
-            Null => unreachable_null(),
+            // Null is decided on presence alone, before any value is compared.
+            Null => return None,
         })
     }
-}
-
-fn unreachable_null() -> bool {
-    // Null is decided on presence alone, before values are compared.
-    false
 }
 
 impl Condition {
