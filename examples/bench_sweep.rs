@@ -107,6 +107,24 @@ impl Ledger for Timed<Box<dyn Ledger>> {
     async fn set_sweep_cursor(&self, t: Option<&str>, n: i64) -> PortResult<()> {
         self.meter.time(self.inner.set_sweep_cursor(t, n)).await
     }
+    async fn record_change(&self, c: &KeyPolicyChange, n: i64) -> PortResult<()> {
+        self.meter.time(self.inner.record_change(c, n)).await
+    }
+    async fn key_change(&self, id: &str) -> PortResult<Option<KeyPolicyChange>> {
+        self.meter.time(self.inner.key_change(id)).await
+    }
+    async fn set_change_status(
+        &self,
+        id: &str,
+        from: ChangeStatus,
+        to: ChangeStatus,
+        note: Option<&str>,
+        n: i64,
+    ) -> PortResult<bool> {
+        self.meter
+            .time(self.inner.set_change_status(id, from, to, note, n))
+            .await
+    }
 }
 
 #[async_trait]

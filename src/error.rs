@@ -64,6 +64,9 @@ pub enum Error {
     /// The export named does not exist.
     #[error("export not found: {0}")]
     ExportNotFound(String),
+    /// No key-policy change with this id is in the ledger.
+    #[error("key-policy change not found: {0}")]
+    ChangeNotFound(String),
     /// A request this deployment cannot carry out (e.g. needs a feature that is not configured).
     #[error("not available: {0}")]
     NotAvailable(String),
@@ -81,6 +84,7 @@ impl Error {
             Self::InvalidEvent(_) => "InvalidEvent",
             Self::UnsupportedEvent(_) => "UnsupportedEvent",
             Self::ExportNotFound(_) => "ExportNotFound",
+            Self::ChangeNotFound(_) => "ChangeNotFound",
             Self::NotAvailable(_) => "NotAvailable",
             Self::Config(_) => "ConfigError",
             Self::Aws(e) => match e.kind {

@@ -9,10 +9,10 @@ use crate::model::{
     PitrInfo, TableInfo,
 };
 use crate::ports::{
-    AccountDirectory, AccountReaders, BucketInspector, BucketPresence, Claim, CrossAccount,
-    EventPublisher, ExportPage, ExportService, Identity, IdentityPolicies, IncidentRecord,
-    IncidentStatus, KeyInspector, Ledger, Lineage, OutboundEvent, PortResult, PrincipalPolicies,
-    StartRecord, SweepState,
+    AccountDirectory, AccountReaders, BucketInspector, BucketPresence, ChangeStatus, Claim,
+    CrossAccount, EventPublisher, ExportPage, ExportService, Identity, IdentityPolicies,
+    IncidentRecord, IncidentStatus, KeyPolicyChange, KeyPolicyStore, Ledger, Lineage,
+    OutboundEvent, PortResult, PrincipalPolicies, StartRecord, SweepState,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -80,6 +80,17 @@ pub struct World {
     pub refuse_events: usize,
     /// Role name -> its policies.
     pub roles: HashMap<String, PrincipalPolicies>,
+    /// Key-policy history (key ARN, policy): the policy before the first PutKeyPolicy, then
+    /// every policy put. Empty while nothing was written.
+    pub key_puts: Vec<(String, String)>,
+    /// After a PutKeyPolicy, this many GetKeyPolicy calls still answer the old policy (KMS is
+    /// eventually consistent).
+    pub stale_key_reads: usize,
+    /// Someone else writes this policy right after our next PutKeyPolicy.
+    pub concurrent_key_write: Option<String>,
+    /// Fail the next PutKeyPolicy with this error.
+    pub fail_key_put: Option<AwsError>,
+    pub changes: HashMap<String, KeyPolicyChange>,
 }
 
 pub type Shared = Arc<RwLock<World>>;
@@ -339,14 +350,20 @@ pub struct FakeKeys {
 }
 
 #[async_trait]
-impl KeyInspector for FakeKeys {
+impl KeyPolicyStore for FakeKeys {
     async fn describe_key(&self, key_id: &str) -> PortResult<Option<KeyInfo>> {
         denied(&self.world, "kms:DescribeKey")?;
         let w = self.world.read().unwrap();
         Ok(w.keys.get(key_id).map(|k| k.info.clone()))
     }
     async fn key_policy(&self, key_id: &str) -> PortResult<Option<String>> {
-        let w = self.world.read().unwrap();
+        let mut w = self.world.write().unwrap();
+        if w.stale_key_reads > 0 {
+            w.stale_key_reads -= 1;
+            if let Some((_, old)) = w.key_puts.iter().rev().nth(1).filter(|(k, _)| k == key_id) {
+                return Ok(Some(old.clone()));
+            }
+        }
         match w.keys.get(key_id) {
             Some(k) if crate::arn::account_of(&k.info.arn).as_deref() != Some(&self.account) => {
                 Err(AwsError::new(
@@ -357,6 +374,40 @@ impl KeyInspector for FakeKeys {
             }
             other => Ok(other.map(|k| k.policy.clone())),
         }
+    }
+    async fn put_key_policy(&self, key_arn: &str, policy: &str) -> PortResult<()> {
+        denied(&self.world, "kms:PutKeyPolicy")?;
+        let mut w = self.world.write().unwrap();
+        if let Some(e) = w.fail_key_put.take() {
+            return Err(e);
+        }
+        let Some(key) = w.keys.get_mut(key_arn) else {
+            return Err(AwsError::new(
+                "kms:PutKeyPolicy",
+                AwsErrorKind::NotFound,
+                "NotFoundException",
+            ));
+        };
+        if crate::arn::account_of(&key.info.arn).as_deref() != Some(&self.account) {
+            return Err(AwsError::new(
+                "kms:PutKeyPolicy",
+                AwsErrorKind::AccessDenied,
+                "AccessDeniedException",
+            ));
+        }
+        // The history starts with the policy before the first put, for stale reads.
+        let old = key.policy.clone();
+        key.policy = policy.to_string();
+        if let Some(other) = w.concurrent_key_write.take() {
+            if let Some(k) = w.keys.get_mut(key_arn) {
+                k.policy = other;
+            }
+        }
+        if !w.key_puts.iter().any(|(k, _)| k == key_arn) {
+            w.key_puts.push((key_arn.to_string(), old));
+        }
+        w.key_puts.push((key_arn.to_string(), policy.to_string()));
+        Ok(())
     }
 }
 
@@ -543,6 +594,41 @@ impl Ledger for FakeLedger {
     async fn set_sweep_cursor(&self, table_arn: Option<&str>, _now: i64) -> PortResult<()> {
         self.0.write().unwrap().cursor = table_arn.map(str::to_string);
         Ok(())
+    }
+    async fn record_change(&self, change: &KeyPolicyChange, _now: i64) -> PortResult<()> {
+        let mut w = self.0.write().unwrap();
+        if w.changes.contains_key(&change.change_id) {
+            return Err(AwsError::new(
+                "ledger:RecordKeyPolicyChange",
+                AwsErrorKind::Rejected,
+                "ConditionalCheckFailedException",
+            ));
+        }
+        w.changes.insert(change.change_id.clone(), change.clone());
+        Ok(())
+    }
+    async fn key_change(&self, change_id: &str) -> PortResult<Option<KeyPolicyChange>> {
+        Ok(self.0.read().unwrap().changes.get(change_id).cloned())
+    }
+    async fn set_change_status(
+        &self,
+        change_id: &str,
+        from: ChangeStatus,
+        to: ChangeStatus,
+        note: Option<&str>,
+        _now: i64,
+    ) -> PortResult<bool> {
+        let mut w = self.0.write().unwrap();
+        match w.changes.get_mut(change_id) {
+            Some(c) if c.status == from => {
+                c.status = to;
+                if let Some(n) = note {
+                    c.note = Some(n.to_string());
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

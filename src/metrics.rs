@@ -69,6 +69,7 @@ mod tests {
                         statement: None,
                     },
                     correction: None,
+                    patch: None,
                 })
                 .collect(),
             plan: vec![],
@@ -83,6 +84,7 @@ mod tests {
                 .unwrap_or_default(),
             notes,
             sweep: None,
+            rollback: None,
         }
     }
 

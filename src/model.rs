@@ -289,6 +289,7 @@ pub enum Cause {
     CallerMissingExportPermission,
     CallerMissingS3Permission,
     KmsCallerMissingPermission,
+    ConsumerCannotDecrypt,
     Unclassified,
 }
 
@@ -315,6 +316,7 @@ impl Cause {
             Self::CallerMissingExportPermission => "CALLER_MISSING_EXPORT_PERMISSION",
             Self::CallerMissingS3Permission => "CALLER_MISSING_S3_PERMISSION",
             Self::KmsCallerMissingPermission => "KMS_CALLER_MISSING_PERMISSION",
+            Self::ConsumerCannotDecrypt => "CONSUMER_CANNOT_DECRYPT",
             Self::Unclassified => "UNCLASSIFIED",
         }
     }
@@ -359,4 +361,42 @@ pub struct Finding {
     /// `Some` when a retry with these parameters fixes this finding; `None` when it cannot.
     #[serde(skip)]
     pub correction: Option<Correction>,
+    /// `Some` when a key-policy statement fixes this finding (applied only when opted in).
+    #[serde(skip)]
+    pub patch: Option<KeyPatch>,
+}
+
+/// Why a key-policy statement is added (SPEC §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PatchPurpose {
+    /// The exporter's use of the key (`kms:GenerateDataKey` + `kms:Decrypt`).
+    Exporter,
+    /// The destination account's consumers (`kms:Decrypt` + `kms:DescribeKey`).
+    ConsumerDecrypt,
+}
+
+impl PatchPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exporter => "EXPORTER",
+            Self::ConsumerDecrypt => "CONSUMER_DECRYPT",
+        }
+    }
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Exporter, Self::ConsumerDecrypt]
+            .into_iter()
+            .find(|p| p.as_str() == text)
+    }
+}
+
+/// One key-policy statement to add or replace, keyed by its `Sid`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyPatch {
+    pub key_arn: String,
+    pub purpose: PatchPurpose,
+    pub sid: String,
+    /// The principals the statement names (every one an allowed grantee).
+    pub grantees: Vec<String>,
+    pub statement: serde_json::Value,
 }

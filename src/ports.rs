@@ -6,7 +6,8 @@
 
 use crate::error::AwsError;
 use crate::model::{
-    BucketEncryption, ExportDescription, ExportRequest, ExportSummary, KeyInfo, PitrInfo, TableInfo,
+    BucketEncryption, ExportDescription, ExportRequest, ExportSummary, KeyInfo, PatchPurpose,
+    PitrInfo, TableInfo,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -59,11 +60,13 @@ pub trait BucketInspector: Send + Sync {
     async fn requester_pays(&self, bucket: &str) -> PortResult<bool>;
 }
 
-/// KMS key facts (the key policy is readable only in the key's account).
+/// KMS key facts, and the key policy (readable and writable only in the key's account).
 #[async_trait]
-pub trait KeyInspector: Send + Sync {
+pub trait KeyPolicyStore: Send + Sync {
     async fn describe_key(&self, key_id: &str) -> PortResult<Option<KeyInfo>>;
     async fn key_policy(&self, key_id: &str) -> PortResult<Option<String>>;
+    /// Replaces the `default` key policy, with KMS's lockout safety check on (never bypassed).
+    async fn put_key_policy(&self, key_arn: &str, policy: &str) -> PortResult<()>;
 }
 
 /// The organization's member accounts, where the credentials may list them.
@@ -75,7 +78,7 @@ pub trait AccountDirectory: Send + Sync {
 /// Readers that act inside another account (through the member role).
 pub struct AccountReaders {
     pub buckets: Box<dyn BucketInspector>,
-    pub keys: Box<dyn KeyInspector>,
+    pub keys: Box<dyn KeyPolicyStore>,
 }
 
 #[async_trait]
@@ -187,6 +190,67 @@ pub enum SweepState {
     Published,
 }
 
+/// Where a key-policy change stands (SPEC §7.2, §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeStatus {
+    /// Recorded before the write: the write may or may not have happened.
+    Pending,
+    Applied,
+    /// PutKeyPolicy refused; nothing changed.
+    Failed,
+    /// Someone else changed the policy around our write; we did not overwrite it.
+    Conflict,
+    /// A rollback holds the change.
+    RollingBack,
+    RolledBack,
+}
+
+impl ChangeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Applied => "APPLIED",
+            Self::Failed => "FAILED",
+            Self::Conflict => "CONFLICT",
+            Self::RollingBack => "ROLLING_BACK",
+            Self::RolledBack => "ROLLED_BACK",
+        }
+    }
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Applied,
+            Self::Failed,
+            Self::Conflict,
+            Self::RollingBack,
+            Self::RolledBack,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// The audit record of one key-policy change: enough to explain it and to undo it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyPolicyChange {
+    pub change_id: String,
+    pub key_arn: String,
+    pub purpose: PatchPurpose,
+    pub sid: String,
+    pub grantees: Vec<String>,
+    /// The policy text as read before the change, and as written.
+    pub before: String,
+    pub after: String,
+    pub status: ChangeStatus,
+    /// The export whose diagnosis asked for it, and the causes it fixes.
+    pub export_arn: Option<String>,
+    pub causes: Vec<String>,
+    /// Who made the change (the function's principal).
+    pub actor: String,
+    pub created_at: i64,
+    pub note: Option<String>,
+}
+
 /// The ledger: conditional writes make duplicate deliveries act once.
 #[async_trait]
 pub trait Ledger: Send + Sync {
@@ -219,6 +283,18 @@ pub trait Ledger: Send + Sync {
     /// Where an unfinished sweep stopped (a table ARN), if it did.
     async fn sweep_cursor(&self) -> PortResult<Option<String>>;
     async fn set_sweep_cursor(&self, table_arn: Option<&str>, now: i64) -> PortResult<()>;
+    /// Writes a new change record (refused if the id exists). Change records never expire.
+    async fn record_change(&self, change: &KeyPolicyChange, now: i64) -> PortResult<()>;
+    async fn key_change(&self, change_id: &str) -> PortResult<Option<KeyPolicyChange>>;
+    /// Moves a change from `from` to `to`; `Ok(false)` when it was not in `from`.
+    async fn set_change_status(
+        &self,
+        change_id: &str,
+        from: ChangeStatus,
+        to: ChangeStatus,
+        note: Option<&str>,
+        now: i64,
+    ) -> PortResult<bool>;
 }
 
 /// An event to put on the bus.

@@ -2,7 +2,7 @@
 
 use super::{classify, missing};
 use crate::model::KeyInfo;
-use crate::ports::{KeyInspector, PortResult};
+use crate::ports::{KeyPolicyStore, PortResult};
 use async_trait::async_trait;
 use aws_sdk_kms::operation::describe_key::DescribeKeyError;
 use aws_sdk_kms::operation::get_key_policy::GetKeyPolicyError;
@@ -23,7 +23,7 @@ fn is_alias(key_id: &str) -> bool {
 }
 
 #[async_trait]
-impl KeyInspector for KmsKeys {
+impl KeyPolicyStore for KmsKeys {
     #[tracing::instrument(skip(self))]
     async fn describe_key(&self, key_id: &str) -> PortResult<Option<KeyInfo>> {
         const OP: &str = "kms:DescribeKey";
@@ -105,6 +105,22 @@ impl KeyInspector for KmsKeys {
             }
             Err(e) => Err(classify(OP, e)),
         }
+    }
+
+    #[tracing::instrument(skip(self, policy), fields(bytes = policy.len()))]
+    async fn put_key_policy(&self, key_arn: &str, policy: &str) -> PortResult<()> {
+        const OP: &str = "kms:PutKeyPolicy";
+        self.client
+            .put_key_policy()
+            .key_id(key_arn)
+            .policy_name("default")
+            .policy(policy)
+            // The safety check refuses a policy that would lock the caller out; never skip it.
+            .bypass_policy_lockout_safety_check(false)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        Ok(())
     }
 }
 
@@ -196,5 +212,39 @@ mod tests {
         let kms = KmsKeys::new(mock_client!(aws_sdk_kms, [&denied]));
         let err = kms.key_policy(KEY).await.unwrap_err();
         assert_eq!(err.kind, AwsErrorKind::AccessDenied);
+    }
+
+    #[tokio::test]
+    async fn put_key_policy_never_bypasses_the_lockout_check_and_reports_malformed() {
+        let ok = mock!(Client::put_key_policy)
+            .match_requests(|r| {
+                r.key_id() == Some(KEY)
+                    && r.policy_name() == Some("default")
+                    && r.bypass_policy_lockout_safety_check() == Some(false)
+            })
+            .then_output(|| {
+                aws_sdk_kms::operation::put_key_policy::PutKeyPolicyOutput::builder().build()
+            });
+        let malformed = mock!(Client::put_key_policy).then_error(|| {
+            aws_sdk_kms::operation::put_key_policy::PutKeyPolicyError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("MalformedPolicyDocumentException")
+                    .message("Policy contains a statement with one or more invalid principals.")
+                    .build(),
+            )
+        });
+        let kms = KmsKeys::new(mock_client!(
+            aws_sdk_kms,
+            RuleMode::Sequential,
+            [&ok, &malformed]
+        ));
+        kms.put_key_policy(KEY, "{}").await.unwrap();
+        let err = kms.put_key_policy(KEY, "{}").await.unwrap_err();
+        assert!(
+            err.message
+                .contains("MalformedPolicyDocumentException: Policy contains"),
+            "{err:?}"
+        );
+        assert_eq!(ok.num_calls(), 1);
     }
 }

@@ -8,11 +8,13 @@
 //! | `EXPORT#<export arn>` | `SWEEP` | IN_PROGRESS or PUBLISHED, as the sweep saw it |
 //! | `TABLE#<table arn>` | `MARK` | the sweep's high-water mark for the table |
 //! | `SWEEP` | `CURSOR` | the table where an unfinished sweep stopped |
+//! | `CHANGE#<change id>` | `KEY_POLICY` | a key-policy change: before/after policy, who, why, status (never expires) |
 
 use super::{classify, missing};
-use crate::model::ExportRequest;
+use crate::model::{ExportRequest, PatchPurpose};
 use crate::ports::{
-    Claim, IncidentRecord, IncidentStatus, Ledger, Lineage, PortResult, StartRecord, SweepState,
+    ChangeStatus, Claim, IncidentRecord, IncidentStatus, KeyPolicyChange, Ledger, Lineage,
+    PortResult, StartRecord, SweepState,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -146,6 +148,74 @@ fn incident_from(item: &Item) -> PortResult<IncidentRecord> {
         client_token: get_s(item, "clientToken").map(str::to_string),
         export_time: get_n(item, "exportTime"),
         retry_export_arn: get_s(item, "retryExportArn").map(str::to_string),
+        note: get_s(item, "note").map(str::to_string),
+    })
+}
+
+fn change_pk(id: &str) -> String {
+    format!("CHANGE#{id}")
+}
+
+const CHANGE_SK: &str = "KEY_POLICY";
+
+fn change_item(c: &KeyPolicyChange, now: i64) -> Item {
+    let mut item = base(change_pk(&c.change_id), CHANGE_SK, now);
+    // The audit record outlives the incident records: no TTL.
+    item.remove("expiresAt");
+    let strings = |v: &Vec<String>| s(serde_json::to_string(v).unwrap_or_default());
+    for (k, v) in [
+        ("changeId", s(&c.change_id)),
+        ("keyArn", s(&c.key_arn)),
+        ("purpose", s(c.purpose.as_str())),
+        ("sid", s(&c.sid)),
+        ("grantees", strings(&c.grantees)),
+        ("beforePolicy", s(&c.before)),
+        ("afterPolicy", s(&c.after)),
+        ("status", s(c.status.as_str())),
+        ("causes", strings(&c.causes)),
+        ("actor", s(&c.actor)),
+        ("createdAt", n(c.created_at)),
+    ] {
+        item.insert(k.into(), v);
+    }
+    if let Some(e) = &c.export_arn {
+        item.insert("exportArn".into(), s(e));
+    }
+    if let Some(note) = &c.note {
+        item.insert("note".into(), s(note));
+    }
+    item
+}
+
+fn change_from(item: &Item) -> PortResult<KeyPolicyChange> {
+    const OP: &str = "ledger:GetKeyPolicyChange";
+    let text = |k: &'static str| {
+        get_s(item, k)
+            .map(str::to_string)
+            .ok_or_else(|| missing(OP, k))
+    };
+    let list = |k: &str| -> Vec<String> {
+        get_s(item, k)
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default()
+    };
+    Ok(KeyPolicyChange {
+        change_id: text("changeId")?,
+        key_arn: text("keyArn")?,
+        purpose: get_s(item, "purpose")
+            .and_then(PatchPurpose::parse)
+            .ok_or_else(|| missing(OP, "a known purpose"))?,
+        sid: text("sid")?,
+        grantees: list("grantees"),
+        before: text("beforePolicy")?,
+        after: text("afterPolicy")?,
+        status: get_s(item, "status")
+            .and_then(ChangeStatus::parse)
+            .ok_or_else(|| missing(OP, "a known status"))?,
+        export_arn: get_s(item, "exportArn").map(str::to_string),
+        causes: list("causes"),
+        actor: get_s(item, "actor").unwrap_or_default().to_string(),
+        created_at: get_n(item, "createdAt").unwrap_or(0),
         note: get_s(item, "note").map(str::to_string),
     })
 }
@@ -386,6 +456,68 @@ impl Ledger for DynamoLedger {
                     .map_err(|e| classify("ledger:ClearSweepCursor", e))?;
                 Ok(())
             }
+        }
+    }
+
+    #[tracing::instrument(skip(self, change), fields(change_id = %change.change_id, key_arn = %change.key_arn))]
+    async fn record_change(&self, change: &KeyPolicyChange, now: i64) -> PortResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(change_item(change, now)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| classify("ledger:RecordKeyPolicyChange", e))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn key_change(&self, change_id: &str) -> PortResult<Option<KeyPolicyChange>> {
+        self.get("ledger:GetKeyPolicyChange", change_pk(change_id), CHANGE_SK)
+            .await?
+            .map(|i| change_from(&i))
+            .transpose()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn set_change_status(
+        &self,
+        change_id: &str,
+        from: ChangeStatus,
+        to: ChangeStatus,
+        note: Option<&str>,
+        now: i64,
+    ) -> PortResult<bool> {
+        const OP: &str = "ledger:SetKeyPolicyChangeStatus";
+        let mut update = "SET #st = :to, updatedAt = :now".to_string();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(change_pk(change_id)))
+            .key("sk", s(CHANGE_SK))
+            .condition_expression("#st = :from")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":now", n(now));
+        if let Some(note) = note {
+            update.push_str(", note = :note");
+            request = request.expression_attribute_values(":note", s(note));
+        }
+        let result = request.update_expression(update).send().await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(OP, e)),
         }
     }
 }

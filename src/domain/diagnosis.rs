@@ -63,6 +63,7 @@ pub(super) fn finding(
             statement: None,
         },
         correction: None,
+        patch: None,
     }
 }
 

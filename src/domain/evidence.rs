@@ -8,7 +8,7 @@ use crate::model::{
     KeyInfo, PitrInfo, TableInfo,
 };
 use crate::ports::{
-    AccountReaders, BucketInspector, BucketPresence, KeyInspector, PortResult, PrincipalPolicies,
+    AccountReaders, BucketInspector, BucketPresence, KeyPolicyStore, PortResult, PrincipalPolicies,
 };
 use futures_util::future::join_all;
 
@@ -346,7 +346,7 @@ async fn key_facts(
 ) -> KeyFacts {
     let key_account = account_of(key_id).unwrap_or_else(|| home_account.to_string());
     let assumed;
-    let reader: &dyn KeyInspector = match home_readers {
+    let reader: &dyn KeyPolicyStore = match home_readers {
         Some(r) if key_account == home_account => r.keys.as_ref(),
         _ if key_account == table_account => app.keys.as_ref(),
         _ => match &app.config.member_role_name {

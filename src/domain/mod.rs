@@ -5,6 +5,8 @@ pub mod access;
 pub mod command;
 pub mod diagnosis;
 pub mod evidence;
+mod key_change;
+pub mod key_patch;
 pub mod plan;
 pub mod policy_causes;
 pub mod report;
@@ -17,7 +19,7 @@ use crate::intake::{self, ExportStarted, Trigger, REPORT_DETAIL_TYPE};
 use crate::model::{ExportStatus, Incident, IncidentSource, Mode};
 use crate::ports::{
     AccountDirectory, BucketInspector, Claim, CrossAccount, EventPublisher, ExportService,
-    Identity, IdentityPolicies, IncidentRecord, IncidentStatus, KeyInspector, Ledger, Lineage,
+    Identity, IdentityPolicies, IncidentRecord, IncidentStatus, KeyPolicyStore, Ledger, Lineage,
     OutboundEvent, StartRecord,
 };
 use plan::{Action, Plan, Retry};
@@ -34,7 +36,7 @@ pub struct App {
     pub region: String,
     pub exports: Box<dyn ExportService>,
     pub buckets: Box<dyn BucketInspector>,
-    pub keys: Box<dyn KeyInspector>,
+    pub keys: Box<dyn KeyPolicyStore>,
     pub accounts: Box<dyn AccountDirectory>,
     pub cross: Box<dyn CrossAccount>,
     pub identity: Box<dyn Identity>,
@@ -77,12 +79,12 @@ impl App {
         deadline: Option<Instant>,
     ) -> Result<RemediationResult, Error> {
         match intake::parse(event)? {
-            Trigger::Incident(incident) | Trigger::Preflight(incident) => self.remediate(incident).await,
+            Trigger::Incident(incident) | Trigger::Preflight(incident) => {
+                self.remediate(incident).await
+            }
             Trigger::ExportStarted(started) => self.export_started(started).await,
             Trigger::Sweep => self.sweep(deadline).await,
-            Trigger::Rollback { change_id } => Err(Error::NotAvailable(format!(
-                "no key-policy change {change_id} can exist: this deployment makes no key-policy changes yet"
-            ))),
+            Trigger::Rollback { change_id } => self.rollback(&change_id).await,
         }
     }
 
@@ -116,12 +118,14 @@ impl App {
         }
         let findings = diagnosis::diagnose(&incident, &evidence);
         let plan = if mode >= Mode::Plan {
+            let own = self.identity.whoami().await.ok().map(|(_, arn)| arn);
             plan::plan(
                 &incident,
                 &evidence,
                 &findings,
                 &self.config,
                 lineage.as_ref(),
+                own.as_deref(),
             )
         } else {
             Plan::default()
@@ -159,6 +163,7 @@ impl App {
             applied,
             notes,
             sweep: None,
+            rollback: None,
         };
         self.publish_report(&mut result).await;
         Ok(result)
@@ -207,15 +212,46 @@ impl App {
             note: plan.notes.first().cloned(),
             ..IncidentRecord::claimed(export_arn, now() + LEASE_SECS)
         };
-        let Some(Action::RetryExport(retry)) = plan.actions.first() else {
-            record.status = if plan.gave_up {
-                IncidentStatus::GaveUp
-            } else {
-                IncidentStatus::NoAction
+        let retry = plan.actions.iter().find_map(|a| match a {
+            Action::RetryExport(r) => Some(r),
+            _ => None,
+        });
+        let mut applied = Vec::new();
+        let mut patch_failed = None;
+        for action in &plan.actions {
+            if let Action::PatchKeyPolicy(p) = action {
+                let a = self
+                    .patch_key_policy(ledger, p, Some(export_arn), &record.causes)
+                    .await;
+                if a.status == AppliedStatus::Failed {
+                    patch_failed = Some(a.result["retryable"].as_bool().unwrap_or(false));
+                }
+                applied.push(a);
+            }
+        }
+        let Some(retry) = retry.filter(|_| patch_failed.is_none()) else {
+            record.status = match (patch_failed, plan.gave_up) {
+                (Some(true), _) => IncidentStatus::Pending,
+                (_, true) => IncidentStatus::GaveUp,
+                _ => IncidentStatus::NoAction,
             };
+            if retry.is_some() {
+                applied.push(Applied {
+                    action: "RETRY_EXPORT",
+                    status: AppliedStatus::Skipped,
+                    result: json!({"reason": "the key-policy patch it depends on failed"}),
+                });
+            }
+            let patched: Vec<&str> = applied
+                .iter()
+                .filter_map(|a| a.result["changeId"].as_str())
+                .collect();
+            if !patched.is_empty() {
+                record.note = Some(format!("key policy changed: {}", patched.join(", ")));
+            }
             record.lease_until = 0;
             ledger.settle(&record, now()).await?;
-            return Ok(Vec::new());
+            return Ok(applied);
         };
         // A retry after a lost delivery sends exactly what the first one stored.
         let mut retry = retry.clone();
@@ -229,10 +265,8 @@ impl App {
         record.export_time = retry.request.export_time;
         ledger.settle(&record, now()).await?;
 
-        let applied = self
-            .act(Mode::Apply, &[Action::RetryExport(retry.clone())], notes)
-            .await;
-        let done = applied.first().filter(|a| a.status == AppliedStatus::Done);
+        let retried = self.retry_export(&retry, notes).await;
+        let done = Some(&retried).filter(|a| a.status == AppliedStatus::Done);
         match done.and_then(|a| a.result["exportArn"].as_str()) {
             Some(new_arn) => {
                 let lineage = Lineage {
@@ -245,37 +279,47 @@ impl App {
                 record.retry_export_arn = Some(new_arn.to_string());
             }
             None => {
-                let retryable = applied
-                    .first()
-                    .and_then(|a| a.result["retryable"].as_bool())
-                    .unwrap_or(false);
+                let retryable = retried.result["retryable"].as_bool().unwrap_or(false);
                 record.status = if retryable {
                     IncidentStatus::Pending
                 } else {
                     IncidentStatus::GaveUp
                 };
-                record.note = applied.first().map(|a| a.result.to_string());
+                record.note = Some(retried.result.to_string());
             }
         }
+        applied.push(retried);
         record.lease_until = 0;
         ledger.settle(&record, now()).await?;
         Ok(applied)
     }
 
-    /// Carries out the plan in apply mode; in plan mode every action is reported SKIPPED.
+    /// Without a ledger (or outside apply mode): a retry runs in apply mode; a key-policy
+    /// patch never does, since every change needs its audit record. Others are SKIPPED.
     async fn act(&self, mode: Mode, actions: &[Action], notes: &mut Vec<String>) -> Vec<Applied> {
         let mut applied = Vec::new();
+        let mut blocked = false;
         for action in actions {
             let name = report::action_name(action);
+            let skip = |reason: String| Applied {
+                action: name,
+                status: AppliedStatus::Skipped,
+                result: json!({ "reason": reason }),
+            };
             if mode != Mode::Apply {
-                applied.push(Applied {
-                    action: name,
-                    status: AppliedStatus::Skipped,
-                    result: json!({"reason": format!("mode is {mode:?}")}),
-                });
+                applied.push(skip(format!("mode is {mode:?}")));
                 continue;
             }
             match action {
+                Action::PatchKeyPolicy(_) => {
+                    blocked = true;
+                    applied.push(skip(
+                        "no ledger: a key policy is changed only with an audit record (set LEDGER_TABLE_NAME)".into(),
+                    ));
+                }
+                Action::RetryExport(_) if blocked => applied.push(skip(
+                    "the key-policy patch it depends on was not made".into(),
+                )),
                 Action::RetryExport(retry) => applied.push(self.retry_export(retry, notes).await),
             }
         }
@@ -390,6 +434,7 @@ impl App {
             applied: Vec::new(),
             notes,
             sweep: None,
+            rollback: None,
         })
     }
 
@@ -410,6 +455,7 @@ impl App {
             applied: Vec::new(),
             notes,
             sweep: Some(report),
+            rollback: None,
         })
     }
 
@@ -672,7 +718,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rollback_is_refused_with_a_typed_error() {
+    async fn rollback_without_a_ledger_is_refused_with_a_typed_error() {
         let world = world_with_table();
         let err = app(&world, config(Mode::Apply))
             .handle(&json!({"rollback": {"changeId": "kp-1"}}), None)

@@ -1,16 +1,25 @@
 //! Plan (pure): findings + evidence + config → actions (SPEC §7.1), or why there are none.
 
-use super::diagnosis::apply_correction;
+use super::access::{kms_generate, resource_side, s3_put};
+use super::diagnosis::{apply_correction, started_object_arn};
 use super::evidence::Evidence;
+use super::key_patch::{consumer_patch, merge, principal_of};
+use crate::arn::{account_of, Arn};
 use crate::config::Config;
 use crate::intake::CLIENT_TOKEN_PREFIX;
-use crate::model::{Correction, ExportRequest, ExportStatus, Finding, Incident, IncidentSource};
+use crate::model::{
+    Cause, Confidence, Correction, ExportRequest, ExportStatus, Finding, Incident, IncidentSource,
+    KeyPatch, PatchPurpose, SseAlgorithm,
+};
+use crate::policy::{DecisionKind, Policy, PolicyKind};
 use crate::ports::Lineage;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     RetryExport(Retry),
+    /// SPEC §7.2; planned only with KEY_POLICY_PATCH=on.
+    PatchKeyPolicy(KeyPatch),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -69,13 +78,15 @@ pub fn parse_token(token: &str) -> Option<(String, u32)> {
     Some((hash.to_string(), attempt.parse().ok()?))
 }
 
-/// `lineage` is the ledger's record when the failed export is itself one of our retries.
+/// `lineage` is the ledger's record when the failed export is itself one of our retries;
+/// `own_principal` is the function's own principal, which a retry runs as (SPEC §7.1).
 pub fn plan(
     incident: &Incident,
     evidence: &Evidence,
     findings: &[Finding],
     config: &Config,
     lineage: Option<&Lineage>,
+    own_principal: Option<&str>,
 ) -> Plan {
     if incident.source == IncidentSource::Preflight {
         return Plan::none(
@@ -90,19 +101,46 @@ pub fn plan(
     if findings.is_empty() {
         return Plan::default();
     }
+    let (patches, mut notes) = key_patches(findings, config);
+    let patch_actions = || -> Vec<Action> {
+        patches
+            .iter()
+            .cloned()
+            .map(Action::PatchKeyPolicy)
+            .collect()
+    };
+    let with = |mut p: Plan, notes: &[String]| {
+        let mut all = notes.to_vec();
+        all.append(&mut p.notes);
+        p.notes = all;
+        p
+    };
     if export.status != ExportStatus::Failed {
-        return Plan::none(format!("export is {:?}: nothing to retry", export.status));
+        let mut p = Plan::none(format!("export is {:?}: nothing to retry", export.status));
+        p.actions = patch_actions();
+        return with(p, &notes);
     }
+    let patched = |f: &Finding| {
+        f.patch.as_ref().is_some_and(|p| {
+            patches
+                .iter()
+                .any(|q| q.key_arn == p.key_arn && q.purpose == p.purpose)
+        })
+    };
     let unfixable: Vec<&str> = findings
         .iter()
-        .filter(|f| f.correction.is_none())
+        // What consumers can decrypt afterwards is not why the export failed.
+        .filter(|f| f.cause != Cause::ConsumerCannotDecrypt)
+        .filter(|f| f.correction.is_none() && !patched(f))
         .map(|f| f.cause.code())
         .collect();
     if !unfixable.is_empty() {
-        return Plan::none(format!(
-            "no retry: not every finding is fixed by export parameters ({})",
+        let mut p = Plan::none(format!(
+            "no retry: not every finding is fixed by export parameters or a key-policy patch ({})",
             unfixable.join(", ")
         ));
+        p.actions = patch_actions();
+        return with(p, &notes);
     }
 
     let causes = cause_codes(findings);
@@ -127,17 +165,23 @@ pub fn plan(
         ..Plan::give_up(note)
     };
     if let Some(l) = lineage.filter(|l| sorted(&l.causes) == causes) {
-        return give_up(format!(
-            "gave up: retry attempt {} failed again with the same cause ({})",
-            l.attempt,
-            causes.join(", ")
-        ));
+        return with(
+            give_up(format!(
+                "gave up: retry attempt {} failed again with the same cause ({})",
+                l.attempt,
+                causes.join(", ")
+            )),
+            &notes,
+        );
     }
     if attempt > config.max_retries {
-        return give_up(format!(
-            "gave up: attempt {attempt} would exceed MAX_RETRIES={}",
-            config.max_retries
-        ));
+        return with(
+            give_up(format!(
+                "gave up: attempt {attempt} would exceed MAX_RETRIES={}",
+                config.max_retries
+            )),
+            &notes,
+        );
     }
 
     let original = &export.request;
@@ -146,17 +190,45 @@ pub fn plan(
         .filter_map(|f| f.correction.as_ref())
         .collect();
     if conflicting(&corrections) {
-        return Plan::none("no retry: findings ask for conflicting parameters");
+        return with(
+            Plan::none("no retry: findings ask for conflicting parameters"),
+            &notes,
+        );
     }
     let mut request = original.clone();
     for c in &corrections {
         apply_correction(&mut request, c);
     }
     let mut changes = describe_changes(original, &request);
+    for p in patches
+        .iter()
+        .filter(|p| p.purpose == PatchPurpose::Exporter)
+    {
+        changes.push(format!(
+            "key policy of {}: statement {} for {}",
+            p.key_arn,
+            p.sid,
+            p.grantees.join(", ")
+        ));
+    }
     if changes.is_empty() {
-        return Plan::none(
-            "no retry: the corrections change no parameter of the failed export (a retry would fail the same way)",
+        return with(
+            Plan::none(
+                "no retry: the corrections change no parameter of the failed export (a retry would fail the same way)",
+            ),
+            &notes,
         );
+    }
+    if let Some(why) = own_access_denied(evidence, &request, &patches, own_principal) {
+        notes.push(format!(
+            "no retry: {why}. The retry would run as this function's role, and the function never grants itself access; the exporter's next run will succeed. Re-export now with: {}",
+            super::command::export_command(&request)
+        ));
+        return Plan {
+            actions: patch_actions(),
+            notes,
+            ..Plan::default()
+        };
     }
     let pitr = evidence.pitr.get();
     let latest = pitr.and_then(|p| p.latest_restorable);
@@ -178,16 +250,168 @@ pub fn plan(
         (None, _, None) => None,
     };
     request.client_token = Some(client_token(&root, attempt));
+    let mut actions = patch_actions();
+    actions.push(Action::RetryExport(Retry {
+        client_token: client_token(&root, attempt),
+        request,
+        attempt,
+        changes,
+    }));
     Plan {
-        actions: vec![Action::RetryExport(Retry {
-            client_token: client_token(&root, attempt),
-            request,
-            attempt,
-            changes,
-        })],
+        actions,
         root_export_arn: root_arn,
+        notes,
         ..Plan::default()
     }
+}
+
+/// The key-policy statements to apply (SPEC §7.2), and why others stay recommendations.
+fn key_patches(findings: &[Finding], config: &Config) -> (Vec<KeyPatch>, Vec<String>) {
+    let mut out: Vec<KeyPatch> = Vec::new();
+    let mut notes = Vec::new();
+    for f in findings {
+        let Some(p) = &f.patch else { continue };
+        if !matches!(f.confidence, Confidence::Confirmed | Confidence::Likely) {
+            notes.push(format!(
+                "{}: {:?} only, so the key-policy statement stays a recommendation",
+                f.cause, f.confidence
+            ));
+            continue;
+        }
+        let patch = match p.purpose {
+            PatchPurpose::Exporter => p.clone(),
+            PatchPurpose::ConsumerDecrypt => {
+                let Ok(key) = Arn::parse("keyArn", &p.key_arn) else {
+                    continue;
+                };
+                // The recommendation names the owner's account; a patch names only the
+                // allow-listed principals of that account.
+                let owners: Vec<String> = p.grantees.iter().filter_map(|g| account_of(g)).collect();
+                let consumers: Vec<String> = config
+                    .decrypt_principals
+                    .iter()
+                    .filter(|c| {
+                        let acct = account_of(&principal_of(c, &key.partition));
+                        acct.is_some_and(|a| owners.contains(&a))
+                    })
+                    .cloned()
+                    .collect();
+                if consumers.is_empty() {
+                    notes.push(format!(
+                        "{}: DECRYPT_PRINCIPALS names no principal of account {}: the statement stays a recommendation",
+                        f.cause,
+                        owners.join(", ")
+                    ));
+                    continue;
+                }
+                match consumer_patch(&p.key_arn, &consumers, &key.partition, &key.region) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        notes.push(format!("{}: {e}", f.cause));
+                        continue;
+                    }
+                }
+            }
+        };
+        if !config.key_policy_patch {
+            notes.push(format!(
+                "{}: KEY_POLICY_PATCH=off: the key-policy statement in the remedy is a recommendation; no key policy was changed",
+                f.cause
+            ));
+            continue;
+        }
+        if !out
+            .iter()
+            .any(|q| q.sid == patch.sid && q.key_arn == patch.key_arn)
+        {
+            out.push(patch);
+        }
+    }
+    (out, notes)
+}
+
+/// `arn:…:sts::<acct>:assumed-role/<name>/<session>` as the role's ARN (the role's path is not
+/// in the session ARN; Lambda roles made by SAM have none); other ARNs as IAM ARNs.
+pub fn principal_arn(caller: &str) -> String {
+    let parts: Vec<&str> = caller.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "sts", "", acct, resource] => {
+            match resource
+                .strip_prefix("assumed-role/")
+                .and_then(|r| r.split('/').next())
+            {
+                Some(role) => format!("arn:{partition}:iam::{acct}:role/{role}"),
+                None => format!("arn:{partition}:iam::{acct}:{resource}"),
+            }
+        }
+        _ => caller.to_string(),
+    }
+}
+
+/// Would the destination's policies deny the retry, made as `own` (SPEC §7.1)? Only a proof
+/// counts: an Unknown answer lets the retry go, and its failure becomes the next diagnosis.
+fn own_access_denied(
+    evidence: &Evidence,
+    request: &ExportRequest,
+    patches: &[KeyPatch],
+    own: Option<&str>,
+) -> Option<String> {
+    let own = principal_arn(own?);
+    let table = Arn::table("tableArn", &request.table_arn).ok()?;
+    let object_arn = started_object_arn(request, evidence);
+    if request.s3_sse_algorithm == Some(SseAlgorithm::Kms) {
+        let key_id = request.s3_sse_kms_key_id.as_deref()?;
+        let facts = [&evidence.export_key, &evidence.default_key]
+            .into_iter()
+            .flatten()
+            .find(|k| k.key_id == key_id || k.info.get().is_some_and(|i| i.arn == key_id));
+        if let Some((info, text)) = facts.and_then(|k| Some((k.info.get()?, k.policy.get()?))) {
+            let mut text = text.clone();
+            for p in patches.iter().filter(|p| p.key_arn == info.arn) {
+                if let Ok(m) = merge(&text, p, &p.grantees) {
+                    text = m.after;
+                }
+            }
+            if let Ok(policy) = Policy::parse_text(PolicyKind::Key, "key-policy", &text) {
+                let d = resource_side(
+                    &policy,
+                    &kms_generate(
+                        &own,
+                        &info.arn,
+                        &table.region,
+                        &evidence.table_account,
+                        &object_arn,
+                    ),
+                );
+                if d.decision != DecisionKind::Allow && !d.uncertain {
+                    return Some(format!(
+                        "the key policy of {} does not allow {own} to use the key",
+                        info.arn
+                    ));
+                }
+            }
+        }
+    }
+    let bucket = evidence.bucket.as_ref()?;
+    let (Some(text), Some(owner)) = (bucket.policy.get(), bucket.owner.get()) else {
+        return None;
+    };
+    let policy = Policy::parse_text(PolicyKind::Resource, "bucket-policy", text).ok()?;
+    let d = resource_side(
+        &policy,
+        &s3_put(
+            &own,
+            &object_arn,
+            request,
+            Some(owner),
+            request.s3_sse_kms_key_id.as_deref(),
+        ),
+    );
+    let cross = owner != &evidence.table_account;
+    let proven = !d.uncertain
+        && (d.decision == DecisionKind::ExplicitDeny
+            || (cross && d.decision == DecisionKind::ImplicitDeny));
+    proven.then(|| format!("the bucket policy of {} does not admit {own}", bucket.name))
 }
 
 /// The findings' cause codes, sorted: what a retry is meant to fix.
@@ -272,6 +496,7 @@ mod tests {
                 statement: None,
             },
             correction,
+            patch: None,
         }
     }
 
@@ -318,9 +543,9 @@ mod tests {
     }
 
     fn retry(p: &Plan) -> &Retry {
-        match p.actions.first() {
+        match p.actions.last() {
             Some(Action::RetryExport(r)) => r,
-            None => panic!("no retry planned: {:?}", p.notes),
+            _ => panic!("no retry planned: {:?}", p.notes),
         }
     }
 
@@ -331,6 +556,7 @@ mod tests {
             &evidence(),
             &[owner_fix()],
             &Config::default(),
+            None,
             None,
         );
         let r = retry(&p);
@@ -358,12 +584,14 @@ mod tests {
             &[owner_fix()],
             &Config::default(),
             None,
+            None,
         );
         let b = plan(
             &incident(),
             &evidence(),
             &[owner_fix()],
             &Config::default(),
+            None,
             None,
         );
         assert_eq!(retry(&a), retry(&b));
@@ -381,6 +609,7 @@ mod tests {
             &[owner_fix(), finding(Cause::RequesterPaysBucket, None)],
             &Config::default(),
             None,
+            None,
         );
         assert!(p.actions.is_empty());
         assert!(
@@ -397,12 +626,26 @@ mod tests {
             "arn:aws:dynamodb:us-east-1:111122223333:table/orders/export/01795400000000-00000000",
         );
         e.export.as_mut().unwrap().request.client_token = Some(client_token(&root, 1));
-        let p = plan(&incident(), &e, &[owner_fix()], &Config::default(), None);
+        let p = plan(
+            &incident(),
+            &e,
+            &[owner_fix()],
+            &Config::default(),
+            None,
+            None,
+        );
         assert_eq!(retry(&p).attempt, 2);
         assert_eq!(retry(&p).client_token, client_token(&root, 2));
 
         e.export.as_mut().unwrap().request.client_token = Some(client_token(&root, 2));
-        let p = plan(&incident(), &e, &[owner_fix()], &Config::default(), None);
+        let p = plan(
+            &incident(),
+            &e,
+            &[owner_fix()],
+            &Config::default(),
+            None,
+            None,
+        );
         assert!(p.actions.is_empty());
         assert!(p.notes[0].contains("MAX_RETRIES=2"));
     }
@@ -411,7 +654,14 @@ mod tests {
     fn corrections_that_change_nothing_do_not_retry() {
         let mut e = evidence();
         e.export.as_mut().unwrap().request.s3_bucket_owner = Some(DATA_ACCOUNT.into());
-        let p = plan(&incident(), &e, &[owner_fix()], &Config::default(), None);
+        let p = plan(
+            &incident(),
+            &e,
+            &[owner_fix()],
+            &Config::default(),
+            None,
+            None,
+        );
         assert!(p.actions.is_empty());
         assert!(p.notes[0].contains("change no parameter"));
     }
@@ -431,6 +681,7 @@ mod tests {
             &[owner_fix(), other],
             &Config::default(),
             None,
+            None,
         );
         assert!(p.actions.is_empty());
         assert!(p.notes[0].contains("conflicting"));
@@ -440,7 +691,14 @@ mod tests {
     fn export_time_outside_the_window_moves_to_the_latest_restorable_time() {
         let mut e = evidence();
         e.export.as_mut().unwrap().request.export_time = Some(1_700_000_000.0);
-        let p = plan(&incident(), &e, &[owner_fix()], &Config::default(), None);
+        let p = plan(
+            &incident(),
+            &e,
+            &[owner_fix()],
+            &Config::default(),
+            None,
+            None,
+        );
         assert_eq!(retry(&p).request.export_time, Some(1_795_600_000.0));
         assert!(retry(&p)
             .changes
@@ -452,34 +710,51 @@ mod tests {
     fn preflight_sync_failures_and_healthy_exports_never_retry() {
         let mut pre = incident();
         pre.source = IncidentSource::Preflight;
-        assert!(
-            plan(&pre, &evidence(), &[owner_fix()], &Config::default(), None)
-                .actions
-                .is_empty()
-        );
+        assert!(plan(
+            &pre,
+            &evidence(),
+            &[owner_fix()],
+            &Config::default(),
+            None,
+            None
+        )
+        .actions
+        .is_empty());
 
         let mut sync = evidence();
         sync.export = None;
-        assert!(
-            plan(&incident(), &sync, &[owner_fix()], &Config::default(), None)
-                .actions
-                .is_empty()
-        );
+        assert!(plan(
+            &incident(),
+            &sync,
+            &[owner_fix()],
+            &Config::default(),
+            None,
+            None
+        )
+        .actions
+        .is_empty());
 
         let mut done = evidence();
         done.export.as_mut().unwrap().status = ExportStatus::Completed;
-        assert!(
-            plan(&incident(), &done, &[owner_fix()], &Config::default(), None)
-                .actions
-                .is_empty()
-        );
+        assert!(plan(
+            &incident(),
+            &done,
+            &[owner_fix()],
+            &Config::default(),
+            None,
+            None
+        )
+        .actions
+        .is_empty());
 
         let zero = Config {
             max_retries: 0,
             ..Config::default()
         };
-        assert!(plan(&incident(), &evidence(), &[owner_fix()], &zero, None)
-            .actions
-            .is_empty());
+        assert!(
+            plan(&incident(), &evidence(), &[owner_fix()], &zero, None, None)
+                .actions
+                .is_empty()
+        );
     }
 }

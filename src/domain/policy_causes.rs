@@ -6,6 +6,7 @@ use super::access::{
 };
 use super::diagnosis::{ev, finding, started_object_arn, Failure};
 use super::evidence::{BucketFacts, Evidence};
+use super::key_patch::{consumer_patch, exporter_patch};
 use crate::arn::{partition_of, Arn};
 use crate::model::{Cause, Confidence, ExportRequest, FactValue, Finding, Incident, SseAlgorithm};
 use crate::policy::{Context, DecisionKind, Effect, Policy, PolicyKind, Request};
@@ -69,6 +70,10 @@ pub(super) fn policy_findings(
     out.extend(identity_side(&cx, fail));
     if out.is_empty() {
         out.extend(from_message(fail));
+    }
+    // Not a cause of the failure: what happens after the export succeeds.
+    if let Some(bucket) = &evidence.bucket {
+        out.extend(consumer_decrypt(&cx, bucket));
     }
     out
 }
@@ -321,17 +326,103 @@ fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
             None => "Add a statement for the exporter's role (kms:GenerateDataKey and kms:Decrypt, through S3) to the key policy; the exporter is not known here.".into(),
         },
     );
-    f.remedy.statement = grantee.map(|g| {
-        json!({
-            "Sid": "DdbExportRemediatorExporter",
-            "Effect": "Allow",
-            "Principal": {"AWS": g},
-            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-            "Resource": "*",
-            "Condition": {"StringEquals": {"kms:ViaService": format!("s3.{}.amazonaws.com", cx.region)}},
-        })
-    });
+    // The statement a patch would add, built by the one function that enforces §7.2's rules.
+    if let Some(p) = grantee.and_then(|g| exporter_patch(&info.arn, g, &cx.region).ok()) {
+        f.remedy.statement = Some(p.statement.clone());
+        f.patch = Some(p);
+    }
     vec![f]
+}
+
+/// The export (done or to be) lands in another account's bucket encrypted with a key of this
+/// side: can the destination's principals decrypt it? Judged for the bucket owner's account.
+fn consumer_decrypt(cx: &Ctx, bucket: &BucketFacts) -> Vec<Finding> {
+    if cx.request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
+        return Vec::new();
+    }
+    let (Some(owner), Some(key)) = (bucket.owner.get(), &cx.evidence.export_key) else {
+        return Vec::new();
+    };
+    let (Some(info), Some(text)) = (key.info.get(), key.policy.get()) else {
+        return Vec::new();
+    };
+    let key_account = crate::arn::account_of(&info.arn);
+    // A key in the destination account is the destination's to grant; AWS managed keys have
+    // their own cause.
+    if key_account.as_deref() == Some(owner.as_str()) || info.manager == "AWS" {
+        return Vec::new();
+    }
+    let Ok(policy) = Policy::parse_text(PolicyKind::Key, "key-policy", text) else {
+        return Vec::new();
+    };
+    let consumer = format!("arn:{}:iam::{owner}:root", cx.partition);
+    let mut ctx = Context::default();
+    ctx.set(
+        "kms:ViaService",
+        crate::policy::ContextValue::Values(vec![format!("s3.{}.amazonaws.com", cx.region)]),
+    );
+    ctx.set(
+        "kms:CallerAccount",
+        crate::policy::ContextValue::Values(vec![owner.clone()]),
+    );
+    let decision = resource_side(
+        &policy,
+        &Request {
+            principal: consumer.clone(),
+            action: "kms:Decrypt".into(),
+            resource: info.arn.clone(),
+            resource_account: key_account,
+            context: ctx,
+        },
+    );
+    if decision.decision == DecisionKind::Allow {
+        return Vec::new();
+    }
+    let confidence = if decision.uncertain {
+        Confidence::Possible
+    } else {
+        // The consumers' own identity policies are not read here.
+        Confidence::Likely
+    };
+    let identity = json!({
+        "Effect": "Allow",
+        "Action": ["kms:Decrypt", "kms:DescribeKey"],
+        "Resource": info.arn,
+    });
+    let mut f = finding(
+        Cause::ConsumerCannotDecrypt,
+        confidence,
+        format!(
+            "Principals of the bucket owner's account {owner} cannot decrypt the exported objects: the key policy of {} does not allow them kms:Decrypt.",
+            info.arn
+        ),
+        vec![ev(
+            format!(
+                "kms:Decrypt via S3 as {consumer}: {:?}; {}",
+                decision.decision,
+                decision.explanation.join("; ")
+            ),
+            key.policy.source,
+        )],
+        format!(
+            "Add the statement below to the key policy (in the key's account {}), naming the consumers of account {owner} (with KEY_POLICY_PATCH=on the function adds it for the DECRYPT_PRINCIPALS of that account). The consumers also need an identity policy in their account: {identity}",
+            key_account_text(&info.arn)
+        ),
+    );
+    if let Ok(p) = consumer_patch(
+        &info.arn,
+        std::slice::from_ref(owner),
+        &cx.partition,
+        &cx.region,
+    ) {
+        f.remedy.statement = Some(p.statement.clone());
+        f.patch = Some(p);
+    }
+    vec![f]
+}
+
+fn key_account_text(key_arn: &str) -> String {
+    crate::arn::account_of(key_arn).unwrap_or_else(|| "?".into())
 }
 
 /// When no policy explains it, the enhanced message still names the kind of policy that denied.

@@ -22,6 +22,32 @@ pub struct RemediationResult {
     /// Sweep results (a sweep has no single incident).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepReport>,
+    /// A rollback's outcome (SPEC §7.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackReport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RollbackOutcome {
+    /// The before-policy is back.
+    Restored,
+    /// The key's policy already is the before-policy, or the change was rolled back before.
+    NothingToDo,
+    /// The policy is no longer what this function wrote: nothing changed.
+    RefusedDrift,
+    /// Diagnose or plan mode: what apply would do, nothing changed.
+    WouldRestore,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackReport {
+    pub change_id: String,
+    pub key_arn: String,
+    pub outcome: RollbackOutcome,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +116,7 @@ pub struct SweepReport {
 pub fn action_name(action: &Action) -> &'static str {
     match action {
         Action::RetryExport(_) => "RETRY_EXPORT",
+        Action::PatchKeyPolicy(_) => "PATCH_KEY_POLICY",
     }
 }
 
@@ -101,6 +128,13 @@ pub fn plan_entry(action: &Action) -> Value {
             "params": retry_params(r),
             "attempt": r.attempt,
             "changes": r.changes,
+        }),
+        Action::PatchKeyPolicy(p) => json!({
+            "action": action_name(action),
+            "keyArn": p.key_arn,
+            "sid": p.sid,
+            "purpose": p.purpose,
+            "statement": p.statement,
         }),
     }
 }

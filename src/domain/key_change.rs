@@ -1,0 +1,929 @@
+//! PATCH_KEY_POLICY and its rollback, the effectful part (SPEC §7.2, §7.3): in the key's
+//! account, audited in the ledger before the write, read back after it, never overwriting a
+//! change someone else made.
+
+use super::key_patch::{merge, principal_of, same_policy};
+use super::report::{
+    Applied, AppliedStatus, IncidentReport, RemediationResult, RollbackOutcome, RollbackReport,
+    SCHEMA_VERSION,
+};
+use super::{now, App};
+use crate::arn::{account_of, partition_of};
+use crate::error::{AwsError, AwsErrorKind, Error};
+use crate::model::{Incident, IncidentSource, KeyPatch, Mode, PatchPurpose};
+use crate::ports::{AccountReaders, ChangeStatus, KeyPolicyChange, KeyPolicyStore, Ledger};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+const PATCH: &str = "PATCH_KEY_POLICY";
+const ROLLBACK: &str = "ROLLBACK_KEY_POLICY";
+/// KMS is eventually consistent: a read right after PutKeyPolicy may return the old policy.
+const READ_BACK_DELAYS_MS: [u64; 6] = [0, 250, 500, 1_000, 2_000, 4_000];
+
+/// The key store of the key's account: ours, or the member role's there.
+enum Store<'a> {
+    Home(&'a dyn KeyPolicyStore),
+    Member(AccountReaders),
+}
+
+impl Store<'_> {
+    fn get(&self) -> &dyn KeyPolicyStore {
+        match self {
+            Store::Home(s) => *s,
+            Store::Member(r) => r.keys.as_ref(),
+        }
+    }
+}
+
+enum ReadBack {
+    /// The policy now is the one we wrote.
+    Ours,
+    /// Still the policy from before the write after every poll (not yet visible).
+    Stale,
+    /// Neither: someone else changed it.
+    Other,
+    Unreadable(String),
+}
+
+fn failed(action: &'static str, error_type: &str, message: String, extra: Value) -> Applied {
+    let mut result = json!({"errorType": error_type, "message": message, "retryable": false});
+    merge_json(&mut result, extra);
+    Applied {
+        action,
+        status: AppliedStatus::Failed,
+        result,
+    }
+}
+
+fn aws_failed(action: &'static str, e: &AwsError, extra: Value) -> Applied {
+    let retryable = matches!(e.kind, AwsErrorKind::Throttled | AwsErrorKind::Other);
+    let mut message = e.reason();
+    if e.message.contains("MalformedPolicyDocument") {
+        message.push_str(
+            " (KMS refuses a policy naming a principal that does not exist: check the grantee)",
+        );
+    }
+    let mut out = failed(action, "UpstreamError", message, extra);
+    out.result["retryable"] = json!(retryable);
+    if e.kind == AwsErrorKind::AccessDenied {
+        out.result["errorType"] = json!("AccessDenied");
+    }
+    out
+}
+
+fn merge_json(into: &mut Value, extra: Value) {
+    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), extra) {
+        a.extend(b);
+    }
+}
+
+fn change_id(key_arn: &str, after: &str, at: i64) -> String {
+    let digest = Sha256::digest(format!("{key_arn}\n{at}\n{after}").as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("kpc-{hex}")
+}
+
+impl App {
+    /// The function's account and principal (cached by the adapter).
+    async fn me(&self) -> Result<(String, String), AwsError> {
+        self.identity.whoami().await
+    }
+
+    async fn key_store(&self, key_arn: &str) -> Result<Store<'_>, String> {
+        let key_account =
+            account_of(key_arn).ok_or_else(|| format!("{key_arn} is not a key ARN"))?;
+        let (home, _) = self.me().await.map_err(|e| e.reason())?;
+        if key_account == home {
+            return Ok(Store::Home(self.keys.as_ref()));
+        }
+        let role = self.config.member_role_name.as_deref().ok_or_else(|| {
+            format!(
+                "the key is in account {key_account} and MEMBER_ROLE_NAME is not set: a key policy is changed only from the key's account"
+            )
+        })?;
+        self.cross
+            .readers_in(&key_account, role)
+            .await
+            .map(Store::Member)
+            .map_err(|e| {
+                format!(
+                    "cannot act in the key's account {key_account}: {}",
+                    e.reason()
+                )
+            })
+    }
+
+    /// Polls until the policy reads as `wrote`; `previous` is what it was before the write.
+    async fn read_back(
+        &self,
+        store: &dyn KeyPolicyStore,
+        key_arn: &str,
+        wrote: &str,
+        previous: &str,
+    ) -> ReadBack {
+        let mut last = ReadBack::Stale;
+        for delay in READ_BACK_DELAYS_MS {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            last = match store.key_policy(key_arn).await {
+                Ok(Some(now)) if same_policy(&now, wrote) => return ReadBack::Ours,
+                Ok(Some(now)) if same_policy(&now, previous) => ReadBack::Stale,
+                Ok(Some(_)) => return ReadBack::Other,
+                Ok(None) => ReadBack::Unreadable("the key is gone".into()),
+                Err(e) => ReadBack::Unreadable(e.reason()),
+            };
+        }
+        last
+    }
+
+    /// The principals this deployment may name for the patch's purpose.
+    fn allowed_grantees(&self, patch: &KeyPatch) -> Vec<String> {
+        match patch.purpose {
+            // The exporter came from the ledger, CloudTrail or a role/user ARN in the message.
+            PatchPurpose::Exporter => patch.grantees.clone(),
+            PatchPurpose::ConsumerDecrypt => {
+                let partition = crate::arn::Arn::parse("keyArn", &patch.key_arn)
+                    .map(|a| a.partition)
+                    .unwrap_or_else(|_| partition_of(&self.region).to_string());
+                self.config
+                    .decrypt_principals
+                    .iter()
+                    .map(|p| principal_of(p, &partition))
+                    .collect()
+            }
+        }
+    }
+
+    /// Adds the patch's statement (SPEC §7.2). The audit record is written before the key
+    /// policy, so no change exists without one.
+    pub(super) async fn patch_key_policy(
+        &self,
+        ledger: &dyn Ledger,
+        patch: &KeyPatch,
+        export_arn: Option<&str>,
+        causes: &[String],
+    ) -> Applied {
+        let ids = json!({"keyArn": patch.key_arn, "sid": patch.sid});
+        let store = match self.key_store(&patch.key_arn).await {
+            Ok(s) => s,
+            Err(why) => return failed(PATCH, "NotAvailable", why, ids),
+        };
+        let before = match store.get().key_policy(&patch.key_arn).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return failed(PATCH, "NotFound", "the key does not exist".into(), ids),
+            Err(e) => return aws_failed(PATCH, &e, ids),
+        };
+        let merged = match merge(&before, patch, &self.allowed_grantees(patch)) {
+            Ok(m) => m,
+            Err(e) => return failed(PATCH, "KeyPolicyPatchRefused", e.to_string(), ids),
+        };
+        if !merged.changed {
+            let mut result = json!({"reason": "the statement is already in the key policy"});
+            merge_json(&mut result, ids);
+            return Applied {
+                action: PATCH,
+                status: AppliedStatus::Skipped,
+                result,
+            };
+        }
+        let actor = self.me().await.map(|(_, arn)| arn).unwrap_or_default();
+        let at = now();
+        let mut change = KeyPolicyChange {
+            change_id: change_id(&patch.key_arn, &merged.after, at),
+            key_arn: patch.key_arn.clone(),
+            purpose: patch.purpose,
+            sid: patch.sid.clone(),
+            grantees: patch.grantees.clone(),
+            before: before.clone(),
+            after: merged.after.clone(),
+            status: ChangeStatus::Pending,
+            export_arn: export_arn.map(str::to_string),
+            causes: causes.to_vec(),
+            actor,
+            created_at: at,
+            note: None,
+        };
+        if let Err(e) = ledger.record_change(&change, at).await {
+            return aws_failed(PATCH, &e, ids);
+        }
+        let id = change.change_id.clone();
+        let mut ids = ids;
+        ids["changeId"] = json!(id);
+        if let Err(e) = store
+            .get()
+            .put_key_policy(&patch.key_arn, &merged.after)
+            .await
+        {
+            let note = format!("PutKeyPolicy failed: {}", e.reason());
+            self.set_status(
+                ledger,
+                &id,
+                ChangeStatus::Pending,
+                ChangeStatus::Failed,
+                &note,
+            )
+            .await;
+            return aws_failed(PATCH, &e, ids);
+        }
+        tracing::info!(key_arn = %patch.key_arn, change_id = %id, sid = %patch.sid, "key policy patched");
+        let (status, confirmed, note) = match self
+            .read_back(store.get(), &patch.key_arn, &merged.after, &before)
+            .await
+        {
+            ReadBack::Ours => (ChangeStatus::Applied, true, None),
+            ReadBack::Stale => (
+                ChangeStatus::Applied,
+                false,
+                Some("written; the read-back still showed the previous policy (KMS applies changes eventually)".to_string()),
+            ),
+            ReadBack::Unreadable(why) => (
+                ChangeStatus::Applied,
+                false,
+                Some(format!("written; could not read it back: {why}")),
+            ),
+            ReadBack::Other => (
+                ChangeStatus::Conflict,
+                false,
+                Some("the key policy changed concurrently (it is neither the policy read nor the one written): not overwritten; review it by hand".to_string()),
+            ),
+        };
+        change.status = status;
+        self.set_status(
+            ledger,
+            &id,
+            ChangeStatus::Pending,
+            status,
+            note.as_deref().unwrap_or("applied and read back"),
+        )
+        .await;
+        if status == ChangeStatus::Conflict {
+            return failed(
+                PATCH,
+                "ConcurrentKeyPolicyChange",
+                note.unwrap_or_default(),
+                ids,
+            );
+        }
+        let mut result = ids;
+        merge_json(
+            &mut result,
+            json!({"purpose": patch.purpose, "grantees": patch.grantees, "confirmed": confirmed}),
+        );
+        if let Some(n) = note {
+            result["note"] = json!(n);
+        }
+        if patch.purpose == PatchPurpose::Exporter {
+            result["caveat"] = json!("which principal S3 and KMS see for an export (the role or its account) is unconfirmed: if the export still fails, the key's administrators may need to grant the account");
+        }
+        Applied {
+            action: PATCH,
+            status: AppliedStatus::Done,
+            result,
+        }
+    }
+
+    async fn set_status(
+        &self,
+        ledger: &dyn Ledger,
+        id: &str,
+        from: ChangeStatus,
+        to: ChangeStatus,
+        note: &str,
+    ) -> bool {
+        match ledger
+            .set_change_status(id, from, to, Some(note), now())
+            .await
+        {
+            Ok(moved) => moved,
+            Err(e) => {
+                tracing::warn!(change_id = %id, error.message = %e.reason(), "could not update the change record");
+                false
+            }
+        }
+    }
+
+    /// SPEC §7.3: restores the before-policy only while the key's policy is exactly what this
+    /// function wrote.
+    pub(super) async fn rollback(&self, change_id: &str) -> Result<RemediationResult, Error> {
+        let ledger = self.ledger.as_deref().ok_or_else(|| {
+            Error::NotAvailable(
+                "rollback finds changes by their audit record: set LEDGER_TABLE_NAME".into(),
+            )
+        })?;
+        let change = ledger
+            .key_change(change_id)
+            .await?
+            .ok_or_else(|| Error::ChangeNotFound(change_id.to_string()))?;
+        let (outcome, detail, applied) = self.rollback_change(ledger, &change).await?;
+        let mut incident = Incident::new(IncidentSource::Manual);
+        incident.export_arn = change.export_arn.clone();
+        let mut result = RemediationResult {
+            schema_version: SCHEMA_VERSION,
+            mode: self.config.mode,
+            incident: IncidentReport::from_incident(&incident),
+            findings: Vec::new(),
+            plan: Vec::new(),
+            applied: applied.into_iter().collect(),
+            notes: Vec::new(),
+            sweep: None,
+            rollback: Some(RollbackReport {
+                change_id: change.change_id.clone(),
+                key_arn: change.key_arn.clone(),
+                outcome,
+                detail,
+            }),
+        };
+        self.publish_report(&mut result).await;
+        Ok(result)
+    }
+
+    async fn rollback_change(
+        &self,
+        ledger: &dyn Ledger,
+        change: &KeyPolicyChange,
+    ) -> Result<(RollbackOutcome, String, Option<Applied>), Error> {
+        use RollbackOutcome::*;
+        match change.status {
+            ChangeStatus::RolledBack => {
+                return Ok((NothingToDo, "rolled back before".into(), None));
+            }
+            ChangeStatus::Failed => {
+                return Ok((NothingToDo, "the change was never applied".into(), None));
+            }
+            ChangeStatus::RollingBack => {
+                return Ok((
+                    Failed,
+                    "another rollback of this change is under way".into(),
+                    None,
+                ));
+            }
+            _ => {}
+        }
+        let store = self
+            .key_store(&change.key_arn)
+            .await
+            .map_err(Error::NotAvailable)?;
+        let current = store
+            .get()
+            .key_policy(&change.key_arn)
+            .await?
+            .ok_or_else(|| Error::NotAvailable(format!("the key {} is gone", change.key_arn)))?;
+        if same_policy(&current, &change.before) {
+            return Ok((
+                NothingToDo,
+                "the key policy already is the policy from before the change".into(),
+                None,
+            ));
+        }
+        if !same_policy(&current, &change.after) {
+            return Ok((
+                RefusedDrift,
+                format!(
+                    "the key policy changed after this function wrote it ({} bytes now, {} written): nothing changed; the before-policy is in the ledger record CHANGE#{}",
+                    current.len(),
+                    change.after.len(),
+                    change.change_id
+                ),
+                None,
+            ));
+        }
+        if self.config.mode != Mode::Apply {
+            return Ok((
+                WouldRestore,
+                format!(
+                    "mode is {:?}: apply would restore the before-policy",
+                    self.config.mode
+                ),
+                None,
+            ));
+        }
+        let ids = json!({"keyArn": change.key_arn, "changeId": change.change_id});
+        if !self
+            .set_status(
+                ledger,
+                &change.change_id,
+                change.status,
+                ChangeStatus::RollingBack,
+                "rollback started",
+            )
+            .await
+        {
+            return Ok((
+                Failed,
+                "the change record moved under us; try again".into(),
+                None,
+            ));
+        }
+        if let Err(e) = store
+            .get()
+            .put_key_policy(&change.key_arn, &change.before)
+            .await
+        {
+            let note = format!("rollback failed: {}", e.reason());
+            self.set_status(
+                ledger,
+                &change.change_id,
+                ChangeStatus::RollingBack,
+                change.status,
+                &note,
+            )
+            .await;
+            return Ok((Failed, note, Some(aws_failed(ROLLBACK, &e, ids))));
+        }
+        let confirmed = matches!(
+            self.read_back(store.get(), &change.key_arn, &change.before, &change.after)
+                .await,
+            ReadBack::Ours
+        );
+        self.set_status(
+            ledger,
+            &change.change_id,
+            ChangeStatus::RollingBack,
+            ChangeStatus::RolledBack,
+            "rolled back",
+        )
+        .await;
+        tracing::info!(key_arn = %change.key_arn, change_id = %change.change_id, "key policy rolled back");
+        let mut result = ids;
+        result["confirmed"] = json!(confirmed);
+        Ok((
+            Restored,
+            "the key policy is the one from before the change".into(),
+            Some(Applied {
+                action: ROLLBACK,
+                status: AppliedStatus::Done,
+                result,
+            }),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::fakes::*;
+    use crate::model::{Cause, ExportStatus, SseAlgorithm};
+    use crate::ports::StartRecord;
+    use serde_json::json;
+
+    const EXPORTER: &str = "arn:aws:iam::111122223333:role/DataPipeline";
+    const BUCKET: &str = "exports-bucket";
+
+    fn key_policy(remediator_allowed: bool) -> String {
+        let mut statements = vec![json!({"Sid": "KeyAdmins", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111122223333:role/KeyAdmin"},
+            "Action": "kms:*", "Resource": "*"})];
+        if remediator_allowed {
+            statements.push(json!({"Sid": "Remediator", "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:role/remediator"},
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*"}));
+        }
+        serde_json::to_string_pretty(&json!({"Version": "2012-10-17", "Statement": statements}))
+            .unwrap()
+    }
+
+    fn key(arn: &str, policy: String) -> FakeKey {
+        FakeKey {
+            info: crate::model::KeyInfo {
+                arn: arn.into(),
+                state: "Enabled".into(),
+                manager: "CUSTOMER".into(),
+                usage: "ENCRYPT_DECRYPT".into(),
+                spec: "SYMMETRIC_DEFAULT".into(),
+            },
+            policy,
+        }
+    }
+
+    /// GIVEN an SSE-KMS export started by DataPipeline (the ledger saw it start) that failed
+    /// because the key policy names neither it nor the account.
+    fn world(key_arn: &str, remediator_allowed: bool) -> Shared {
+        let world = world_with_table();
+        {
+            let mut w = world.write().unwrap();
+            w.buckets
+                .insert(BUCKET.into(), FakeBucket::owned_by(TABLE_ACCOUNT));
+            w.keys
+                .insert(key_arn.into(), key(key_arn, key_policy(remediator_allowed)));
+            let mut req = request(BUCKET);
+            req.s3_sse_algorithm = Some(SseAlgorithm::Kms);
+            req.s3_sse_kms_key_id = Some(key_arn.into());
+            w.exports.push(failed_export(
+                req,
+                "S3AccessDenied",
+                &format!("User: arn:aws:iam::111122223333:root is not authorized to perform: kms:GenerateDataKey on resource: {key_arn} because no resource-based policy allows the kms:GenerateDataKey action"),
+            ));
+            w.starts.insert(
+                EXPORT_ARN.into(),
+                StartRecord {
+                    caller: Some(EXPORTER.into()),
+                    request: None,
+                },
+            );
+        }
+        world
+    }
+
+    fn config(patch: bool, mode: Mode) -> Config {
+        Config {
+            mode,
+            key_policy_patch: patch,
+            ledger_table_name: Some("ledger".into()),
+            member_role_name: Some("DdbExportRemediatorMember".into()),
+            ..Config::default()
+        }
+    }
+
+    fn policy_of(world: &Shared, key_arn: &str) -> String {
+        world.read().unwrap().keys[key_arn].policy.clone()
+    }
+
+    async fn deliver(world: &Shared, cfg: Config) -> RemediationResult {
+        app(world, cfg)
+            .handle(&json!({"exportArn": EXPORT_ARN}), None)
+            .await
+            .unwrap()
+    }
+
+    async fn rollback(world: &Shared, cfg: Config, id: &str) -> RemediationResult {
+        app(world, cfg)
+            .handle(&json!({"rollback": {"changeId": id}}), None)
+            .await
+            .unwrap()
+    }
+
+    fn change_id_of(result: &RemediationResult) -> String {
+        result.applied[0].result["changeId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{:?}", result.applied))
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn patch_on_adds_the_exporter_statement_records_the_change_and_retries() {
+        let world = world(KEY_ARN, true);
+        let before = policy_of(&world, KEY_ARN);
+        let result = deliver(&world, config(true, Mode::Apply)).await;
+        assert_eq!(result.findings[0].cause, Cause::KmsKeyPolicyDeniesExporter);
+        let actions: Vec<_> = result
+            .applied
+            .iter()
+            .map(|a| (a.action, a.status))
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                ("PATCH_KEY_POLICY", AppliedStatus::Done),
+                ("RETRY_EXPORT", AppliedStatus::Done)
+            ]
+        );
+        assert_eq!(result.applied[0].result["confirmed"], true);
+        let after = policy_of(&world, KEY_ARN);
+        let doc: Value = serde_json::from_str(&after).unwrap();
+        let ours = &doc["Statement"][2];
+        assert_eq!(ours["Principal"]["AWS"], EXPORTER);
+        assert!(ours["Sid"]
+            .as_str()
+            .unwrap()
+            .starts_with("DdbExportRemediatorExporter-"));
+        let id = change_id_of(&result);
+        let change = world.read().unwrap().changes[&id].clone();
+        assert_eq!(
+            (change.before.as_str(), change.after.as_str()),
+            (before.as_str(), after.as_str())
+        );
+        assert_eq!(change.status, ChangeStatus::Applied);
+        assert_eq!(change.export_arn.as_deref(), Some(EXPORT_ARN));
+        assert_eq!(change.causes, vec!["KMS_KEY_POLICY_DENIES_EXPORTER"]);
+        assert!(change.actor.contains("remediator"));
+        assert_eq!(world.read().unwrap().started.len(), 1);
+        // The plan shows the patch with its statement.
+        assert_eq!(result.plan[0]["action"], "PATCH_KEY_POLICY");
+        assert_eq!(result.plan[0]["statement"], *ours);
+    }
+
+    #[tokio::test]
+    async fn patch_off_recommends_only_and_leaves_the_policy_byte_identical() {
+        let world = world(KEY_ARN, true);
+        let before = policy_of(&world, KEY_ARN);
+        let result = deliver(&world, config(false, Mode::Apply)).await;
+        assert!(result.findings[0].remedy.statement.is_some());
+        assert!(result.plan.is_empty() && result.applied.is_empty());
+        assert!(
+            result
+                .notes
+                .iter()
+                .any(|n| n.contains("KEY_POLICY_PATCH=off")),
+            "{:?}",
+            result.notes
+        );
+        assert_eq!(policy_of(&world, KEY_ARN), before);
+        assert!(world.read().unwrap().key_puts.is_empty());
+    }
+
+    #[tokio::test]
+    async fn diagnose_and_plan_modes_change_nothing() {
+        for mode in [Mode::Diagnose, Mode::Plan] {
+            let world = world(KEY_ARN, true);
+            let before = policy_of(&world, KEY_ARN);
+            let result = deliver(&world, config(true, mode)).await;
+            assert!(result
+                .applied
+                .iter()
+                .all(|a| a.status == AppliedStatus::Skipped));
+            assert_eq!(mode == Mode::Plan, !result.plan.is_empty());
+            assert_eq!(policy_of(&world, KEY_ARN), before);
+            assert!(world.read().unwrap().changes.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_delivery_changes_nothing() {
+        let world = world(KEY_ARN, true);
+        deliver(&world, config(true, Mode::Apply)).await;
+        let (puts, policy) = (
+            world.read().unwrap().key_puts.len(),
+            policy_of(&world, KEY_ARN),
+        );
+        let again = deliver(&world, config(true, Mode::Apply)).await;
+        assert!(again
+            .applied
+            .iter()
+            .all(|a| a.status == AppliedStatus::Skipped));
+        assert_eq!(world.read().unwrap().key_puts.len(), puts);
+        assert_eq!(policy_of(&world, KEY_ARN), policy);
+        assert_eq!(world.read().unwrap().started.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn rollback_restores_exactly_then_finds_nothing_to_do() {
+        let world = world(KEY_ARN, true);
+        let before = policy_of(&world, KEY_ARN);
+        let id = change_id_of(&deliver(&world, config(true, Mode::Apply)).await);
+        let plan_only = rollback(&world, config(true, Mode::Plan), &id).await;
+        assert_eq!(
+            plan_only.rollback.unwrap().outcome,
+            RollbackOutcome::WouldRestore
+        );
+        assert_ne!(policy_of(&world, KEY_ARN), before);
+
+        let done = rollback(&world, config(true, Mode::Apply), &id).await;
+        assert_eq!(
+            done.rollback.as_ref().unwrap().outcome,
+            RollbackOutcome::Restored
+        );
+        assert_eq!(done.applied[0].action, "ROLLBACK_KEY_POLICY");
+        assert_eq!(policy_of(&world, KEY_ARN), before, "byte for byte");
+        assert_eq!(
+            world.read().unwrap().changes[&id].status,
+            ChangeStatus::RolledBack
+        );
+        let again = rollback(&world, config(true, Mode::Apply), &id).await;
+        assert_eq!(
+            again.rollback.unwrap().outcome,
+            RollbackOutcome::NothingToDo
+        );
+    }
+
+    #[tokio::test]
+    async fn rollback_after_drift_is_refused_and_changes_nothing() {
+        let world = world(KEY_ARN, true);
+        let id = change_id_of(&deliver(&world, config(true, Mode::Apply)).await);
+        let drifted = policy_of(&world, KEY_ARN).replace("KeyAdmin\"", "KeyAdmins\"");
+        world.write().unwrap().keys.get_mut(KEY_ARN).unwrap().policy = drifted.clone();
+        let puts = world.read().unwrap().key_puts.len();
+        let result = rollback(&world, config(true, Mode::Apply), &id).await;
+        let report = result.rollback.unwrap();
+        assert_eq!(report.outcome, RollbackOutcome::RefusedDrift);
+        assert!(report.detail.contains("changed after"), "{}", report.detail);
+        assert_eq!(policy_of(&world, KEY_ARN), drifted);
+        assert_eq!(world.read().unwrap().key_puts.len(), puts);
+        assert_eq!(
+            world.read().unwrap().changes[&id].status,
+            ChangeStatus::Applied
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_change_id_is_a_typed_error() {
+        let world = world(KEY_ARN, true);
+        let err = app(&world, config(true, Mode::Apply))
+            .handle(&json!({"rollback": {"changeId": "kpc-nope"}}), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "ChangeNotFound");
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_change_is_reported_not_overwritten_and_nothing_is_retried() {
+        let world = world(KEY_ARN, true);
+        let theirs = key_policy(true).replace("KeyAdmin\"", "SecurityTeam\"");
+        world.write().unwrap().concurrent_key_write = Some(theirs.clone());
+        let result = deliver(&world, config(true, Mode::Apply)).await;
+        assert_eq!(result.applied[0].status, AppliedStatus::Failed);
+        assert_eq!(
+            result.applied[0].result["errorType"],
+            "ConcurrentKeyPolicyChange"
+        );
+        assert_eq!(result.applied[1].status, AppliedStatus::Skipped);
+        assert_eq!(policy_of(&world, KEY_ARN), theirs);
+        let w = world.read().unwrap();
+        assert_eq!(w.key_puts.len(), 2, "one put of ours, no second write");
+        assert!(w.started.is_empty());
+        assert_eq!(
+            w.changes.values().next().unwrap().status,
+            ChangeStatus::Conflict
+        );
+    }
+
+    #[tokio::test]
+    async fn stale_reads_after_the_write_are_waited_out() {
+        let world = world(KEY_ARN, true);
+        world.write().unwrap().stale_key_reads = 3;
+        let result = deliver(&world, config(true, Mode::Apply)).await;
+        assert_eq!(result.applied[0].status, AppliedStatus::Done);
+        // The first GetKeyPolicy (the read before the merge) also consumes a stale read.
+        assert_eq!(result.applied[0].result["confirmed"], true);
+    }
+
+    #[tokio::test]
+    async fn the_function_never_retries_when_its_own_role_is_not_allowed_on_the_key() {
+        let world = world(KEY_ARN, false);
+        let result = deliver(&world, config(true, Mode::Apply)).await;
+        assert_eq!(result.applied.len(), 1);
+        assert_eq!(result.applied[0].status, AppliedStatus::Done);
+        assert!(
+            result
+                .notes
+                .iter()
+                .any(|n| n.contains("never grants itself access")
+                    && n.contains("aws dynamodb export-table-to-point-in-time")),
+            "{:?}",
+            result.notes
+        );
+        let w = world.read().unwrap();
+        assert!(w.started.is_empty());
+        let doc: Value = serde_json::from_str(&w.keys[KEY_ARN].policy).unwrap();
+        assert!(
+            !doc.to_string().contains("role/remediator"),
+            "no grant to itself"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_in_another_account_is_patched_through_the_member_role_only() {
+        let other = "arn:aws:kms:us-east-1:444455556666:key/k2";
+        let world = world(other, true);
+        let mut no_role = config(true, Mode::Apply);
+        no_role.member_role_name = None;
+        // Without the role the key policy cannot even be read: nothing to patch.
+        let result = deliver(&world, no_role).await;
+        assert!(result.applied.is_empty());
+        assert!(world.read().unwrap().key_puts.is_empty());
+
+        let world = self::world(other, true);
+        world.write().unwrap().member_roles = vec![DATA_ACCOUNT.into()];
+        let result = deliver(&world, config(true, Mode::Apply)).await;
+        assert_eq!(
+            result.applied[0].status,
+            AppliedStatus::Done,
+            "{:?}",
+            result.applied
+        );
+        assert!(policy_of(&world, other).contains("role/DataPipeline"));
+    }
+
+    #[tokio::test]
+    async fn without_a_ledger_no_key_policy_is_changed() {
+        let world = world(KEY_ARN, true);
+        let mut cfg = config(true, Mode::Apply);
+        cfg.ledger_table_name = None;
+        // The caller comes from the message only here, which names the account: no grantee.
+        world.write().unwrap().starts.clear();
+        let mut incident = json!({"exportArn": EXPORT_ARN});
+        let result = app(&world, cfg.clone())
+            .handle(&incident, None)
+            .await
+            .unwrap();
+        assert!(result.applied.is_empty());
+        // With a known exporter (a CloudTrail error event carries it) the patch is planned
+        // but skipped for want of an audit record.
+        incident = json!({"version": "0", "id": "1", "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.dynamodb", "account": TABLE_ACCOUNT, "time": "2026-11-24T00:00:00Z",
+            "region": "us-east-1", "resources": [], "detail": {"eventName": "ExportTableToPointInTime",
+            "eventSource": "dynamodb.amazonaws.com", "errorCode": "AccessDeniedException",
+            "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/DataPipeline/s",
+                "sessionContext": {"sessionIssuer": {"arn": EXPORTER}}},
+            "requestParameters": {"tableArn": TABLE_ARN, "s3Bucket": BUCKET, "s3SseAlgorithm": "KMS", "s3SseKmsKeyId": KEY_ARN}}});
+        let result = app(&world, cfg).handle(&incident, None).await.unwrap();
+        assert!(result
+            .applied
+            .iter()
+            .all(|a| a.status == AppliedStatus::Skipped));
+        assert!(world.read().unwrap().key_puts.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_put_is_reported_and_recorded_and_nothing_is_retried() {
+        let world = world(KEY_ARN, true);
+        world.write().unwrap().fail_key_put = Some(AwsError::new(
+            "kms:PutKeyPolicy",
+            AwsErrorKind::Rejected,
+            "MalformedPolicyDocumentException: invalid principals",
+        ));
+        let result = deliver(&world, config(true, Mode::Apply)).await;
+        assert_eq!(result.applied[0].status, AppliedStatus::Failed);
+        assert!(result.applied[0].result["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"));
+        let w = world.read().unwrap();
+        assert!(w.started.is_empty());
+        assert_eq!(
+            w.changes.values().next().unwrap().status,
+            ChangeStatus::Failed
+        );
+    }
+
+    /// GIVEN a completed SSE-KMS export into another account's bucket, the key in the table
+    /// account delegating to that account only.
+    fn consumer_world() -> Shared {
+        let world = world_with_table();
+        {
+            let mut w = world.write().unwrap();
+            w.buckets.insert(
+                BUCKET.into(),
+                FakeBucket {
+                    policy: Some(grant_policy(BUCKET)),
+                    ..FakeBucket::owned_by(DATA_ACCOUNT)
+                },
+            );
+            w.org_accounts = Some(vec![TABLE_ACCOUNT.into(), DATA_ACCOUNT.into()]);
+            w.member_roles = vec![DATA_ACCOUNT.into()];
+            let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Root", "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}]});
+            w.keys
+                .insert(KEY_ARN.into(), key(KEY_ARN, policy.to_string()));
+            let mut req = request(BUCKET);
+            req.s3_bucket_owner = Some(DATA_ACCOUNT.into());
+            req.s3_sse_algorithm = Some(SseAlgorithm::Kms);
+            req.s3_sse_kms_key_id = Some(KEY_ARN.into());
+            let mut done = failed_export(req, "x", "x");
+            done.status = ExportStatus::Completed;
+            done.failure_code = None;
+            done.failure_message = None;
+            w.exports.push(done);
+        }
+        world
+    }
+
+    #[tokio::test]
+    async fn consumers_get_a_decrypt_statement_for_the_allow_listed_principals_only() {
+        let consumer = "arn:aws:iam::444455556666:role/Analytics";
+        let world = consumer_world();
+        let mut cfg = config(true, Mode::Apply);
+        cfg.decrypt_principals = vec![consumer.into(), "999988887777".into()];
+        let result = deliver(&world, cfg).await;
+        assert_eq!(result.findings.len(), 1, "{:?}", result.findings);
+        assert_eq!(result.findings[0].cause, Cause::ConsumerCannotDecrypt);
+        assert_eq!(
+            result.applied[0].status,
+            AppliedStatus::Done,
+            "{:?}",
+            result.applied
+        );
+        let doc: Value = serde_json::from_str(&policy_of(&world, KEY_ARN)).unwrap();
+        let ours = &doc["Statement"][1];
+        assert_eq!(
+            ours["Principal"]["AWS"], consumer,
+            "not the other allow-listed account"
+        );
+        assert_eq!(ours["Action"], json!(["kms:Decrypt", "kms:DescribeKey"]));
+        assert!(
+            world.read().unwrap().started.is_empty(),
+            "a completed export is not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_an_allow_listed_consumer_the_decrypt_statement_is_a_recommendation() {
+        let world = consumer_world();
+        let result = deliver(&world, config(true, Mode::Apply)).await;
+        assert_eq!(result.findings[0].cause, Cause::ConsumerCannotDecrypt);
+        assert_eq!(
+            result.findings[0].remedy.statement.as_ref().unwrap()["Principal"]["AWS"],
+            "arn:aws:iam::444455556666:root"
+        );
+        assert!(result.applied.is_empty());
+        assert!(
+            result
+                .notes
+                .iter()
+                .any(|n| n.contains("DECRYPT_PRINCIPALS")),
+            "{:?}",
+            result.notes
+        );
+        assert!(world.read().unwrap().key_puts.is_empty());
+    }
+}
