@@ -3,15 +3,17 @@
 
 1. starts the patched moto emulator on a free 127.0.0.1 port, with the ledger table and a queue
    that captures the "DynamoDB Export Failed" events of the default bus;
-2. seeds three exports: a same-account AES256 export that completes, a cross-account bucket
-   exported without --s3-bucket-owner, and a bucket whose policy requires SSE-KMS exported
-   with AES256;
+2. seeds four exports: a same-account AES256 export that completes, a cross-account bucket
+   exported without --s3-bucket-owner, a bucket whose policy requires SSE-KMS exported
+   with AES256, and an SSE-KMS export by a pipeline role that the key policy leaves out (the
+   emulator enforces that key's policy);
 3. starts the function under `cargo lambda watch` (the Lambda Runtime API emulator) and, through
    `cargo lambda invoke`, sends it the schedule's event: the sweep publishes one failure event
    per failed export;
 4. sends each published failure event to the function, as the EventBridge rule would, prints the
    diagnosis and the retry it started, and waits for the retry to complete;
-5. delivers one failure event again: the ledger makes it a no-op.
+5. delivers one failure event again: the ledger makes it a no-op;
+6. rolls the key-policy patch back with a `{"rollback": {"changeId": ...}}` event.
 
 Every process it starts is stopped by its PID on exit.
 """
@@ -22,7 +24,7 @@ import json
 import sys
 
 from local import (
-    WORK, invoke, receive_events, seed, start_emulator, start_function, stop_all, wait_export,
+    ROOT, WORK, invoke, receive_events, seed, start_emulator, start_function, stop_all, wait_export,
 )
 
 
@@ -64,10 +66,18 @@ def main() -> int:
                 ("same-account AES256 export", seed(endpoint, "same-account-ok")),
                 ("cross-account bucket without --s3-bucket-owner", seed(endpoint, "cross-account-no-owner")),
                 ("bucket policy requires SSE-KMS, exported with AES256", seed(endpoint, "sse-kms-required")),
+                ("key policy leaves the pipeline role out (KEY_POLICY_PATCH=on)",
+                 seed(endpoint, "kms-key-policy-denies")),
             ]
         }
+        kms_seed = next(s for t, s in scenarios.values() if s.get("exporterRoleArn"))
         port, env = start_function(endpoint, ledger)
         print(f"function under cargo lambda watch on 127.0.0.1:{port} (ledger {ledger}; log {WORK / 'watch.log'})")
+        # CloudTrail's record of the pipeline role starting its export: the ledger keeps the caller.
+        started = json.loads((ROOT / "events" / "cloudtrail-export-started.json").read_text())
+        started["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = kms_seed["exporterRoleArn"]
+        started["detail"]["responseElements"]["exportDescription"]["exportArn"] = kms_seed["exportArn"]
+        invoke(port, started, env)
 
         # The first invocation also compiles the function (cargo lambda watch builds on demand).
         healthy = next(s for t, s in scenarios.values() if s["exportStatus"] == "COMPLETED")
@@ -81,13 +91,17 @@ def main() -> int:
         print(f"\n=== sweep: {sweep['exportsListed']} exports in {sweep['tables']} tables, "
               f"{sweep['listCalls']} ListExports calls, {len(sweep['published'])} failure events published")
         events = [e for e in receive_events(endpoint, queue) if e["detail"]["exportArn"] in scenarios]
-        all_ok = healthy_ok and len(events) == 2
+        all_ok = healthy_ok and len(events) == 3
+        change_id = None
         for event in events:
             title, seeded = scenarios[event["detail"]["exportArn"]]
             result = invoke(port, event, env)
             ok = show(title, seeded, result, endpoint)
-            retried = any(a["status"] == "DONE" for a in result.get("applied", []))
+            retried = any(a["action"] == "RETRY_EXPORT" and a["status"] == "DONE"
+                          for a in result.get("applied", []))
             all_ok = all_ok and ok and retried
+            change_id = change_id or next((a["result"].get("changeId") for a in result.get("applied", [])
+                                           if a["action"] == "PATCH_KEY_POLICY"), None)
 
         if events:
             again = invoke(port, events[0], env)
@@ -95,7 +109,14 @@ def main() -> int:
             print(f"\n=== the first failure event delivered again: applied {[a['status'] for a in again['applied']]}"
                   f" ({'; '.join(again.get('notes', []))})")
             all_ok = all_ok and skipped
-        print("\ndemo " + ("passed: both failures found by the sweep, diagnosed, retried once, and COMPLETED"
+        if change_id:
+            rolled = invoke(port, {"rollback": {"changeId": change_id}}, env)["rollback"]
+            print(f"\n=== rollback of key-policy change {change_id}: {rolled['outcome']} ({rolled['detail']})")
+            all_ok = all_ok and rolled["outcome"] == "RESTORED"
+        else:
+            all_ok = False
+        print("\ndemo " + ("passed: the three failures found by the sweep, diagnosed, fixed (one by an "
+                            "audited key-policy patch, then rolled back), retried once, and COMPLETED"
                             if all_ok else "FAILED"))
         return 0 if all_ok else 1
     finally:

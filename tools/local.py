@@ -83,6 +83,8 @@ def function_env(endpoint: str, ledger_table: str | None = None) -> dict:
         S3_FORCE_PATH_STYLE="true",
         MEMBER_ROLE_NAME=MEMBER_ROLE,
         MODE="apply",
+        # The demo shows the opt-in key-policy patch; a deployment defaults to off.
+        KEY_POLICY_PATCH="on",
         RUST_LOG=os.environ.get("DEMO_RUST_LOG", "warn"),
     )
     if ledger_table:

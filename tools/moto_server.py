@@ -15,6 +15,11 @@ Cross-account buckets behave as on AWS: without the right S3BucketOwner, or with
 policy Allow for PutObject that names the table's account (or a principal in it, or "*"), the
 export fails with S3AccessDenied and a bare "Access Denied" message.
 
+Key policies, for keys tagged moto-enforce-key-policy=true: an SSE-KMS export fails (as KMS
+would make it fail) unless an Allow statement for kms:GenerateDataKey names the principal that
+started the export (an assumed role's role ARN, else arn:aws:iam::<account>:user/moto), its
+account, or "*".
+
 Usage: moto_server.py [--host 127.0.0.1] [--port 0] [--parent-pid PID] [--port-file FILE]
 Prints "MOTO_READY http://HOST:PORT" on stdout once it accepts connections.
 """
@@ -102,20 +107,71 @@ def _grants_writes(bucket, account: str) -> bool:
     statements = doc.get("Statement", [])
     statements = statements if isinstance(statements, list) else [statements]
 
-    def listed(value) -> list:
-        return value if isinstance(value, list) else [value]
-
     for st in statements:
         if st.get("Effect") != "Allow":
             continue
-        actions = [a.lower() for a in listed(st.get("Action", []))]
+        actions = [a.lower() for a in _listed(st.get("Action", []))]
         if not any(a in ("*", "s3:*", "s3:put*", "s3:putobject") for a in actions):
             continue
         principal = st.get("Principal")
-        names = listed(principal.get("AWS", [])) if isinstance(principal, dict) else listed(principal)
+        names = _listed(principal.get("AWS", [])) if isinstance(principal, dict) else _listed(principal)
         if any(n == "*" or n == account or f":{account}:" in str(n) for n in names):
             return True
     return False
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _caller_principal(handler, account: str) -> str:
+    """The IAM principal behind the request's access key, as moto's STS knows it."""
+    import re
+
+    from moto.sts.models import sts_backends
+
+    match = re.search(r"Credential=([^/]+)/", handler.headers.get("Authorization", ""))
+    if match:
+        for acct in list(sts_backends.keys()):
+            for backend in list(sts_backends[acct].values()):
+                role = backend.get_assumed_role_from_access_key(match.group(1))
+                if role is not None:
+                    return role.role_arn
+    return f"arn:aws:iam::{account}:user/moto"
+
+
+def _key_admits(key_id: str, principal: str, region: str) -> tuple[bool, str]:
+    """(allowed, key ARN) for GenerateDataKey as `principal`, on enforcing keys only."""
+    from moto.kms.models import kms_backends
+
+    parts = key_id.split(":")
+    account = parts[4] if key_id.startswith("arn:") and len(parts) > 5 else principal.split(":")[4]
+    key_region = parts[3] if key_id.startswith("arn:") and len(parts) > 5 else region
+    backend = kms_backends[account][key_region]
+    try:
+        key = backend.keys[backend.get_key_id(key_id)]
+    except Exception:  # unknown key: KMS's own failure is not emulated here
+        return True, key_id
+    tags = {t["TagKey"]: t["TagValue"] for t in backend.list_resource_tags(key.id).get("Tags", [])}
+    if tags.get("moto-enforce-key-policy") != "true":
+        return True, key.arn
+    try:
+        statements = _listed(json.loads(key.policy).get("Statement", []))
+    except ValueError:
+        return False, key.arn
+    principal_account = principal.split(":")[4]
+    names = {principal, principal_account, f"arn:aws:iam::{principal_account}:root", "*"}
+    for st in statements:
+        if st.get("Effect") != "Allow":
+            continue
+        actions = [a.lower() for a in _listed(st.get("Action", []))]
+        if not any(a in ("*", "kms:*", "kms:generatedatakey", "kms:generatedatakey*") for a in actions):
+            continue
+        p = st.get("Principal")
+        who = _listed(p.get("AWS", [])) if isinstance(p, dict) else _listed(p)
+        if any(w in names for w in who):
+            return True, key.arn
+    return False, key.arn
 
 
 def _request_id() -> str:
@@ -123,8 +179,10 @@ def _request_id() -> str:
 
 
 class AwsLikeTableExport(TableExport):
-    def __init__(self, table, params: dict, region_name: str, table_account: str):
+    def __init__(self, table, params: dict, region_name: str, table_account: str,
+                 principal: str = ""):
         threading.Thread.__init__(self, daemon=True)
+        self.principal = principal or f"arn:aws:iam::{table_account}:user/moto"
         self.partition = get_partition(region_name)
         self.table = table
         self.region_name = region_name
@@ -211,6 +269,16 @@ class AwsLikeTableExport(TableExport):
                 "resource-based policy",
             )
             return
+        if (self.s3_sse_algorithm or "").upper() == "KMS" and self.s3_sse_kms_key_id:
+            allowed, key_arn = _key_admits(self.s3_sse_kms_key_id, self.principal, self.region_name)
+            if not allowed:
+                self._fail(
+                    "S3AccessDenied",
+                    f"User: arn:{self.partition}:iam::{self.account_id}:root is not authorized to "
+                    f"perform: kms:GenerateDataKey on resource: {key_arn} because no "
+                    "resource-based policy allows the kms:GenerateDataKey action",
+                )
+                return
         try:
             self._write(backend)
         except Exception as exc:  # mirror moto: any write error fails the export
@@ -297,7 +365,10 @@ def _export_table_to_point_in_time(self: DynamoHandler) -> ActionResult:
                 if not same:
                     raise ExportConflictException(token)
                 return ActionResult({"ExportDescription": existing.response()})
-    export = AwsLikeTableExport(table, dict(body), backend.region_name, backend.account_id)
+    export = AwsLikeTableExport(
+        table, dict(body), backend.region_name, backend.account_id,
+        _caller_principal(self, backend.account_id),
+    )
     exports[export.arn] = export
     export.start()
     return ActionResult({"ExportDescription": export.response()})

@@ -14,8 +14,10 @@ Scenarios (each creates its own table and bucket, named with the suffix):
                           right --s3-bucket-owner: FAILED S3AccessDenied "Access Denied"
   caller-lacks-s3         the exporter role may export but not write to S3 (its policy says so);
                           the failure message names the role: FAILED S3AccessDenied
-  kms-key-policy-denies   SSE-KMS export with a customer managed key whose policy neither
-                          delegates to the account nor names the exporter: FAILED
+  kms-key-policy-denies   SSE-KMS export started by a pipeline role, with a customer managed key
+                          whose policy neither delegates to the account nor names that role
+                          (it names the function's own principal): FAILED, the emulator
+                          enforcing the key policy
   pitr-disabled           table without point-in-time recovery: the start call fails
   bulk                    --tables T --exports N --failed F: N exports spread over T tables,
                           F of them FAILED (bucket tagged with an injected S3AccessDenied)
@@ -235,25 +237,45 @@ def scenario(endpoint: str, name: str, suffix: str) -> dict:
         out["roleArn"] = role_arn
         params["S3SseAlgorithm"] = "AES256"
     elif name == "kms-key-policy-denies":
+        account = out["tableAccount"]
+        iam = client(endpoint, "iam")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                 "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}]}
+        exporter = iam.create_role(RoleName=f"DataPipeline-{suffix}",
+                                   AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        # Its own policies allow everything an export needs: only the key policy is missing.
+        iam.put_role_policy(RoleName=f"DataPipeline-{suffix}", PolicyName="exports",
+                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                                {"Effect": "Allow", "Action": "dynamodb:ExportTableToPointInTime",
+                                 "Resource": table_arn},
+                                {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload",
+                                 "s3:PutObjectAcl"], "Resource": f"arn:aws:s3:::{bucket}/*"},
+                                {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                                 "Resource": "*"}]}))
+        key_policy = {"Version": "2012-10-17", "Statement": [
+            {"Sid": "KeyAdministrators", "Effect": "Allow",
+             "Principal": {"AWS": f"arn:aws:iam::{account}:role/KeyAdmin"},
+             "Action": "kms:*", "Resource": "*"},
+            # The function's own principal in the emulator (the default credentials).
+            {"Sid": "RemediatorUsesKey", "Effect": "Allow",
+             "Principal": {"AWS": f"arn:aws:iam::{account}:user/moto"},
+             "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*"},
+        ]}
         kms = client(endpoint, "kms")
-        key_policy = {"Version": "2012-10-17", "Statement": [{
-            "Sid": "KeyAdministrators", "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{out['tableAccount']}:role/KeyAdmin"},
-            "Action": "kms:*", "Resource": "*",
-        }]}
         key = kms.create_key(Description=f"exports {suffix}", Policy=json.dumps(key_policy),
-                             BypassPolicyLockoutSafetyCheck=True)["KeyMetadata"]
+                             BypassPolicyLockoutSafetyCheck=True,
+                             Tags=[{"TagKey": "moto-enforce-key-policy", "TagValue": "true"}])["KeyMetadata"]
         s3.create_bucket(Bucket=bucket)
-        # moto does not evaluate key policies: the failure KMS would cause is injected.
-        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
-            {"Key": "moto-export-failure-code", "Value": "S3AccessDenied"},
-            {"Key": "moto-export-failure-message", "Value": (
-                f"User: arn:aws:iam::{out['tableAccount']}:root is not authorized to perform: "
-                f"kms:GenerateDataKey on resource: {key['Arn']} because no resource-based policy "
-                "allows the kms:GenerateDataKey action")},
-        ]})
-        out["keyArn"] = key["Arn"]
+        out.update(keyArn=key["Arn"], exporterRoleArn=exporter)
         params.update(S3SseAlgorithm="KMS", S3SseKmsKeyId=key["Arn"])
+        # The pipeline role starts the export; the emulator checks the key policy for it.
+        creds = client(endpoint, "sts").assume_role(RoleArn=exporter, RoleSessionName="pipeline")["Credentials"]
+        out["bucket"] = bucket
+        desc = client(endpoint, "dynamodb", creds).export_table_to_point_in_time(**params)["ExportDescription"]
+        desc = wait_terminal(endpoint, desc["ExportArn"])
+        out.update(exportArn=desc["ExportArn"], exportStatus=desc["ExportStatus"],
+                   failureCode=desc.get("FailureCode"), failureMessage=desc.get("FailureMessage"))
+        return out
     else:
         raise SystemExit(f"unknown scenario: {name}")
 
@@ -362,7 +384,19 @@ def fail_bucket(endpoint: str, bucket: str, account: str | None) -> dict:
 
 def require_kms(endpoint: str, bucket: str, account: str | None) -> dict:
     creds = owner_creds(endpoint, account)
-    key = client(endpoint, "kms", creds).create_key(Description=f"exports to {bucket}")["KeyMetadata"]
+    owner = account or own_account(endpoint)
+    table_account = own_account(endpoint)
+    # The owner's key; a cross-account destination key must admit the writers' account.
+    key_policy = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "EnableIamPolicies", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:aws:iam::{owner}:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "TableAccountWritesExports", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:aws:iam::{table_account}:root"},
+         "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*"},
+    ]}
+    key = client(endpoint, "kms", creds).create_key(
+        Description=f"exports to {bucket}", Policy=json.dumps(key_policy),
+    )["KeyMetadata"]
     s3 = client(endpoint, "s3", creds)
     s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
         "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["Arn"]},

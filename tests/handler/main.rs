@@ -4,6 +4,7 @@
 
 mod cli;
 mod helpers;
+mod key_policy;
 mod ledger;
 mod readme;
 mod runtime;
