@@ -174,6 +174,8 @@ pub struct Lineage {
     pub attempt: u32,
     /// The causes the retry was meant to fix.
     pub causes: Vec<String>,
+    /// The retry followed a key-policy patch (KMS may apply it only minutes later).
+    pub after_patch: bool,
 }
 
 /// Who started an export, from the CloudTrail success event.

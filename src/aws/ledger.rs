@@ -281,6 +281,11 @@ impl Ledger for DynamoLedger {
             root_export_arn: get_s(&i, "rootExportArn").unwrap_or(export_arn).to_string(),
             attempt: get_n(&i, "attempt").unwrap_or(1),
             causes: causes_of(&i),
+            after_patch: i
+                .get("afterPatch")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
         }))
     }
 
@@ -297,6 +302,10 @@ impl Ledger for DynamoLedger {
         item.insert(
             "causes".into(),
             s(serde_json::to_string(&lineage.causes).unwrap_or_default()),
+        );
+        item.insert(
+            "afterPatch".into(),
+            AttributeValue::Bool(lineage.after_patch),
         );
         self.put("ledger:RecordLineage", item).await
     }

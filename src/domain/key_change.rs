@@ -846,6 +846,52 @@ mod tests {
         );
     }
 
+    /// The retry started right after the patch fails the same way (KMS had not applied it yet).
+    fn retry_fails_again(world: &Shared, retry_arn: &str) {
+        let mut w = world.write().unwrap();
+        let mut e = w.exports[0].clone();
+        e.export_arn = retry_arn.to_string();
+        e.request = w.started.last().unwrap().0.clone();
+        w.exports.push(e);
+    }
+
+    #[tokio::test]
+    async fn the_retry_after_a_patch_is_retried_once_more_and_never_again() {
+        let world = world(KEY_ARN, true);
+        let first = deliver(&world, config(true, Mode::Apply)).await;
+        let r1 = first.applied[1].result["exportArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        retry_fails_again(&world, &r1);
+        let app = app(&world, config(true, Mode::Apply));
+        let second = app.handle(&json!({"exportArn": r1}), None).await.unwrap();
+        assert_eq!(second.findings[0].cause, Cause::KmsKeyPolicyDeniesExporter);
+        let retried = second.applied.iter().find(|a| a.action == "RETRY_EXPORT");
+        assert_eq!(
+            retried.map(|a| a.status),
+            Some(AppliedStatus::Done),
+            "{:?} {:?}",
+            second.applied,
+            second.notes
+        );
+        assert_eq!(second.plan[0]["attempt"], 2);
+
+        let r2 = retried.unwrap().result["exportArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        retry_fails_again(&world, &r2);
+        let third = app.handle(&json!({"exportArn": r2}), None).await.unwrap();
+        assert!(third.applied.is_empty(), "{:?}", third.applied);
+        assert!(
+            third.notes.iter().any(|n| n.contains("no retry")),
+            "{:?}",
+            third.notes
+        );
+        assert_eq!(world.read().unwrap().started.len(), 2);
+    }
+
     /// GIVEN a completed SSE-KMS export into another account's bucket, the key in the table
     /// account delegating to that account only.
     fn consumer_world() -> Shared {
@@ -903,6 +949,30 @@ mod tests {
         assert!(
             world.read().unwrap().started.is_empty(),
             "a completed export is not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cross_account_kms_export_is_checked_for_its_consumers_when_it_starts() {
+        let world = consumer_world();
+        world.write().unwrap().exports[0].status = ExportStatus::InProgress;
+        let mut start: Value =
+            serde_json::from_str(include_str!("../../events/cloudtrail-export-started.json"))
+                .unwrap();
+        start["detail"]["requestParameters"]["s3Bucket"] = json!(BUCKET);
+        start["detail"]["responseElements"]["exportDescription"]["exportArn"] = json!(EXPORT_ARN);
+        let result = app(&world, config(true, Mode::Apply))
+            .handle(&start, None)
+            .await
+            .unwrap();
+        assert_eq!(result.findings.len(), 1, "{:?}", result.findings);
+        assert_eq!(result.findings[0].cause, Cause::ConsumerCannotDecrypt);
+        assert!(result.applied.is_empty(), "the start check only reports");
+        assert!(world.read().unwrap().key_puts.is_empty());
+        assert_eq!(
+            world.read().unwrap().published.len(),
+            1,
+            "a report with the finding"
         );
     }
 

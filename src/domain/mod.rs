@@ -273,6 +273,9 @@ impl App {
                     root_export_arn: record.root_export_arn.clone(),
                     attempt: retry.attempt,
                     causes: record.causes.clone(),
+                    after_patch: applied
+                        .iter()
+                        .any(|a| a.action == "PATCH_KEY_POLICY" && a.status == AppliedStatus::Done),
                 };
                 ledger.record_lineage(new_arn, &lineage, now()).await?;
                 record.status = IncidentStatus::Retried;
@@ -411,6 +414,7 @@ impl App {
                 "export started by this function's own retry: recorded only (loop guard)".into(),
             );
         }
+        let findings = self.consumer_check(&started, &incident).await;
         match (&self.ledger, &started.export_arn) {
             (Some(ledger), Some(arn)) if !started.own_retry => {
                 let record = StartRecord {
@@ -425,17 +429,55 @@ impl App {
             ),
             _ => {}
         }
-        Ok(RemediationResult {
+        let mut result = RemediationResult {
             schema_version: SCHEMA_VERSION,
             mode: self.config.mode,
             incident: IncidentReport::from_incident(&incident),
-            findings: Vec::new(),
+            findings,
             plan: Vec::new(),
             applied: Vec::new(),
             notes,
             sweep: None,
             rollback: None,
-        })
+        };
+        if !result.findings.is_empty() {
+            self.publish_report(&mut result).await;
+        }
+        Ok(result)
+    }
+
+    /// SPEC 3.1: an export into another account's bucket with a KMS key is checked at once for
+    /// whether the destination can decrypt it (read-only; the finding carries the statement).
+    async fn consumer_check(
+        &self,
+        started: &ExportStarted,
+        incident: &Incident,
+    ) -> Vec<crate::model::Finding> {
+        let Some(request) = &started.request else {
+            return Vec::new();
+        };
+        let table_account = crate::arn::account_of(&request.table_arn);
+        let cross = request
+            .s3_bucket_owner
+            .as_deref()
+            .is_some_and(|o| Some(o) != table_account.as_deref());
+        if started.own_retry
+            || request.s3_sse_algorithm != Some(crate::model::SseAlgorithm::Kms)
+            || !cross
+            || incident.export_arn.is_none()
+        {
+            return Vec::new();
+        }
+        match evidence::gather(self, incident).await {
+            Ok(evidence) => diagnosis::diagnose(incident, &evidence)
+                .into_iter()
+                .filter(|f| f.cause == crate::model::Cause::ConsumerCannotDecrypt)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error.message = %crate::error::Chain(&e), "consumer check skipped");
+                Vec::new()
+            }
+        }
     }
 
     async fn sweep(&self, deadline: Option<Instant>) -> Result<RemediationResult, Error> {
@@ -825,6 +867,7 @@ mod tests {
                 root_export_arn: EXPORT_ARN.into(),
                 attempt: 2,
                 causes: vec!["SSE_MISMATCH_REQUIRES_KMS".into()],
+                after_patch: false,
             },
         );
         let result = app(&world, ledger_config())

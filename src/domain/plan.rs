@@ -134,7 +134,11 @@ pub fn plan(
         .filter(|f| f.correction.is_none() && !patched(f))
         .map(|f| f.cause.code())
         .collect();
-    if !unfixable.is_empty() {
+    // SPEC 7.1: a retry right after a key-policy patch may fail only because KMS had not applied
+    // it yet; that retry is retried once more, never again.
+    let propagation = lineage.is_some_and(|l| l.after_patch)
+        && unfixable == [Cause::KmsKeyPolicyDeniesExporter.code()];
+    if !unfixable.is_empty() && !propagation {
         let mut p = Plan::none(format!(
             "no retry: not every finding is fixed by export parameters or a key-policy patch ({})",
             unfixable.join(", ")
@@ -164,7 +168,7 @@ pub fn plan(
         root_export_arn: root_arn.clone(),
         ..Plan::give_up(note)
     };
-    if let Some(l) = lineage.filter(|l| sorted(&l.causes) == causes) {
+    if let Some(l) = lineage.filter(|l| sorted(&l.causes) == causes && !propagation) {
         return with(
             give_up(format!(
                 "gave up: retry attempt {} failed again with the same cause ({})",
@@ -210,6 +214,12 @@ pub fn plan(
             p.sid,
             p.grantees.join(", ")
         ));
+    }
+    if propagation {
+        changes.push(
+            "once more after the previous attempt's key-policy patch: KMS applies policy changes eventually"
+                .to_string(),
+        );
     }
     if changes.is_empty() {
         return with(
