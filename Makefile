@@ -14,7 +14,7 @@ REGION      ?= us-east-1
 EVENT       ?= events/manual-diagnose.json
 ARM_TARGET  := aarch64-unknown-linux-gnu
 
-.PHONY: help tools demo test unit integration lint fmt validate build invoke deploy clean ci bench-sweep bench-diagnosis
+.PHONY: help tools bench-tools demo test unit integration lint fmt validate build invoke deploy clean ci bench bench-sweep bench-diagnosis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,21 @@ build: tools ## sam build: the arm64 bootstrap through cargo lambda (slow when c
 
 invoke: tools ## run one event file locally: make invoke EVENT=events/<case>.json
 	$(PY) tools/invoke.py $(EVENT)
+
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.tools-$(shell cat tools/requirements-bench.txt 2>/dev/null | sha256sum | cut -c1-12)
+
+$(BENCH_STAMP): tools/requirements-bench.txt
+	$(SYS_PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r tools/requirements-bench.txt
+	@rm -f $(BENCH_VENV)/.tools-* && touch $@
+
+bench-tools: $(BENCH_STAMP) ## install the benchmark's peer (Cloud Custodian, pinned) into .venv-bench
+
+bench: tools bench-tools ## init, size, memory, round trips, sweep vs Cloud Custodian -> BENCHMARKS.md (~15 min)
+	@rustup target list --installed | grep -qx $(ARM_TARGET) || rustup target add $(ARM_TARGET)
+	$(PY) tools/bench.py
 
 bench-sweep: tools ## sweep cost at 1,000 and 10,000 exports on the emulator -> BENCHMARKS-sweep.md
 	cargo run --release --example bench_sweep -- 1000 10000

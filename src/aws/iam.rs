@@ -5,18 +5,46 @@ use crate::ports::{IdentityPolicies, NamedPolicy, PortResult, PrincipalPolicies}
 use async_trait::async_trait;
 use aws_sdk_iam::operation::get_role::GetRoleError;
 use aws_sdk_iam::Client;
+use futures_util::future::join_all;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub struct IamPolicies {
     client: Client,
+    /// Managed policy documents by ARN, for a warm container's next diagnoses.
+    managed_cache: Mutex<HashMap<String, (Instant, NamedPolicy)>>,
 }
+
+/// How long a managed policy's document is reused (a new default version shows after this).
+const MANAGED_TTL: Duration = Duration::from_secs(300);
 
 impl IamPolicies {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            managed_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn managed(&self, arn: &str) -> PortResult<NamedPolicy> {
+        let cached = self.managed_cache.lock().ok().and_then(|c| {
+            c.get(arn)
+                .filter(|(at, _)| at.elapsed() < MANAGED_TTL)
+                .map(|(_, p)| p.clone())
+        });
+        if let Some(p) = cached {
+            return Ok(p);
+        }
+        let p = self.fetch_managed(arn).await?;
+        if let Ok(mut c) = self.managed_cache.lock() {
+            c.insert(arn.to_string(), (Instant::now(), p.clone()));
+        }
+        Ok(p)
     }
 
     /// The default version's document of a managed policy.
-    async fn managed(&self, arn: &str) -> PortResult<NamedPolicy> {
+    async fn fetch_managed(&self, arn: &str) -> PortResult<NamedPolicy> {
         let policy = self
             .client
             .get_policy()
@@ -52,11 +80,82 @@ impl IamPolicies {
 /// Most policies listed per role (IAM allows 10 managed and inline within 10,240 characters).
 const MAX_PAGES: usize = 10;
 
+impl IamPolicies {
+    /// Every page of a role's inline policy names or attached policy ARNs.
+    async fn inline_names(&self, role_name: &str) -> PortResult<Vec<String>> {
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .client
+                .list_role_policies()
+                .role_name(role_name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify("iam:ListRolePolicies", e))?;
+            names.extend(page.policy_names().iter().cloned());
+            match page.marker().filter(|_| page.is_truncated()) {
+                Some(m) => marker = Some(m.to_string()),
+                None => break,
+            }
+        }
+        Ok(names)
+    }
+
+    async fn attached_arns(&self, role_name: &str) -> PortResult<Vec<String>> {
+        let mut arns = Vec::new();
+        let mut marker: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .client
+                .list_attached_role_policies()
+                .role_name(role_name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify("iam:ListAttachedRolePolicies", e))?;
+            arns.extend(
+                page.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn().map(str::to_string)),
+            );
+            match page.marker().filter(|_| page.is_truncated()) {
+                Some(m) => marker = Some(m.to_string()),
+                None => break,
+            }
+        }
+        Ok(arns)
+    }
+
+    async fn inline(&self, role_name: &str, name: &str) -> PortResult<NamedPolicy> {
+        let p = self
+            .client
+            .get_role_policy()
+            .role_name(role_name)
+            .policy_name(name)
+            .send()
+            .await
+            .map_err(|e| classify("iam:GetRolePolicy", e))?;
+        Ok(NamedPolicy {
+            name: name.to_string(),
+            document: percent_decode(p.policy_document()),
+        })
+    }
+}
+
 #[async_trait]
 impl IdentityPolicies for IamPolicies {
+    /// Three dependent rounds at most: the role and both lists together, then every document
+    /// together (a managed policy's GetPolicy, then its GetPolicyVersion).
     #[tracing::instrument(skip(self))]
     async fn role_policies(&self, role_name: &str) -> PortResult<Option<PrincipalPolicies>> {
-        let role = match self.client.get_role().role_name(role_name).send().await {
+        let (role, inline, attached) = tokio::join!(
+            self.client.get_role().role_name(role_name).send(),
+            self.inline_names(role_name),
+            self.attached_arns(role_name)
+        );
+        let role = match role {
             Ok(out) => out,
             Err(e)
                 if matches!(
@@ -68,62 +167,27 @@ impl IdentityPolicies for IamPolicies {
             }
             Err(e) => return Err(classify("iam:GetRole", e)),
         };
-        let mut out = PrincipalPolicies::default();
-        let mut marker: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let page = self
-                .client
-                .list_role_policies()
-                .role_name(role_name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| classify("iam:ListRolePolicies", e))?;
-            for name in page.policy_names() {
-                let p = self
-                    .client
-                    .get_role_policy()
-                    .role_name(role_name)
-                    .policy_name(name)
-                    .send()
-                    .await
-                    .map_err(|e| classify("iam:GetRolePolicy", e))?;
-                out.identity.push(NamedPolicy {
-                    name: name.clone(),
-                    document: percent_decode(p.policy_document()),
-                });
-            }
-            match page.marker().filter(|_| page.is_truncated()) {
-                Some(m) => marker = Some(m.to_string()),
-                None => break,
-            }
-        }
-        for _ in 0..MAX_PAGES {
-            let page = self
-                .client
-                .list_attached_role_policies()
-                .role_name(role_name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| classify("iam:ListAttachedRolePolicies", e))?;
-            for attached in page.attached_policies() {
-                if let Some(arn) = attached.policy_arn() {
-                    out.identity.push(self.managed(arn).await?);
-                }
-            }
-            match page.marker().filter(|_| page.is_truncated()) {
-                Some(m) => marker = Some(m.to_string()),
-                None => break,
-            }
-        }
-        if let Some(arn) = role
+        let boundary = role
             .role()
             .and_then(|r| r.permissions_boundary())
             .and_then(|b| b.permissions_boundary_arn())
-        {
-            out.boundary = Some(self.managed(arn).await?);
+            .map(str::to_string);
+        let (inline, attached) = (inline?, attached?);
+        let (inline_docs, managed_docs, boundary_doc) = tokio::join!(
+            join_all(inline.iter().map(|n| self.inline(role_name, n))),
+            join_all(attached.iter().map(|arn| self.managed(arn))),
+            async {
+                match &boundary {
+                    Some(arn) => Some(self.managed(arn).await),
+                    None => None,
+                }
+            }
+        );
+        let mut out = PrincipalPolicies::default();
+        for doc in inline_docs.into_iter().chain(managed_docs) {
+            out.identity.push(doc?);
         }
+        out.boundary = boundary_doc.transpose()?;
         Ok(Some(out))
     }
 }

@@ -4,14 +4,22 @@ use super::{classify, missing};
 use crate::ports::{AccountDirectory, PortResult};
 use async_trait::async_trait;
 use aws_sdk_organizations::Client;
+use std::time::{Duration, Instant};
 
 pub struct Organizations {
     client: Client,
+    /// The account list, reused by a warm container for `REUSE`.
+    cache: std::sync::Mutex<Option<(Instant, Vec<String>)>>,
 }
+
+const REUSE: Duration = Duration::from_secs(300);
 
 impl Organizations {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            cache: std::sync::Mutex::new(None),
+        }
     }
 }
 
@@ -23,6 +31,14 @@ impl AccountDirectory for Organizations {
     #[tracing::instrument(skip(self))]
     async fn account_ids(&self) -> PortResult<Vec<String>> {
         const OP: &str = "organizations:ListAccounts";
+        let cached = self.cache.lock().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(at, _)| at.elapsed() < REUSE)
+                .map(|(_, ids)| ids.clone())
+        });
+        if let Some(ids) = cached {
+            return Ok(ids);
+        }
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -40,6 +56,9 @@ impl AccountDirectory for Organizations {
                 Some(t) => token = Some(t.to_string()),
                 None => break,
             }
+        }
+        if let Ok(mut c) = self.cache.lock() {
+            *c = Some((Instant::now(), ids.clone()));
         }
         Ok(ids)
     }

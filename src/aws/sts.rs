@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_types::SdkConfig;
+use std::time::{Duration, Instant};
 
 pub struct StsCrossAccount {
     sts: aws_sdk_sts::Client,
@@ -14,7 +15,13 @@ pub struct StsCrossAccount {
     force_path_style: bool,
     /// The function's identity does not change while the container lives: ask once.
     whoami: tokio::sync::OnceCell<(String, String)>,
+    /// Member-role credentials by role ARN, reused by a warm container until `REUSE` is over.
+    member_creds: std::sync::Mutex<std::collections::HashMap<String, (Instant, Credentials)>>,
 }
+
+/// Member-role sessions last 900 s; a cached one is used for at most 600 s.
+const SESSION_SECS: i32 = 900;
+const REUSE: Duration = Duration::from_secs(600);
 
 impl StsCrossAccount {
     /// `base` is the function's SdkConfig; assumed-role clients inherit its region, endpoint and timeouts.
@@ -30,7 +37,43 @@ impl StsCrossAccount {
             partition: partition.to_string(),
             force_path_style,
             whoami: tokio::sync::OnceCell::new(),
+            member_creds: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    async fn member_credentials(&self, role_arn: &str) -> PortResult<Credentials> {
+        const OP: &str = "sts:AssumeRole";
+        let cached = self.member_creds.lock().ok().and_then(|c| {
+            c.get(role_arn)
+                .filter(|(at, _)| at.elapsed() < REUSE)
+                .map(|(_, creds)| creds.clone())
+        });
+        if let Some(creds) = cached {
+            return Ok(creds);
+        }
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name("ddb-export-remediator")
+            .duration_seconds(SESSION_SECS)
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| missing(OP, "Credentials"))?;
+        let creds = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "ddb-export-remediator-member-role",
+        );
+        if let Ok(mut cache) = self.member_creds.lock() {
+            cache.insert(role_arn.to_string(), (Instant::now(), creds.clone()));
+        }
+        Ok(creds)
     }
 }
 
@@ -46,27 +89,8 @@ pub fn s3_client(config: &SdkConfig, force_path_style: bool) -> aws_sdk_s3::Clie
 impl CrossAccount for StsCrossAccount {
     #[tracing::instrument(skip(self))]
     async fn readers_in(&self, account_id: &str, role_name: &str) -> PortResult<AccountReaders> {
-        const OP: &str = "sts:AssumeRole";
         let role_arn = format!("arn:{}:iam::{account_id}:role/{role_name}", self.partition);
-        let out = self
-            .sts
-            .assume_role()
-            .role_arn(&role_arn)
-            .role_session_name("ddb-export-remediator")
-            .duration_seconds(900)
-            .send()
-            .await
-            .map_err(|e| classify(OP, e))?;
-        let c = out
-            .credentials()
-            .ok_or_else(|| missing(OP, "Credentials"))?;
-        let creds = Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_string()),
-            None,
-            "ddb-export-remediator-member-role",
-        );
+        let creds = self.member_credentials(&role_arn).await?;
         let config = self
             .base
             .to_builder()

@@ -66,17 +66,31 @@ fn fact_value<T>(source: &'static str, r: PortResult<T>) -> Fact<T> {
 }
 
 pub async fn gather(app: &App, incident: &Incident) -> Result<Evidence, Error> {
-    let export = match &incident.export_arn {
+    let export = describe(app, incident).await?;
+    gather_from(app, incident, export).await
+}
+
+/// The incident's export (DescribeExport), or None when the incident has no export ARN.
+pub async fn describe(app: &App, incident: &Incident) -> Result<Option<ExportDescription>, Error> {
+    match &incident.export_arn {
         Some(arn) => match app.exports.describe_export(arn).await {
-            Ok(Some(desc)) => Some(desc),
-            Ok(None) => return Err(Error::ExportNotFound(arn.clone())),
-            Err(e) if e.kind == AwsErrorKind::NotFound => {
-                return Err(Error::ExportNotFound(arn.clone()))
-            }
-            Err(e) => return Err(e.into()),
+            Ok(Some(desc)) => Ok(Some(desc)),
+            Ok(None) => Err(Error::ExportNotFound(arn.clone())),
+            Err(e) if e.kind == AwsErrorKind::NotFound => Err(Error::ExportNotFound(arn.clone())),
+            Err(e) => Err(e.into()),
         },
-        None => None,
-    };
+        None => Ok(None),
+    }
+}
+
+/// Every other fact, gathered concurrently once the export is known: table, bucket (owner
+/// lookup included), the export's key and the exporter's policies together; the bucket's
+/// default-encryption key after the bucket.
+pub async fn gather_from(
+    app: &App,
+    incident: &Incident,
+    export: Option<ExportDescription>,
+) -> Result<Evidence, Error> {
     let request = export
         .as_ref()
         .map(|e| e.request.clone())
@@ -147,15 +161,22 @@ pub async fn gather(app: &App, incident: &Incident) -> Result<Evidence, Error> {
             None => None,
         }
     };
-    let ((table, pitr), bucket, caller_policies) =
-        tokio::join!(table_facts, bucket_facts, caller_facts);
+    // The key the export named is known already: read it beside the bucket.
+    let export_key_id = request.as_ref().and_then(|r| r.s3_sse_kms_key_id.clone());
+    let export_key_facts = async {
+        match &export_key_id {
+            Some(k) => Some(key_facts(app, k, &table_account, &table_account, None).await),
+            None => None,
+        }
+    };
+    let ((table, pitr), bucket, caller_policies, export_key) =
+        tokio::join!(table_facts, bucket_facts, caller_facts, export_key_facts);
     let (bucket, owner_readers) = match bucket {
         Some((facts, readers)) => (Some(facts), readers),
         None => (None, None),
     };
 
-    // Keys: the one the export named, and the bucket default's when it differs.
-    let export_key_id = request.as_ref().and_then(|r| r.s3_sse_kms_key_id.clone());
+    // The bucket default's key, when it is another key.
     let default_key_id = bucket
         .as_ref()
         .and_then(|b| b.encryption.get())
@@ -163,24 +184,14 @@ pub async fn gather(app: &App, incident: &Incident) -> Result<Evidence, Error> {
         .and_then(|e| e.kms_key_id.clone())
         .filter(|k| Some(k) != export_key_id.as_ref());
     let bucket_account = bucket.as_ref().and_then(|b| b.owner.get().cloned());
-    let (export_key, default_key) = tokio::join!(
-        async {
-            match &export_key_id {
-                Some(k) => Some(key_facts(app, k, &table_account, &table_account, None).await),
-                None => None,
-            }
-        },
-        async {
-            match &default_key_id {
-                // A bare id or alias in a bucket default is resolved in the bucket's account.
-                Some(k) => {
-                    let home = bucket_account.as_deref().unwrap_or(&table_account);
-                    Some(key_facts(app, k, home, &table_account, owner_readers.as_ref()).await)
-                }
-                None => None,
-            }
+    let default_key = match &default_key_id {
+        // A bare id or alias in a bucket default is resolved in the bucket's account.
+        Some(k) => {
+            let home = bucket_account.as_deref().unwrap_or(&table_account);
+            Some(key_facts(app, k, home, &table_account, owner_readers.as_ref()).await)
         }
-    );
+        None => None,
+    };
 
     Ok(Evidence {
         table_account,
@@ -224,10 +235,18 @@ async fn bucket_facts(
 ) -> (BucketFacts, Option<AccountReaders>) {
     let name = request.s3_bucket.as_str();
     let own = app.buckets.as_ref();
-    let (presence, listed, region) = tokio::join!(
-        own.head_bucket(name),
-        own.owned_bucket_names(),
-        own.bucket_region(name)
+    // This account's checks, its reads of the bucket's settings and the owner lookup in other
+    // accounts all run in one round; what is used depends on who turns out to own the bucket.
+    let ((presence, listed, region, own_reads), found) = tokio::join!(
+        async {
+            tokio::join!(
+                own.head_bucket(name),
+                own.owned_bucket_names(),
+                own.bucket_region(name),
+                read_settings(own, name)
+            )
+        },
+        speculative_lookup(app, request, table_account)
     );
     let presence = fact_value("s3:HeadBucket", presence);
     let in_table_account = fact_value(
@@ -235,33 +254,40 @@ async fn bucket_facts(
         listed.map(|names| names.iter().any(|n| n == name)),
     );
     let region = fact_value("s3:GetBucketLocation", region);
+    let missing = presence.get() == Some(&BucketPresence::Missing);
 
     let mut owner_readers = None;
+    let mut reads = Some(own_reads);
     let owner = match in_table_account.get() {
         Some(true) => Fact::known("s3:ListBuckets", table_account.to_string()),
-        _ if presence.get() == Some(&BucketPresence::Missing) => Fact::absent("s3:HeadBucket"),
+        _ if missing => Fact::absent("s3:HeadBucket"),
         _ => {
-            let (owner, readers) = find_owner(app, request, table_account).await;
+            let (owner, readers, prefetched) = match found {
+                Lookup::Done(answer) => *answer,
+                Lookup::Deferred(candidates, note) => {
+                    look_in(app, request, &candidates, &note, false).await
+                }
+            };
+            // Read in the owner's account; with no owner found, this account's answers stay.
+            if readers.is_some() {
+                reads = prefetched;
+            }
             owner_readers = readers;
             owner
         }
     };
-    let readers: &dyn BucketInspector = owner_readers
-        .as_ref()
-        .map(|r| r.buckets.as_ref())
-        .unwrap_or(own);
-    let (policy, encryption, requester_pays) = if presence.get() == Some(&BucketPresence::Missing) {
+    let (policy, encryption, requester_pays) = if missing {
         (
             Fact::absent("s3:GetBucketPolicy"),
             Fact::absent("s3:GetBucketEncryption"),
             Fact::absent("s3:GetBucketRequestPayment"),
         )
     } else {
-        let (p, e, rp) = tokio::join!(
-            readers.bucket_policy(name),
-            readers.default_encryption(name),
-            readers.requester_pays(name)
-        );
+        let (p, e, rp) = match (reads, &owner_readers) {
+            (Some(r), _) => r,
+            (None, Some(r)) => read_settings(r.buckets.as_ref(), name).await,
+            (None, None) => read_settings(own, name).await,
+        };
         (
             fact("s3:GetBucketPolicy", p),
             fact("s3:GetBucketEncryption", e),
@@ -281,23 +307,45 @@ async fn bucket_facts(
     (facts, owner_readers)
 }
 
-/// Looks for the bucket in candidate accounts (S3BucketOwner, the organization's accounts)
-/// through the member role; the owner is the account whose ListBuckets lists it.
-async fn find_owner(
+/// A bucket's policy, default encryption and request payment, as one account sees them.
+type Settings = (
+    PortResult<Option<String>>,
+    PortResult<Option<BucketEncryption>>,
+    PortResult<bool>,
+);
+
+async fn read_settings(readers: &dyn BucketInspector, name: &str) -> Settings {
+    tokio::join!(
+        readers.bucket_policy(name),
+        readers.default_encryption(name),
+        readers.requester_pays(name)
+    )
+}
+
+/// Most candidate accounts looked in before this account's own answer is in: beyond it, the
+/// lookup waits, so a bucket of this account does not cost a ListBuckets in every account.
+const SPECULATE_MAX: usize = 20;
+
+/// The owner lookup's answer: the owner (with readers in its account and, when read beside
+/// the lookup, the bucket's settings there), or why unknown.
+type OwnerLookup = (Fact<String>, Option<AccountReaders>, Option<Settings>);
+
+/// Up to this many candidates, each one's bucket settings are read beside its ListBuckets.
+const PREFETCH_MAX: usize = 3;
+
+/// The accounts the bucket may belong to (S3BucketOwner, the organization's accounts), or
+/// why none can be looked in; and a note when the organization could not be listed.
+async fn owner_candidates(
     app: &App,
     request: &ExportRequest,
     table_account: &str,
-) -> (Fact<String>, Option<AccountReaders>) {
-    const SOURCE: &str = "s3:ListBuckets";
-    let Some(role) = app.config.member_role_name.as_deref() else {
-        return (
-            Fact::unknown(
-                SOURCE,
-                "the bucket is not in this account, and MEMBER_ROLE_NAME is not set to look in others",
-            ),
-            None,
+) -> Result<(Vec<String>, String), String> {
+    if app.config.member_role_name.is_none() {
+        return Err(
+            "the bucket is not in this account, and MEMBER_ROLE_NAME is not set to look in others"
+                .into(),
         );
-    };
+    }
     let mut candidates: Vec<String> = request.s3_bucket_owner.iter().cloned().collect();
     let org_note = match app.accounts.account_ids().await {
         Ok(ids) => {
@@ -309,17 +357,40 @@ async fn find_owner(
     candidates.retain(|a| a != table_account);
     candidates.sort();
     candidates.dedup();
+    Ok((candidates, org_note))
+}
+
+/// Looks for the bucket in the candidates through the member role; the owner is the account
+/// whose ListBuckets lists it.
+async fn look_in(
+    app: &App,
+    request: &ExportRequest,
+    candidates: &[String],
+    org_note: &str,
+    prefetch: bool,
+) -> OwnerLookup {
+    const SOURCE: &str = "s3:ListBuckets";
+    let role = app.config.member_role_name.as_deref().unwrap_or_default();
+    let name = request.s3_bucket.as_str();
+    let prefetch = prefetch && candidates.len() <= PREFETCH_MAX;
     let checks = candidates.iter().map(|account| async move {
         let readers = app.cross.readers_in(account, role).await?;
-        let names = readers.buckets.owned_bucket_names().await?;
-        let found = names.iter().any(|n| n == &request.s3_bucket);
-        PortResult::Ok(found.then_some((account.clone(), readers)))
+        let (names, settings) = tokio::join!(readers.buckets.owned_bucket_names(), async {
+            match prefetch {
+                true => Some(read_settings(readers.buckets.as_ref(), name).await),
+                false => None,
+            }
+        });
+        let found = names?.iter().any(|n| n == name);
+        PortResult::Ok(found.then_some((account.clone(), readers, settings)))
     });
     let results = join_all(checks).await;
     let mut failures = Vec::new();
     for (account, result) in candidates.iter().zip(results) {
         match result {
-            Ok(Some((owner, readers))) => return (Fact::known(SOURCE, owner), Some(readers)),
+            Ok(Some((owner, readers, settings))) => {
+                return (Fact::known(SOURCE, owner), Some(readers), settings)
+            }
             Ok(None) => {}
             Err(e) => failures.push(format!("{account}: {}", e.reason())),
         }
@@ -331,8 +402,25 @@ async fn find_owner(
     if !failures.is_empty() {
         reason.push_str(&format!("; could not check {}", failures.join(", ")));
     }
-    reason.push_str(&org_note);
-    (Fact::unknown(SOURCE, reason), None)
+    reason.push_str(org_note);
+    (Fact::unknown(SOURCE, reason), None, None)
+}
+
+/// The owner lookup, started beside this account's own checks: it looks in at most
+/// `SPECULATE_MAX` candidates right away, else it only lists them.
+enum Lookup {
+    Done(Box<OwnerLookup>),
+    Deferred(Vec<String>, String),
+}
+
+async fn speculative_lookup(app: &App, request: &ExportRequest, table_account: &str) -> Lookup {
+    match owner_candidates(app, request, table_account).await {
+        Err(why) => Lookup::Done(Box::new((Fact::unknown("s3:ListBuckets", why), None, None))),
+        Ok((c, note)) if c.len() <= SPECULATE_MAX => {
+            Lookup::Done(Box::new(look_in(app, request, &c, &note, true).await))
+        }
+        Ok((c, note)) => Lookup::Deferred(c, note),
+    }
 }
 
 /// Key facts, read in the key's account (the key policy is readable only there).

@@ -95,18 +95,36 @@ impl App {
     pub async fn remediate(&self, mut incident: Incident) -> Result<RemediationResult, Error> {
         let mode = self.effective_mode(incident.requested_mode);
         let mut notes = Vec::new();
-        // Ledger reads: who started this export, and whether it is one of our retries.
-        let (start, lineage) = match (&self.ledger, &incident.export_arn) {
-            (Some(ledger), Some(arn)) => {
-                let (start, lineage) = tokio::join!(ledger.start_record(arn), ledger.lineage(arn));
-                (start?, lineage?)
+        // One round before the evidence: the export, the ledger's records of it (who started
+        // it, whether it is one of our retries) and the function's own identity, together.
+        let ledger_reads = async {
+            match (&self.ledger, &incident.export_arn) {
+                (Some(ledger), Some(arn)) => {
+                    let (start, lineage) =
+                        tokio::join!(ledger.start_record(arn), ledger.lineage(arn));
+                    Ok::<_, Error>((start?, lineage?))
+                }
+                _ => Ok((None, None)),
             }
-            _ => (None, None),
         };
+        // The organization's accounts (owner candidates) are listed now too: the adapter keeps
+        // them, so the owner lookup does not wait for them later.
+        let warm_accounts = async {
+            if self.config.member_role_name.is_some() {
+                let _ = self.accounts.account_ids().await;
+            }
+        };
+        let (reads, export, me, ()) = tokio::join!(
+            ledger_reads,
+            evidence::describe(self, &incident),
+            self.identity.whoami(),
+            warm_accounts
+        );
+        let ((start, lineage), export) = (reads?, export?);
         if incident.caller.is_none() {
             incident.caller = start.and_then(|s| s.caller);
         }
-        let evidence = evidence::gather(self, &incident).await?;
+        let evidence = evidence::gather_from(self, &incident, export).await?;
         if let Some(e) = &evidence.export {
             incident.failure_code = incident.failure_code.or_else(|| e.failure_code.clone());
             incident.failure_message = incident
@@ -118,7 +136,7 @@ impl App {
         }
         let findings = diagnosis::diagnose(&incident, &evidence);
         let plan = if mode >= Mode::Plan {
-            let own = self.identity.whoami().await.ok().map(|(_, arn)| arn);
+            let own = me.ok().map(|(_, arn)| arn);
             plan::plan(
                 &incident,
                 &evidence,

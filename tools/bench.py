@@ -1,0 +1,434 @@
+#!/usr/bin/env python3
+"""`make bench`: measures SPEC §11's targets on this machine and writes BENCHMARKS.md.
+
+1. Init: process start → first `GET /runtime/invocation/next` under a local Lambda Runtime API,
+   for the release `ddb-export-remediator` and for `hello_floor` (a bare lambda_runtime echo
+   built with the same profile), 20 runs each.
+2. First invocation against the emulator (a fresh process each run): latency of one diagnosis
+   and the process's peak RSS (VmHWM) after it.
+3. Round trips: the same diagnoses through tools/latency_proxy.py at +0 ms and +100 ms a request;
+   (wall(100) - wall(0)) / 100 ms = dependent requests on the critical path.
+4. Package: `cargo lambda build --release --arm64`: bootstrap size, zipped size.
+5. Peer: Cloud Custodian 0.9.53 (`export-description` filter, ExportStatus FAILED) and the
+   function's first sweep on the same emulator data (10 tables, 10,000 exports, 500 FAILED),
+   calls counted by the proxy; 3 runs each, in this run.
+6. Sweep scale (examples/bench_sweep.rs) and pure diagnosis throughput
+   (examples/bench_diagnosis.rs) are run and their tables included.
+
+Every process started is stopped by its PID on exit. Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from local import MEMBER_ROLE, ROOT, VENV_BIN, WORK, seed, start, stop_all
+
+RELEASE = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
+BENCH_VENV = ROOT / ".venv-bench"
+DELAY_MS = 100.0
+
+
+class RuntimeApi:
+    """The Lambda Runtime API of one function process, on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue = queue.Queue()
+        self.ready = threading.Event()
+        self.ready_at = 0.0
+        self.delivered: dict[str, float] = {}
+        self.done: dict[str, tuple[float, bytes, bool]] = {}
+        self.answered = threading.Condition()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_a) -> None:
+                pass
+
+            def _reply(self, code: int, body: bytes = b"", headers: dict | None = None) -> None:
+                self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                if not api.ready.is_set():
+                    api.ready_at = time.monotonic()
+                    api.ready.set()
+                request_id, body = api.events.get()
+                api.delivered[request_id] = time.monotonic()
+                deadline = int(time.time() * 1000) + 120_000
+                self._reply(200, body, {
+                    "Lambda-Runtime-Aws-Request-Id": request_id,
+                    "Lambda-Runtime-Deadline-Ms": str(deadline),
+                    "Lambda-Runtime-Invoked-Function-Arn":
+                        "arn:aws:lambda:us-east-1:123456789012:function:ddb-export-remediator",
+                    "Content-Type": "application/json",
+                })
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                parts = self.path.strip("/").split("/")
+                self._reply(202, b"{}")
+                if len(parts) >= 5 and parts[2] == "invocation":
+                    with api.answered:
+                        api.done[parts[3]] = (time.monotonic(), body, parts[4] == "error")
+                        api.answered.notify_all()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.address = f"127.0.0.1:{self.server.server_port}"
+
+    def invoke(self, event: dict, timeout: float = 300) -> tuple[float, dict]:
+        """(seconds from delivery to answer, the answer)."""
+        request_id = str(uuid.uuid4())
+        self.events.put((request_id, json.dumps(event).encode()))
+        with self.answered:
+            if not self.answered.wait_for(lambda: request_id in self.done, timeout):
+                raise SystemExit(f"no answer to {event} within {timeout}s")
+        at, body, error = self.done[request_id]
+        answer = json.loads(body or b"{}")
+        if error:
+            raise SystemExit(f"function error: {answer}")
+        return at - self.delivered[request_id], answer
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def function_env(api: RuntimeApi, endpoint: str | None, extra: dict | None = None) -> dict:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_LAMBDA_RUNTIME_API": api.address,
+        "AWS_LAMBDA_FUNCTION_NAME": "ddb-export-remediator",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/ddb-export-remediator",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "S3_FORCE_PATH_STYLE": "true",
+        "MEMBER_ROLE_NAME": MEMBER_ROLE,
+        "RUST_LOG": "error",
+    }
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    env.update(extra or {})
+    return env
+
+
+def spawn(binary: Path, env: dict) -> subprocess.Popen:
+    return start([str(binary)], WORK / f"bench-{binary.name}.log", env=env)
+
+
+def kill(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def stats(values: list[float]) -> tuple[float, float, float]:
+    return min(values), statistics.median(values), max(values)
+
+
+def fmt(values: list[float], unit: str = "ms", scale: float = 1000.0, digits: int = 1) -> str:
+    lo, mid, hi = stats(values)
+    return f"{lo * scale:.{digits}f} / {mid * scale:.{digits}f} / {hi * scale:.{digits}f} {unit}"
+
+
+def start_server(cmd: list[str], prefix: str, log: str) -> str:
+    proc = start(cmd, WORK / log, stdout=subprocess.PIPE)
+    line = proc.stdout.readline().decode().strip()
+    if not line.startswith(prefix):
+        raise SystemExit(f"{cmd[1]} did not start: {line!r}")
+    return line.split(" ", 1)[1]
+
+
+def emulator() -> str:
+    py = str(VENV_BIN / "python")
+    return start_server([py, "tools/moto_server.py", "--parent-pid", str(os.getpid())],
+                        "MOTO_READY ", "bench-moto.log")
+
+
+def proxy(upstream: str, delay_ms: float, log: Path) -> str:
+    py = str(VENV_BIN / "python")
+    return start_server([py, "tools/latency_proxy.py", "--upstream", upstream, "--delay-ms",
+                         str(delay_ms), "--log", str(log), "--parent-pid", str(os.getpid())],
+                        "PROXY_READY ", f"bench-proxy-{int(delay_ms)}.log")
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=ROOT, check=True, **kw)
+
+
+# ------------------------------------------------------------------ measurements
+
+def measure_init(binary: Path, runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        api = RuntimeApi()
+        t0 = time.monotonic()
+        proc = spawn(binary, function_env(api, "http://127.0.0.1:9"))
+        if not api.ready.wait(10):
+            raise SystemExit(f"{binary.name} never asked for an event (see {WORK})")
+        out.append(api.ready_at - t0)
+        kill(proc)
+        api.close()
+    return out
+
+
+def diagnosis_runs(endpoint: str, ledger: str, events: dict[str, dict], runs: int,
+                   via: str | None = None) -> dict[str, list[tuple[float, int, float]]]:
+    """Per scenario: (first-invocation seconds, peak RSS KiB, warm second invocation seconds)."""
+    binary = RELEASE / "ddb-export-remediator"
+    out: dict[str, list[tuple[float, int, float]]] = {name: [] for name in events}
+    for _ in range(runs):
+        for name, event in events.items():
+            api = RuntimeApi()
+            proc = spawn(binary, function_env(api, via or endpoint,
+                                              {"LEDGER_TABLE_NAME": ledger, "MODE": "diagnose"}))
+            first, answer = api.invoke(event)
+            if not answer.get("findings"):
+                raise SystemExit(f"{name}: no findings: {answer}")
+            rss = peak_rss_kib(proc.pid)
+            warm, _ = api.invoke(event)
+            out[name].append((first, rss, warm))
+            kill(proc)
+            api.close()
+    return out
+
+
+def round_trips(endpoint: str, ledger: str, events: dict[str, dict], runs: int) -> dict:
+    logs = {d: WORK / f"bench-proxy-{int(d)}.requests" for d in (0.0, DELAY_MS)}
+    for log in logs.values():
+        log.unlink(missing_ok=True)
+    fast, slow = proxy(endpoint, 0.0, logs[0.0]), proxy(endpoint, DELAY_MS, logs[DELAY_MS])
+    counted = {}
+    for name, event in events.items():
+        before = lines(logs[0.0])
+        diagnosis_runs(endpoint, ledger, {name: event}, 1, via=fast)
+        counted[name] = lines(logs[0.0]) - before
+    zero = diagnosis_runs(endpoint, ledger, events, runs, via=fast)
+    delayed = diagnosis_runs(endpoint, ledger, events, runs, via=slow)
+    result = {}
+    for name in events:
+        # Minimums: an SDK retry after a dropped connection only ever adds time.
+        z_first = min(r[0] for r in zero[name])
+        d_first = min(r[0] for r in delayed[name])
+        z_warm = min(r[2] for r in zero[name])
+        d_warm = min(r[2] for r in delayed[name])
+        result[name] = {
+            "requests": counted[name],
+            "first": (d_first - z_first) * 1000 / DELAY_MS,
+            "warm": (d_warm - z_warm) * 1000 / DELAY_MS,
+            "wall_delayed": d_first,
+        }
+    return result
+
+
+def package() -> tuple[int, int, float]:
+    t0 = time.monotonic()
+    sh([str(VENV_BIN / "cargo-lambda"), "lambda", "build", "--release", "--arm64",
+        "--bin", "ddb-export-remediator"])
+    took = time.monotonic() - t0
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    bootstrap = target / "lambda" / "ddb-export-remediator" / "bootstrap"
+    zipped = WORK / "bootstrap.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.write(bootstrap, "bootstrap")
+    return bootstrap.stat().st_size, zipped.stat().st_size, took
+
+
+C7N_POLICY = """policies:
+  - name: dynamodb-exports-failed
+    resource: aws.dynamodb-table
+    filters:
+      - type: export-description
+        key: ExportStatus
+        value: FAILED
+"""
+
+
+def peer(runs: int) -> dict:
+    endpoint = emulator()
+    t0 = time.monotonic()
+    bulk = seed(endpoint, "bulk", "--tables", "10", "--exports", "10000", "--failed", "500")
+    seeded_in = time.monotonic() - t0
+    log = WORK / "bench-peer.requests"
+    log.unlink(missing_ok=True)
+    via = proxy(endpoint, 0.0, log)
+    policy = WORK / "c7n-failed-exports.yml"
+    policy.write_text(C7N_POLICY)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+           "AWS_ENDPOINT_URL": via, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    c7n, ours, steady = [], [], []
+    for i in range(runs):
+        out_dir = WORK / f"c7n-out-{i}"
+        before = lines(log)
+        t = time.monotonic()
+        subprocess.run([str(BENCH_VENV / "bin" / "custodian"), "run", "-s", str(out_dir),
+                        "-r", "us-east-1", str(policy)], cwd=ROOT, env=env, check=True,
+                       capture_output=True)
+        wall = time.monotonic() - t
+        found = 0
+        for res in (out_dir / "dynamodb-exports-failed").glob("resources.json"):
+            for table in json.loads(res.read_text()):
+                found += len(table.get("c7n:ExportDescription", []))
+        c7n.append((wall, lines(log) - before, found))
+
+        ledger = seed(endpoint, "ledger", "--table", f"bench-ledger-{i}")["ledgerTable"]
+        api = RuntimeApi()
+        proc = spawn(RELEASE / "ddb-export-remediator",
+                     function_env(api, via, {"LEDGER_TABLE_NAME": ledger, "MODE": "diagnose"}))
+        schedule = {"version": "0", "id": "bench", "detail-type": "Scheduled Event",
+                    "source": "aws.events", "detail": {}}
+        api.ready.wait(10)
+        before = lines(log)
+        wall, answer = api.invoke(schedule)
+        ours.append((wall, lines(log) - before, len(answer["sweep"]["published"])))
+        before = lines(log)
+        wall, answer = api.invoke(schedule)
+        steady.append((wall, lines(log) - before, len(answer["sweep"]["published"])))
+        kill(proc)
+        api.close()
+    return {"c7n": c7n, "ours": ours, "steady": steady, "seeded_in": seeded_in,
+            "exports": len(bulk.get("failed", [])), "tables": len(bulk.get("tables", []))}
+
+
+def section(path: Path) -> str:
+    """A benchmark file's body without its title."""
+    text = path.read_text() if path.exists() else "(not produced)\n"
+    return "\n".join(l for l in text.splitlines() if not l.startswith("# ")).strip() + "\n"
+
+
+def main() -> int:
+    """`tools/bench.py` runs everything and writes BENCHMARKS.md; `tools/bench.py trips` only
+    prints the round trips (for working on them)."""
+    WORK.mkdir(exist_ok=True)
+    started = time.monotonic()
+    only_trips = sys.argv[1:] == ["trips"]
+    try:
+        sh(["cargo", "build", "--release", "--bin", "ddb-export-remediator",
+            "--example", "hello_floor"])
+        endpoint = emulator()
+        ledger = seed(endpoint, "ledger", "--table", "bench-ledger")["ledgerTable"]
+        events = {}
+        for scenario in ("cross-account-no-owner", "sse-kms-required", "kms-key-policy-denies"):
+            s = seed(endpoint, scenario)
+            events[scenario] = {"exportArn": s["exportArn"], "mode": "diagnose"}
+        trips = round_trips(endpoint, ledger, events, 5)
+        if only_trips:
+            print(json.dumps(trips, indent=2))
+            return 0
+        ours_init = measure_init(RELEASE / "ddb-export-remediator", 20)
+        floor_init = measure_init(RELEASE / "examples" / "hello_floor", 20)
+        first = diagnosis_runs(endpoint, ledger, events, 5)
+        size, zipped, build_secs = package()
+        peer_runs = peer(3)
+        sh(["cargo", "run", "--release", "--example", "bench_diagnosis"], stdout=subprocess.DEVNULL)
+        sh(["cargo", "run", "--release", "--example", "bench_sweep", "--", "1000", "10000"],
+           stdout=subprocess.DEVNULL)
+    finally:
+        stop_all()
+
+    o_lo, o_mid, o_hi = stats(ours_init)
+    f_lo, f_mid, f_hi = stats(floor_init)
+    md = ["# Benchmarks", "",
+          f"Command: `make bench` (tools/bench.py), {time.strftime('%Y-%m-%d')}, "
+          f"{(time.monotonic() - started) / 60:.1f} min in all.",
+          f"Machine: {os.cpu_count()} cores, {platform.machine()}, {platform.system()} "
+          f"{platform.release()}; Python {platform.python_version()}; emulator moto 5.2.5 (patched) "
+          "on 127.0.0.1. Numbers are min / median / max over the runs named. Host-native release "
+          "builds (the arm64 build is only measured for size: this machine cannot run it).", ""]
+    md += ["## 1. Init (SPEC §11: ≤ 30 ms; floor ~14 ms p50 on Lambda)", "",
+           "Process start until the runtime's first `GET /runtime/invocation/next` on a local "
+           "Runtime API, 20 runs each:", "",
+           "| binary | init |", "|---|---|",
+           f"| `ddb-export-remediator` (release) | {fmt(ours_init)} |",
+           f"| `hello_floor` (bare lambda_runtime echo, same profile) | {fmt(floor_init)} |",
+           "", f"Ratio of medians: {o_mid / f_mid:.2f}× the floor "
+           f"(+{(o_mid - f_mid) * 1000:.1f} ms).", ""]
+    md += ["## 2. First invocation, peak memory (SPEC §11: RSS ≤ 40 MB)", "",
+           "A fresh process per run (cold), `MODE=diagnose`, ledger on, against the emulator "
+           "directly; then a second, warm invocation of the same incident. 5 runs per scenario.", "",
+           "| scenario | first invocation | warm invocation | peak RSS after both |",
+           "|---|---|---|---|"]
+    for name, rows in first.items():
+        md.append(f"| {name} | {fmt([r[0] for r in rows])} | {fmt([r[2] for r in rows])} | "
+                  f"{fmt([r[1] / 1024 for r in rows], 'MiB', 1.0)} |")
+    md += ["", "## 3. Dependent round trips of one diagnosis (SPEC §11: ≤ 3)", "",
+           f"Through tools/latency_proxy.py at +0 and +{DELAY_MS:.0f} ms a request (5 runs each, "
+           "minimum wall times): dependent = (wall at +100 − wall at +0) / 100 ms. The invocation "
+           "is the whole function: the ledger reads (beside DescribeExport), the evidence, and "
+           "the report put on the bus at the end (one round of its own).", "",
+           "| scenario | requests made | dependent, cold process | dependent, warm | wall at +100 ms (cold) |",
+           "|---|---|---|---|---|"]
+    for name, r in trips.items():
+        md.append(f"| {name} | {r['requests']} | {r['first']:.1f} | {r['warm']:.1f} | "
+                  f"{r['wall_delayed'] * 1000:.0f} ms |")
+    md += ["", "## 4. Package (SPEC §11: ≤ 4 MB zipped)", "",
+           f"`cargo lambda build --release --arm64`: bootstrap {size / 1e6:.2f} MB, "
+           f"{zipped / 1e6:.2f} MB zipped (deflate -9); the build took {build_secs:.0f} s "
+           "with this machine's target directory as it was.", ""]
+    c7n, ours, steady = peer_runs["c7n"], peer_runs["ours"], peer_runs["steady"]
+    c_wall, o_wall = statistics.median(r[0] for r in c7n), statistics.median(r[0] for r in ours)
+    c_calls, o_calls = statistics.median(r[1] for r in c7n), statistics.median(r[1] for r in ours)
+    md += ["## 5. Side by side with Cloud Custodian (SPEC §11: ≥ 5× fewer calls and wall time)", "",
+           f"One emulator, {peer_runs['tables']} tables, 10,000 exports of which "
+           f"{peer_runs['exports']} FAILED (seeded in {peer_runs['seeded_in']:.0f} s); both through "
+           "the latency proxy at +0 ms, which counts requests. Cloud Custodian 0.9.53 "
+           "(`.venv-bench`), policy `aws.dynamodb-table` + `export-description` "
+           "(`ExportStatus: FAILED`), `custodian run`; ours: the release function's first sweep "
+           "(fresh ledger each run) under a local Runtime API — it lists, describes each new "
+           "failure and publishes one `DynamoDB Export Failed` event for each. 3 runs each.", "",
+           "| tool | wall | requests | failed exports found/published |", "|---|---|---|---|",
+           f"| Cloud Custodian 0.9.53 | {fmt([r[0] for r in c7n], 's', 1.0)} | "
+           f"{', '.join(str(r[1]) for r in c7n)} | {', '.join(str(r[2]) for r in c7n)} |",
+           f"| ddb-export-remediator, first sweep | {fmt([r[0] for r in ours], 's', 1.0, 2)} | "
+           f"{', '.join(str(r[1]) for r in ours)} | {', '.join(str(r[2]) for r in ours)} |",
+           f"| ddb-export-remediator, steady sweep | {fmt([r[0] for r in steady], 's', 1.0, 2)} | "
+           f"{', '.join(str(r[1]) for r in steady)} | {', '.join(str(r[2]) for r in steady)} |",
+           "", f"Ratios of medians (Cloud Custodian / ours, first sweep): {c_calls / o_calls:.1f}× "
+           f"the requests, {c_wall / o_wall:.1f}× the wall time.", ""]
+    md += ["## 6. Sweep scale", "", section(ROOT / "BENCHMARKS-sweep.md"),
+           "## 7. Pure diagnosis throughput (SPEC §11: ≥ 10,000 incidents/s on one core)", "",
+           section(ROOT / "BENCHMARKS-diagnosis.md")]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(md))
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
