@@ -14,7 +14,7 @@ REGION      ?= us-east-1
 EVENT       ?= events/manual-diagnose.json
 ARM_TARGET  := aarch64-unknown-linux-gnu
 
-.PHONY: help tools bench-tools demo test unit integration lint fmt validate build invoke deploy clean ci bench bench-sweep bench-diagnosis
+.PHONY: help tools bench-tools demo test unit integration lint fmt validate build invoke deploy clean ci fuzz bench bench-sweep bench-diagnosis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ $(BENCH_STAMP): tools/requirements-bench.txt
 	@rm -f $(BENCH_VENV)/.tools-* && touch $@
 
 bench-tools: $(BENCH_STAMP) ## install the benchmark's peer (Cloud Custodian, pinned) into .venv-bench
+
+fuzz: ## property-based fuzzing: 5 targets x 250,000 generated cases (events, policies, key-policy merge)
+	FUZZ_CASES=250000 cargo test --release --test fuzz -- --test-threads=2
 
 bench: tools bench-tools ## init, size, memory, round trips, sweep vs Cloud Custodian -> BENCHMARKS.md (~15 min)
 	@rustup target list --installed | grep -qx $(ARM_TARGET) || rustup target add $(ARM_TARGET)

@@ -43,7 +43,9 @@ import argparse
 import json
 import secrets
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.config import Config
@@ -302,17 +304,26 @@ def bulk(endpoint: str, suffix: str, tables: int, exports: int, failed: int) -> 
         {"Key": "moto-export-failure-message", "Value": "Access Denied"},
     ]})
     arns = [make_table(endpoint, f"bulk-{suffix}-{t:03d}") for t in range(tables)]
-    ddb = client(endpoint, "dynamodb")
     failed_every = max(1, exports // failed) if failed else 0
     out = {"tables": arns, "failed": [], "exports": 0}
-    for i in range(exports):
-        bad = failed_every and i % failed_every == 0 and len(out["failed"]) < failed
-        desc = ddb.export_table_to_point_in_time(
-            TableArn=arns[i % tables], S3Bucket=bad_bucket if bad else ok_bucket, S3Prefix="bulk",
+    bad = [bool(failed_every) and i % failed_every == 0 and i // failed_every < failed
+           for i in range(exports)]
+    local = threading.local()
+
+    def start(i: int) -> tuple[bool, str]:
+        if not hasattr(local, "ddb"):
+            local.ddb = client(endpoint, "dynamodb")
+        desc = local.ddb.export_table_to_point_in_time(
+            TableArn=arns[i % tables], S3Bucket=bad_bucket if bad[i] else ok_bucket, S3Prefix="bulk",
         )["ExportDescription"]
-        out["exports"] += 1
-        if bad:
-            out["failed"].append(desc["ExportArn"])
+        return bad[i], desc["ExportArn"]
+
+    # A few client threads: the emulator serves them concurrently.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for is_bad, arn in pool.map(start, range(exports)):
+            out["exports"] += 1
+            if is_bad:
+                out["failed"].append(arn)
     for arn in out["failed"]:
         wait_terminal(endpoint, arn)
     return out

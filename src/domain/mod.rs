@@ -80,12 +80,31 @@ impl App {
     ) -> Result<RemediationResult, Error> {
         match intake::parse(event)? {
             Trigger::Incident(incident) | Trigger::Preflight(incident) => {
+                self.in_my_region(&incident)?;
                 self.remediate(incident).await
             }
             Trigger::ExportStarted(started) => self.export_started(started).await,
             Trigger::Sweep => self.sweep(deadline).await,
             Trigger::Rollback { change_id } => self.rollback(&change_id).await,
         }
+    }
+
+    /// One deployment covers one account and region: an export elsewhere is refused by name.
+    fn in_my_region(&self, incident: &Incident) -> Result<(), Error> {
+        let arn = incident.export_arn.as_ref().or(incident.table_arn.as_ref());
+        let Some(arn) = arn.and_then(|a| crate::arn::Arn::parse("exportArn", a).ok()) else {
+            return Ok(());
+        };
+        if self.region.is_empty() || arn.region == self.region {
+            return Ok(());
+        }
+        Err(Error::UnsupportedEvent(format!(
+            "the export is in {} ({}); this deployment covers {} ({}): deploy the function in that region",
+            arn.region,
+            arn.partition,
+            self.region,
+            crate::arn::partition_of(&self.region)
+        )))
     }
 
     fn effective_mode(&self, requested: Option<Mode>) -> Mode {
@@ -775,6 +794,42 @@ mod tests {
             .unwrap();
         assert!(result.notes[0].contains("loop guard"));
         assert!(result.findings.is_empty() && result.applied.is_empty());
+    }
+
+    /// events/fixtures/bad-input.json: each bad event gets exactly its typed error.
+    #[tokio::test]
+    async fn every_bad_input_gets_its_typed_error() {
+        let corpus: Value =
+            serde_json::from_str(include_str!("../../events/fixtures/bad-input.json")).unwrap();
+        let cases = corpus["cases"].as_array().unwrap();
+        assert!(cases.len() >= 20);
+        let world = world_with_table();
+        let app = app(&world, ledger_config());
+        for case in cases {
+            let mut event = case["event"].clone();
+            if event["rollback"]["changeId"] == "LONG" {
+                event["rollback"]["changeId"] = json!("a".repeat(4096));
+            }
+            let err = match app.handle(&event, None).await {
+                Err(e) => e,
+                Ok(r) => panic!("{}: accepted: {:?}", case["name"], r.notes),
+            };
+            assert_eq!(
+                err.error_type(),
+                case["errorType"],
+                "{}: {err}",
+                case["name"]
+            );
+            let message = case["message"].as_str().unwrap();
+            assert!(
+                err.to_string().contains(message),
+                "{}: {err} lacks {message:?}",
+                case["name"]
+            );
+            assert!(err.to_string().len() < 600, "{}: {err}", case["name"]);
+        }
+        assert!(world.read().unwrap().started.is_empty());
+        assert!(world.read().unwrap().ledger.is_empty());
     }
 
     #[tokio::test]

@@ -3,9 +3,11 @@
 //! free loopback port, and the server exits when this process does.
 
 mod cli;
+mod faults;
 mod helpers;
 mod key_policy;
 mod ledger;
 mod readme;
 mod runtime;
 mod scenarios;
+mod security;

@@ -123,15 +123,56 @@ fn lambda_command(runtime_api: &str) -> Command {
 
 /// Runs the binary on one event and returns what it posted.
 fn run_once(event: Value) -> Answer {
+    run_logged(event, &[]).0
+}
+
+/// Runs the binary on one event with extra environment; returns what it posted and its logs.
+fn run_logged(event: Value, env: &[(&str, &str)]) -> (Answer, String) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind runtime API");
     let addr = listener.local_addr().unwrap().to_string();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || serve(listener, event, tx));
-    let mut child = lambda_command(&addr).spawn().expect("start bootstrap");
+    let mut cmd = lambda_command(&addr);
+    cmd.envs(env.iter().copied()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().expect("start bootstrap");
     let answer = rx.recv_timeout(Duration::from_secs(60));
     let _ = child.kill();
-    let _ = child.wait();
-    answer.expect("the function answered within 60 s")
+    let out = child.wait_with_output().expect("bootstrap output");
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (answer.expect("the function answered within 60 s"), logs)
+}
+
+#[test]
+fn logs_hold_no_policy_documents_table_items_or_credentials() {
+    let seeded = seed("kms-key-policy-denies");
+    let secret = "CANARY-secret-key-7f3a9c";
+    let ((kind, body), logs) = run_logged(
+        json!({"exportArn": seeded["exportArn"], "mode": "diagnose"}),
+        &[
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+        ],
+    );
+    assert_eq!(kind, "response", "{body}");
+    assert!(!logs.is_empty(), "the function logs its result");
+    // The key policy was read (the finding quotes the evaluation, not the document) ...
+    assert_eq!(
+        body["findings"][0]["cause"],
+        "KMS_KEY_POLICY_DENIES_EXPORTER"
+    );
+    for needle in [
+        secret,
+        "KeyAdministrators",
+        "\"Statement\"",
+        "item-0",
+        "AWS4-HMAC-SHA256",
+    ] {
+        assert!(!logs.contains(needle), "logs contain {needle:?}:\n{logs}");
+    }
 }
 
 #[test]
