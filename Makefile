@@ -88,6 +88,6 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 
 clean: ## remove build output, the venv and demo logs
 	cargo clean
-	rm -rf .aws-sam $(VENV) .demo
+	rm -rf .aws-sam $(VENV) $(BENCH_VENV) .demo
 
 ci: test ## what .ci/run runs

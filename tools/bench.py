@@ -41,6 +41,13 @@ BENCH_VENV = ROOT / ".venv-bench"
 DELAY_MS = 100.0
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A killed function process resets its open long poll: nothing to report."""
+
+    def handle_error(self, request, client_address) -> None:
+        pass
+
+
 class RuntimeApi:
     """The Lambda Runtime API of one function process, on a free loopback port."""
 
@@ -92,7 +99,7 @@ class RuntimeApi:
                         api.done[parts[3]] = (time.monotonic(), body, parts[4] == "error")
                         api.answered.notify_all()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.address = f"127.0.0.1:{self.server.server_port}"

@@ -43,7 +43,6 @@ import argparse
 import json
 import secrets
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,13 +53,14 @@ REGION = "us-east-1"
 MEMBER_ROLE_NAME = "DdbExportRemediatorMember"
 
 
-def client(endpoint: str, service: str, creds: dict | None = None):
+def client(endpoint: str, service: str, creds: dict | None = None, attempts: int = 2):
     kwargs = dict(
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        config=Config(s3={"addressing_style": "path"},
+                      retries={"max_attempts": attempts, "mode": "standard"}),
     )
     if creds:
         kwargs.update(
@@ -308,12 +308,13 @@ def bulk(endpoint: str, suffix: str, tables: int, exports: int, failed: int) -> 
     out = {"tables": arns, "failed": [], "exports": 0}
     bad = [bool(failed_every) and i % failed_every == 0 and i // failed_every < failed
            for i in range(exports)]
-    local = threading.local()
+    # One client shared by the threads (clients are thread-safe; creating them is not). The
+    # emulator's own state is not quite thread-safe and answers a rare concurrent start with a
+    # 500: such a start is simply tried again.
+    ddb = client(endpoint, "dynamodb", attempts=8)
 
     def start(i: int) -> tuple[bool, str]:
-        if not hasattr(local, "ddb"):
-            local.ddb = client(endpoint, "dynamodb")
-        desc = local.ddb.export_table_to_point_in_time(
+        desc = ddb.export_table_to_point_in_time(
             TableArn=arns[i % tables], S3Bucket=bad_bucket if bad[i] else ok_bucket, S3Prefix="bulk",
         )["ExportDescription"]
         return bad[i], desc["ExportArn"]

@@ -5,6 +5,7 @@ use crate::ports::{EventPublisher, OutboundEvent, PortResult};
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
+use futures_util::future::join_all;
 
 /// PutEvents takes at most 10 entries a call.
 const BATCH: usize = 10;
@@ -26,9 +27,9 @@ impl EventBus {
 #[async_trait]
 impl EventPublisher for EventBus {
     #[tracing::instrument(skip(self, events), fields(count = events.len(), bus = %self.bus_name))]
+    /// Batches of 10 (PutEvents' limit), sent together; one bool per event, in order.
     async fn publish(&self, events: &[OutboundEvent]) -> PortResult<Vec<bool>> {
-        let mut accepted = Vec::with_capacity(events.len());
-        for chunk in events.chunks(BATCH) {
+        let batches = join_all(events.chunks(BATCH).map(|chunk| async move {
             let entries: Vec<PutEventsRequestEntry> = chunk
                 .iter()
                 .map(|e| {
@@ -50,11 +51,20 @@ impl EventPublisher for EventBus {
                 .map_err(|e| classify("events:PutEvents", e))?;
             let results = out.entries();
             // An entry with an error code (or a missing result) was not accepted.
-            accepted.extend((0..chunk.len()).map(|i| {
-                results
-                    .get(i)
-                    .is_some_and(|r| r.error_code().is_none() && r.event_id().is_some())
-            }));
+            PortResult::Ok(
+                (0..chunk.len())
+                    .map(|i| {
+                        results
+                            .get(i)
+                            .is_some_and(|r| r.error_code().is_none() && r.event_id().is_some())
+                    })
+                    .collect::<Vec<bool>>(),
+            )
+        }))
+        .await;
+        let mut accepted = Vec::with_capacity(events.len());
+        for batch in batches {
+            accepted.extend(batch?);
         }
         Ok(accepted)
     }

@@ -7,11 +7,14 @@
 
 use ddb_export_remediator::domain::report::RemediationResult;
 use ddb_export_remediator::model::Mode;
+use ddb_export_remediator::model::{ExportDescription, ExportRequest, PitrInfo, TableInfo};
 use ddb_export_remediator::policy::{evaluate, parse_case, Decision};
-use ddb_export_remediator::{aws, Config};
+use ddb_export_remediator::ports::{ExportPage, ExportService, PortResult};
+use ddb_export_remediator::{aws, App, Config};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const HELP: &str = "\
 NAME
@@ -22,7 +25,7 @@ SYNOPSIS
     ddb-export-doctor preflight --table-arn ARN --s3-bucket NAME [--s3-bucket-owner ID]
                                 [--s3-prefix P] [--s3-sse-algorithm AES256|KMS]
                                 [--s3-sse-kms-key-id KEY] [--member-role NAME] [--output json|text]
-    ddb-export-doctor sweep [--output json|text]
+    ddb-export-doctor sweep [--progress on|off] [--output json|text]
     ddb-export-doctor explain <CASE.json | -> [--output json|text]
 
 DESCRIPTION
@@ -47,6 +50,9 @@ OPTIONS
         text is the default on a terminal.
     --member-role NAME
         Role to assume in other accounts (bucket or key owners) to read their side.
+    --progress on|off
+        sweep: show the pages and exports listed so far on standard error (default: on when
+        standard error is a terminal).
 
 ENVIRONMENT
     The standard AWS variables and profiles (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL ...);
@@ -157,6 +163,49 @@ fn print_text(d: &Decision) {
 }
 
 /// Parses `--flag value` pairs and positional arguments.
+/// The export service with a running count of what a sweep has listed, on standard error.
+struct Progress {
+    inner: Box<dyn ExportService>,
+    show: bool,
+    pages: AtomicUsize,
+    exports: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ExportService for Progress {
+    async fn describe_export(&self, arn: &str) -> PortResult<Option<ExportDescription>> {
+        self.inner.describe_export(arn).await
+    }
+    async fn start_export(&self, request: &ExportRequest, token: &str) -> PortResult<String> {
+        self.inner.start_export(request, token).await
+    }
+    async fn describe_table(&self, table: &str) -> PortResult<Option<TableInfo>> {
+        self.inner.describe_table(table).await
+    }
+    async fn continuous_backups(&self, table: &str) -> PortResult<Option<PitrInfo>> {
+        self.inner.continuous_backups(table).await
+    }
+    async fn list_exports(
+        &self,
+        table_arn: Option<&str>,
+        next_token: Option<String>,
+    ) -> PortResult<ExportPage> {
+        let page = self.inner.list_exports(table_arn, next_token).await?;
+        let pages = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
+        let listed = self
+            .exports
+            .fetch_add(page.exports.len(), Ordering::Relaxed)
+            + page.exports.len();
+        if self.show {
+            eprint!("\rsweep: {pages} ListExports pages, {listed} exports listed");
+        }
+        Ok(page)
+    }
+    async fn table_names(&self) -> PortResult<Vec<String>> {
+        self.inner.table_names().await
+    }
+}
+
 fn flags(
     args: &[String],
 ) -> Result<(Vec<String>, std::collections::HashMap<String, String>), String> {
@@ -187,6 +236,12 @@ fn pipeline(command: &str, args: &[String]) -> ExitCode {
         Some(other) => return fail(&format!("--output takes json or text, not {other:?}")),
     };
     let member_role = named.remove("member-role");
+    let progress = match named.remove("progress").as_deref() {
+        Some("on") => true,
+        Some("off") => false,
+        None => std::io::stderr().is_terminal(),
+        Some(other) => return fail(&format!("--progress takes on or off, not {other:?}")),
+    };
     let event = match command {
         "diagnose" => match positional.as_slice() {
             [arn] => json!({"exportArn": arn, "mode": "diagnose"}),
@@ -235,7 +290,21 @@ fn pipeline(command: &str, args: &[String]) -> ExitCode {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
-        aws::build_app(config, &sdk).handle(&event, None).await
+        let app = aws::build_app(config, &sdk);
+        let app = App {
+            exports: Box::new(Progress {
+                inner: app.exports,
+                show: progress && command == "sweep",
+                pages: AtomicUsize::new(0),
+                exports: AtomicUsize::new(0),
+            }),
+            ..app
+        };
+        let result = app.handle(&event, None).await;
+        if progress && command == "sweep" {
+            eprintln!();
+        }
+        result
     });
     match result {
         Ok(r) => {

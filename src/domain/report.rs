@@ -113,6 +113,20 @@ pub struct SweepReport {
     pub stopped_at: Option<String>,
 }
 
+impl SweepReport {
+    /// Adds one table's counts and lists to the sweep's.
+    pub fn absorb(&mut self, part: SweepReport) {
+        self.tables += part.tables;
+        self.exports_listed += part.exports_listed;
+        self.list_calls += part.list_calls;
+        self.describe_calls += part.describe_calls;
+        self.ledger_reads += part.ledger_reads;
+        self.failed_exports.extend(part.failed_exports);
+        self.published.extend(part.published);
+        self.errors.extend(part.errors);
+    }
+}
+
 pub fn action_name(action: &Action) -> &'static str {
     match action {
         Action::RetryExport(_) => "RETRY_EXPORT",

@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 pub const EVENT_SOURCE: &str = "ddb-export-remediator";
 /// Stop starting new tables when less than this is left before the function's deadline.
 const SAFETY_MARGIN: Duration = Duration::from_secs(15);
+/// Tables swept concurrently.
+const TABLES_AT_ONCE: usize = 4;
+/// Ledger writes made concurrently.
+const WRITES_AT_ONCE: usize = 25;
 
 pub async fn sweep(
     app: &App,
@@ -48,14 +52,24 @@ pub async fn sweep(
         .and_then(|c| arns.iter().position(|a| a.as_str() >= c))
         .unwrap_or(0);
     report.resumed_from = cursor.clone();
-    for table_arn in &arns[start..] {
+    // A few tables at a time: each table's pages are sequential (NextToken), tables are not.
+    // The cursor names the first table of a group, so a resumed sweep redoes at most a group.
+    for group in arns[start..].chunks(TABLES_AT_ONCE) {
         if deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < SAFETY_MARGIN) {
-            ledger.set_sweep_cursor(Some(table_arn), now).await?;
-            report.stopped_at = Some(table_arn.clone());
+            ledger.set_sweep_cursor(Some(&group[0]), now).await?;
+            report.stopped_at = Some(group[0].clone());
             return Ok(report);
         }
-        sweep_table(app, ledger, table_arn, now, &mut report).await?;
-        report.tables += 1;
+        let parts = join_all(group.iter().map(|table_arn| async move {
+            let mut part = SweepReport::default();
+            sweep_table(app, ledger, table_arn, now, &mut part).await?;
+            Ok::<_, Error>(part)
+        }))
+        .await;
+        for part in parts {
+            report.absorb(part?);
+            report.tables += 1;
+        }
     }
     if cursor.is_some() {
         ledger.set_sweep_cursor(None, now).await?;
@@ -154,18 +168,28 @@ async fn sweep_table(
     }
     if !events.is_empty() {
         let accepted = app.events.publish(&events).await?;
+        let mut done = Vec::new();
         for (event, ok) in events.iter().zip(accepted) {
             let arn = event.resources[0].clone();
             if ok {
-                ledger
-                    .set_sweep_state(&arn, SweepState::Published, now)
-                    .await?;
-                published.insert(arn.clone());
-                report.published.push(arn);
+                done.push(arn);
             } else {
                 report
                     .errors
                     .push(format!("{arn}: PutEvents did not accept the event"));
+            }
+        }
+        for chunk in done.chunks(WRITES_AT_ONCE) {
+            let writes = join_all(
+                chunk
+                    .iter()
+                    .map(|arn| ledger.set_sweep_state(arn, SweepState::Published, now)),
+            )
+            .await;
+            for (arn, w) in chunk.iter().zip(writes) {
+                w?;
+                published.insert(arn.clone());
+                report.published.push(arn.clone());
             }
         }
     }

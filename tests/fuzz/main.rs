@@ -240,16 +240,43 @@ fn intake_answers_mutated_samples_with_a_trigger_or_a_typed_error() {
 
 /// Names an evaluator meets: actions, resources, principals and condition values.
 const NAMES: &[&str] = &[
-    "s3:PutObject", "s3:*", "s3:Put*", "kms:GenerateDataKey", "kms:*", "kms:Decrypt",
-    "dynamodb:ExportTableToPointInTime", "*", "arn:aws:s3:::b/*", "arn:aws:s3:::*",
-    "arn:aws:kms:us-east-1:111122223333:key/*", "arn:aws:iam::111122223333:root",
-    "arn:aws:iam::111122223333:role/DataPipeline", "111122223333", "aws:kms", "AES256",
-    "10.0.0.0/8", "true", "2026-01-01T00:00:00Z", "${aws:username}", "dynamodb.amazonaws.com",
+    "s3:PutObject",
+    "s3:*",
+    "s3:Put*",
+    "kms:GenerateDataKey",
+    "kms:*",
+    "kms:Decrypt",
+    "dynamodb:ExportTableToPointInTime",
+    "*",
+    "arn:aws:s3:::b/*",
+    "arn:aws:s3:::*",
+    "arn:aws:kms:us-east-1:111122223333:key/*",
+    "arn:aws:iam::111122223333:root",
+    "arn:aws:iam::111122223333:role/DataPipeline",
+    "111122223333",
+    "aws:kms",
+    "AES256",
+    "10.0.0.0/8",
+    "true",
+    "2026-01-01T00:00:00Z",
+    "${aws:username}",
+    "dynamodb.amazonaws.com",
 ];
 const OPERATORS: &[&str] = &[
-    "StringEquals", "StringNotEquals", "StringLike", "StringNotLikeIfExists", "ArnLike",
-    "Bool", "Null", "IpAddress", "NotIpAddress", "NumericLessThan", "DateGreaterThan",
-    "ForAnyValue:StringEquals", "ForAllValues:StringLike", "StringEqualsIgnoreCase",
+    "StringEquals",
+    "StringNotEquals",
+    "StringLike",
+    "StringNotLikeIfExists",
+    "ArnLike",
+    "Bool",
+    "Null",
+    "IpAddress",
+    "NotIpAddress",
+    "NumericLessThan",
+    "DateGreaterThan",
+    "ForAnyValue:StringEquals",
+    "ForAllValues:StringLike",
+    "StringEqualsIgnoreCase",
 ];
 
 fn arb_statement() -> impl Strategy<Value = Value> {
@@ -265,15 +292,17 @@ fn arb_statement() -> impl Strategy<Value = Value> {
             prop_oneof![9 => prop::sample::select(OPERATORS), 1 => prop::sample::select(STRINGS)],
             prop::collection::vec(
                 (
-                    prop::sample::select(&[
-                        "aws:SourceIp",
-                        "aws:ViaAWSService",
-                        "aws:CalledVia",
-                        "s3:x-amz-server-side-encryption",
-                        "kms:ViaService",
-                        "aws:PrincipalOrgID",
-                        "aws:CurrentTime",
-                    ][..]),
+                    prop::sample::select(
+                        &[
+                            "aws:SourceIp",
+                            "aws:ViaAWSService",
+                            "aws:CalledVia",
+                            "s3:x-amz-server-side-encryption",
+                            "kms:ViaService",
+                            "aws:PrincipalOrgID",
+                            "aws:CurrentTime",
+                        ][..],
+                    ),
                     names(),
                 ),
                 1..3,
@@ -390,7 +419,11 @@ fn policies_parse_or_fail_typed_and_an_explicit_deny_always_wins() {
         .unwrap();
     // The generator must reach the evaluator, not only the parser's refusals.
     let parsed = parsed.into_inner();
-    assert!(parsed * 10 >= cases(), "only {parsed} of {} cases parsed", cases());
+    assert!(
+        parsed * 10 >= cases(),
+        "only {parsed} of {} cases parsed",
+        cases()
+    );
 }
 
 #[test]
@@ -450,5 +483,8 @@ fn the_key_policy_merge_never_widens_and_never_panics() {
         })
         .unwrap();
     let merged_ok = merged_ok.into_inner();
-    assert!(merged_ok * 20 >= cases(), "only {merged_ok} merges succeeded");
+    assert!(
+        merged_ok * 20 >= cases(),
+        "only {merged_ok} merges succeeded"
+    );
 }

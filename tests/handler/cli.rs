@@ -214,3 +214,20 @@ fn the_doctor_exits_1_for_a_missing_export_and_2_for_bad_usage() {
     let help = doctor_at(&["--help"]);
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("SYNOPSIS"));
 }
+
+#[test]
+fn sweep_shows_its_progress_on_stderr_and_the_result_on_stdout() {
+    let seeded = crate::helpers::seed("cross-account-no-owner");
+    let out = doctor_at(&["sweep", "--progress", "on", "--output", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ListExports pages") && stderr.contains("exports listed"),
+        "{stderr}"
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let failed = result["sweep"]["failedExports"].as_array().unwrap();
+    assert!(failed.contains(&seeded["exportArn"]), "{result:#}");
+    let quiet = doctor_at(&["sweep", "--progress", "off", "--output", "json"]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("ListExports pages"));
+}

@@ -92,7 +92,9 @@ fn no_statement_grants_a_service_wildcard_or_puts_key_policies_unconditionally()
         }
     }
     // kms:PutKeyPolicy lives only inside the KeyPolicyPatch=on condition.
-    let at = text.find("Action: kms:PutKeyPolicy").expect("the patch statement");
+    let at = text
+        .find("Action: kms:PutKeyPolicy")
+        .expect("the patch statement");
     let before = &text[..at];
     let cond = before
         .rfind("- PatchKeyPolicies")
