@@ -97,6 +97,7 @@ fn evidence(cross_account: bool) -> (Incident, Evidence) {
                 },
             ),
             requester_pays: Fact::known("s3:GetBucketRequestPayment", false),
+            restrict_public: Fact::absent("s3:GetPublicAccessBlock"),
         }),
         export_key: cross_account.then(|| KeyFacts {
             key_id: KEY.into(),
@@ -114,6 +115,8 @@ fn evidence(cross_account: bool) -> (Incident, Evidence) {
         }),
         default_key: None,
         caller_policies: None,
+        table_policy: Fact::absent("dynamodb:GetResourcePolicy"),
+        scps: Fact::absent("organizations:ListPoliciesForTarget"),
     };
     let mut incident = Incident::new(IncidentSource::Event);
     incident.export_arn = evidence.export.as_ref().map(|e| e.export_arn.clone());

@@ -61,6 +61,9 @@ impl ExportService for Timed<Box<dyn ExportService>> {
     async fn continuous_backups(&self, t: &str) -> PortResult<Option<PitrInfo>> {
         self.meter.time(self.inner.continuous_backups(t)).await
     }
+    async fn table_policy(&self, t: &str) -> PortResult<Option<String>> {
+        self.meter.time(self.inner.table_policy(t)).await
+    }
     async fn list_exports(&self, t: Option<&str>, n: Option<String>) -> PortResult<ExportPage> {
         self.meter.time(self.inner.list_exports(t, n)).await
     }
@@ -298,14 +301,16 @@ async fn main() {
     for n in sizes {
         rows.extend(run(n).await);
     }
-    let mut md = String::from(
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut md = format!(
         "# Sweep benchmark\n\n\
-         Command: `make bench-sweep` (`cargo run --release --example bench_sweep -- 1000 10000`).\n\
+         Command: `cargo run --release --example bench_sweep -- {}` (`make bench-sweep` runs 1000 10000).\n\
          Each size: a fresh patched moto 5.2.5 on 127.0.0.1, 10 tables (+ the ledger table), 5 FAILED exports;\n\
          the real adapters; every port call counted and timed (\"API time\" sums the calls' durations,\n\
          so concurrent DescribeExport calls can add up to more than the wall time). \"Function CPU\" is\n\
          the CPU time of the benchmark process during the sweep (all threads, from /proc schedstat):\n\
          the function's own work beyond waiting on API calls, SDK request signing and parsing included.\n\n",
+        args.join(" ")
     );
     md.push_str(&format!(
         "Machine: {} cores, {}.\n\n",

@@ -12,7 +12,7 @@ use crate::ports::{
     AccountDirectory, AccountReaders, BucketInspector, BucketPresence, ChangeStatus, Claim,
     CrossAccount, EventPublisher, ExportPage, ExportService, Identity, IdentityPolicies,
     IncidentRecord, IncidentStatus, KeyPolicyChange, KeyPolicyStore, Ledger, Lineage,
-    OutboundEvent, PortResult, PrincipalPolicies, StartRecord, SweepState,
+    OutboundEvent, PortResult, PrincipalPolicies, ScpPath, StartRecord, SweepState,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -33,6 +33,8 @@ pub struct FakeBucket {
     pub policy: Option<String>,
     pub encryption: Option<BucketEncryption>,
     pub requester_pays: bool,
+    /// Block Public Access `RestrictPublicBuckets`; None: no configuration.
+    pub restrict_public: Option<bool>,
 }
 
 impl FakeBucket {
@@ -43,6 +45,7 @@ impl FakeBucket {
             policy: None,
             encryption: None,
             requester_pays: false,
+            restrict_public: None,
         }
     }
 }
@@ -58,9 +61,13 @@ pub struct FakeKey {
 pub struct World {
     pub exports: Vec<ExportDescription>,
     pub tables: HashMap<String, (TableInfo, PitrInfo)>,
+    /// Table ARN -> its resource policy.
+    pub table_policies: HashMap<String, String>,
     pub buckets: HashMap<String, FakeBucket>,
     pub keys: HashMap<String, FakeKey>,
     pub org_accounts: Option<Vec<String>>,
+    /// The SCP path of the table account; None: the organization's policies are not readable.
+    pub scp_path: Option<ScpPath>,
     /// Accounts where the member role can be assumed.
     pub member_roles: Vec<String>,
     pub started: Vec<(ExportRequest, String)>,
@@ -253,6 +260,16 @@ impl ExportService for FakeExports {
             .get(table)
             .map(|t| t.1.clone()))
     }
+    async fn table_policy(&self, table_arn: &str) -> PortResult<Option<String>> {
+        denied(&self.0, "dynamodb:GetResourcePolicy")?;
+        Ok(self
+            .0
+            .read()
+            .unwrap()
+            .table_policies
+            .get(table_arn)
+            .cloned())
+    }
     async fn list_exports(
         &self,
         table_arn: Option<&str>,
@@ -342,6 +359,11 @@ impl BucketInspector for FakeBuckets {
             .bucket("s3:GetBucketRequestPayment", bucket)?
             .requester_pays)
     }
+    async fn restrict_public_buckets(&self, bucket: &str) -> PortResult<Option<bool>> {
+        Ok(self
+            .bucket("s3:GetPublicAccessBlock", bucket)?
+            .restrict_public)
+    }
 }
 
 pub struct FakeKeys {
@@ -423,6 +445,21 @@ impl AccountDirectory for FakeOrg {
                 "AccessDeniedException",
             )
         })
+    }
+    async fn scp_path(&self, _account_id: &str) -> PortResult<Option<ScpPath>> {
+        self.0
+            .read()
+            .unwrap()
+            .scp_path
+            .clone()
+            .map(Some)
+            .ok_or_else(|| {
+                AwsError::new(
+                    "organizations:ListPoliciesForTarget",
+                    AwsErrorKind::AccessDenied,
+                    "AccessDeniedException: fake",
+                )
+            })
     }
 }
 

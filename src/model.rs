@@ -290,6 +290,16 @@ pub enum Cause {
     CallerMissingS3Permission,
     KmsCallerMissingPermission,
     ConsumerCannotDecrypt,
+    TablePolicyDenies,
+    InvalidExportTime,
+    ExportLimitExceeded,
+    ClientTokenConflict,
+    InvalidParameters,
+    SseKmsKeyMismatch,
+    AwsManagedKeyCrossAccount,
+    SseAlgorithmUnsupported,
+    BucketPublicAccessRestricted,
+    TableKeyInaccessible,
     Unclassified,
 }
 
@@ -317,6 +327,16 @@ impl Cause {
             Self::CallerMissingS3Permission => "CALLER_MISSING_S3_PERMISSION",
             Self::KmsCallerMissingPermission => "KMS_CALLER_MISSING_PERMISSION",
             Self::ConsumerCannotDecrypt => "CONSUMER_CANNOT_DECRYPT",
+            Self::TablePolicyDenies => "TABLE_POLICY_DENIES",
+            Self::InvalidExportTime => "INVALID_EXPORT_TIME",
+            Self::ExportLimitExceeded => "EXPORT_LIMIT_EXCEEDED",
+            Self::ClientTokenConflict => "CLIENT_TOKEN_CONFLICT",
+            Self::InvalidParameters => "INVALID_PARAMETERS",
+            Self::SseKmsKeyMismatch => "SSE_KMS_KEY_MISMATCH",
+            Self::AwsManagedKeyCrossAccount => "AWS_MANAGED_KEY_CROSS_ACCOUNT",
+            Self::SseAlgorithmUnsupported => "SSE_ALGORITHM_UNSUPPORTED",
+            Self::BucketPublicAccessRestricted => "BUCKET_PUBLIC_ACCESS_RESTRICTED",
+            Self::TableKeyInaccessible => "TABLE_KEY_INACCESSIBLE",
             Self::Unclassified => "UNCLASSIFIED",
         }
     }

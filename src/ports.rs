@@ -23,6 +23,8 @@ pub trait ExportService: Send + Sync {
         -> PortResult<String>;
     async fn describe_table(&self, table: &str) -> PortResult<Option<TableInfo>>;
     async fn continuous_backups(&self, table: &str) -> PortResult<Option<PitrInfo>>;
+    /// The table's resource policy (GetResourcePolicy); `Ok(None)` when it has none.
+    async fn table_policy(&self, table_arn: &str) -> PortResult<Option<String>>;
     /// One page of ListExports (newest first, at most 25), for one table or the whole account.
     async fn list_exports(
         &self,
@@ -58,6 +60,9 @@ pub trait BucketInspector: Send + Sync {
     async fn bucket_policy(&self, bucket: &str) -> PortResult<Option<String>>;
     async fn default_encryption(&self, bucket: &str) -> PortResult<Option<BucketEncryption>>;
     async fn requester_pays(&self, bucket: &str) -> PortResult<bool>;
+    /// Block Public Access `RestrictPublicBuckets` of the bucket; `Ok(None)` when the bucket
+    /// has no public access block configuration.
+    async fn restrict_public_buckets(&self, bucket: &str) -> PortResult<Option<bool>>;
 }
 
 /// KMS key facts, and the key policy (readable and writable only in the key's account).
@@ -69,10 +74,31 @@ pub trait KeyPolicyStore: Send + Sync {
     async fn put_key_policy(&self, key_arn: &str, policy: &str) -> PortResult<()>;
 }
 
-/// The organization's member accounts, where the credentials may list them.
+/// One level of an account's path in the organization: the account itself, an OU, or the root,
+/// with the service control policies attached there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScpLevel {
+    /// The target id (account id, `ou-…`, `r-…`).
+    pub target: String,
+    pub policies: Vec<NamedPolicy>,
+}
+
+/// The SCPs that restrict an account's principals (SPEC §4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScpPath {
+    /// The management account: SCPs never restrict its principals (`levels` is then empty).
+    pub management_account: bool,
+    /// From the account up to the root.
+    pub levels: Vec<ScpLevel>,
+}
+
+/// The organization: its member accounts, and the SCPs on an account's path, where the
+/// credentials (ORG_ROLE_ARN's role, else the function's own) may read them.
 #[async_trait]
 pub trait AccountDirectory: Send + Sync {
     async fn account_ids(&self) -> PortResult<Vec<String>>;
+    /// `Ok(None)` when the account is in no organization.
+    async fn scp_path(&self, account_id: &str) -> PortResult<Option<ScpPath>>;
 }
 
 /// Readers that act inside another account (through the member role).

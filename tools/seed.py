@@ -19,6 +19,11 @@ Scenarios (each creates its own table and bucket, named with the suffix):
                           (it names the function's own principal): FAILED, the emulator
                           enforcing the key policy
   pitr-disabled           table without point-in-time recovery: the start call fails
+  scp-denies-kms          organization scenario: a member account in an OU whose SCP denies
+                          kms:GenerateDataKey exports its table with SSE-KMS (a key that
+                          delegates to the account): FAILED S3AccessDenied "Access Denied"; the
+                          function runs as that account (credentials in the output) and reads
+                          the SCPs through orgRoleArn in the management account
   bulk                    --tables T --exports N --failed F: N exports spread over T tables,
                           F of them FAILED (bucket tagged with an injected S3AccessDenied)
   capture-events          an SQS queue and a rule that copies every "DynamoDB Export Failed"
@@ -102,8 +107,8 @@ def member_account(endpoint: str, suffix: str) -> tuple[str, dict]:
     return account_id, creds
 
 
-def make_table(endpoint: str, name: str, pitr: bool = True) -> str:
-    ddb = client(endpoint, "dynamodb")
+def make_table(endpoint: str, name: str, pitr: bool = True, creds: dict | None = None) -> str:
+    ddb = client(endpoint, "dynamodb", creds)
     table = ddb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -120,13 +125,14 @@ def make_table(endpoint: str, name: str, pitr: bool = True) -> str:
     return table["TableArn"]
 
 
-def start_export(endpoint: str, **params) -> dict:
-    ddb = client(endpoint, "dynamodb")
+def start_export(endpoint: str, creds: dict | None = None, **params) -> dict:
+    ddb = client(endpoint, "dynamodb", creds)
     return ddb.export_table_to_point_in_time(**params)["ExportDescription"]
 
 
-def wait_terminal(endpoint: str, export_arn: str, timeout: float = 30.0) -> dict:
-    ddb = client(endpoint, "dynamodb")
+def wait_terminal(endpoint: str, export_arn: str, timeout: float = 30.0,
+                  creds: dict | None = None) -> dict:
+    ddb = client(endpoint, "dynamodb", creds)
     deadline = time.time() + timeout
     while True:
         desc = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
@@ -150,6 +156,9 @@ def scenario(endpoint: str, name: str, suffix: str) -> dict:
         except Exception as exc:  # the start call itself is refused
             out["startError"] = getattr(exc, "response", {}).get("Error", {}).get("Code", str(exc))
         return out
+
+    if name == "scp-denies-kms":
+        return scp_denies_kms(endpoint, suffix, out)
 
     table_arn = make_table(endpoint, table_name)
     out["tableArn"] = table_arn
@@ -367,6 +376,51 @@ def ledger_table(endpoint: str, name: str) -> dict:
     )["TableDescription"]
     ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
     return {"ledgerTable": name, "tableArn": desc["TableArn"]}
+
+
+def scp_denies_kms(endpoint: str, suffix: str, out: dict) -> dict:
+    """A member account under an OU whose SCP denies kms:GenerateDataKey, and its failed export."""
+    management = out["tableAccount"]
+    account, creds = member_account(endpoint, suffix)
+    org = client(endpoint, "organizations")
+    root = org.list_roots()["Roots"][0]["Id"]
+    ou = org.create_organizational_unit(ParentId=root, Name=f"data-{suffix}")["OrganizationalUnit"]["Id"]
+    org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=ou)
+    scp = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "NoDataKeys", "Effect": "Deny", "Action": "kms:GenerateDataKey", "Resource": "*"}]}
+    policy = org.create_policy(Name=f"no-data-keys-{suffix}", Description="guardrail",
+                               Type="SERVICE_CONTROL_POLICY", Content=json.dumps(scp))["Policy"]
+    policy_id = policy["PolicySummary"]["Id"]
+    org.attach_policy(PolicyId=policy_id, TargetId=ou)
+    # The role the function reads SCPs as (ORG_ROLE_ARN), in the management account.
+    reader = client(endpoint, "iam").create_role(
+        RoleName=f"OrgReader-{suffix}",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+            "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    # Inside the member account: its table, bucket and key (the key delegates to the account).
+    table_arn = make_table(endpoint, f"orders-{suffix}", creds=creds)
+    bucket = f"exports-{suffix}"
+    client(endpoint, "s3", creds).create_bucket(Bucket=bucket)
+    kms = client(endpoint, "kms", creds)
+    key_arn = kms.create_key(Description="exports", Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Sid": "EnableIam", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+            "Action": "kms:*", "Resource": "*"}]}))["KeyMetadata"]["Arn"]
+    s3 = client(endpoint, "s3", creds)
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
+        {"Key": "moto-export-failure-code", "Value": "S3AccessDenied"},
+        {"Key": "moto-export-failure-message", "Value": "Access Denied"}]})
+    export = start_export(endpoint, creds, TableArn=table_arn, S3Bucket=bucket, S3Prefix="exports",
+                          S3SseAlgorithm="KMS", S3SseKmsKeyId=key_arn)
+    desc = wait_terminal(endpoint, export["ExportArn"], creds=creds)
+    out.update(managementAccount=management, tableAccount=account, tableArn=table_arn,
+               bucket=bucket, keyArn=key_arn, exportArn=export["ExportArn"],
+               exportStatus=desc["ExportStatus"], scpId=policy_id, ou=ou, orgRoleArn=reader,
+               credentials={"accessKeyId": creds["AccessKeyId"],
+                            "secretAccessKey": creds["SecretAccessKey"],
+                            "sessionToken": creds["SessionToken"]})
+    return out
 
 
 def owner_creds(endpoint: str, account: str | None) -> dict | None:

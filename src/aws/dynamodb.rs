@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::describe_continuous_backups::DescribeContinuousBackupsError;
 use aws_sdk_dynamodb::operation::describe_export::DescribeExportError;
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
+use aws_sdk_dynamodb::operation::get_resource_policy::GetResourcePolicyError;
 use aws_sdk_dynamodb::primitives::DateTime;
 use aws_sdk_dynamodb::types::{
     self as t, ExportFormat, ExportType, ExportViewType, IncrementalExportSpecification,
@@ -216,6 +217,29 @@ impl ExportService for DynamoExports {
                 if matches!(
                     e.as_service_error(),
                     Some(DescribeContinuousBackupsError::TableNotFoundException(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify(OP, e)),
+        }
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn table_policy(&self, table_arn: &str) -> PortResult<Option<String>> {
+        const OP: &str = "dynamodb:GetResourcePolicy";
+        match self
+            .client
+            .get_resource_policy()
+            .resource_arn(table_arn)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.policy().map(str::to_string)),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(GetResourcePolicyError::PolicyNotFoundException(_))
                 ) =>
             {
                 Ok(None)

@@ -138,7 +138,13 @@ pub fn build_app(config: crate::Config, sdk: &aws_types::SdkConfig) -> crate::Ap
         exports: Box::new(DynamoExports::new(dynamodb.clone())),
         buckets: Box::new(S3Buckets::new(sts::s3_client(sdk, path_style))),
         keys: Box::new(KmsKeys::new(aws_sdk_kms::Client::new(sdk))),
-        accounts: Box::new(Organizations::new(aws_sdk_organizations::Client::new(sdk))),
+        accounts: Box::new({
+            let org = Organizations::new(aws_sdk_organizations::Client::new(sdk));
+            match &config.org_role_arn {
+                Some(role) => org.with_policy_role(sts(), role.clone()),
+                None => org,
+            }
+        }),
         cross: Box::new(sts()),
         identity: Box::new(sts()),
         iam: Box::new(IamPolicies::new(aws_sdk_iam::Client::new(sdk))),

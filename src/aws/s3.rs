@@ -136,6 +136,26 @@ impl BucketInspector for S3Buckets {
             .map_err(|e| classify("s3:GetBucketRequestPayment", e))?;
         Ok(out.payer() == Some(&Payer::Requester))
     }
+
+    #[tracing::instrument(skip(self))]
+    async fn restrict_public_buckets(&self, bucket: &str) -> PortResult<Option<bool>> {
+        const OP: &str = "s3:GetPublicAccessBlock";
+        match self
+            .client
+            .get_public_access_block()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.public_access_block_configuration()
+                    .and_then(|c| c.restrict_public_buckets())
+                    .unwrap_or(false),
+            )),
+            Err(e) if e.code() == Some("NoSuchPublicAccessBlockConfiguration") => Ok(None),
+            Err(e) => Err(classify(OP, e)),
+        }
+    }
 }
 
 #[cfg(test)]

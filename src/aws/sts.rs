@@ -77,6 +77,18 @@ impl StsCrossAccount {
     }
 }
 
+impl StsCrossAccount {
+    /// The function's SdkConfig with the credentials of `role_arn` (assumed, cached).
+    pub(crate) async fn config_as(&self, role_arn: &str) -> PortResult<SdkConfig> {
+        let creds = self.member_credentials(role_arn).await?;
+        Ok(self
+            .base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(creds))
+            .build())
+    }
+}
+
 /// The S3 client the function uses everywhere (path style for local emulators).
 pub fn s3_client(config: &SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(config)
@@ -90,12 +102,7 @@ impl CrossAccount for StsCrossAccount {
     #[tracing::instrument(skip(self))]
     async fn readers_in(&self, account_id: &str, role_name: &str) -> PortResult<AccountReaders> {
         let role_arn = format!("arn:{}:iam::{account_id}:role/{role_name}", self.partition);
-        let creds = self.member_credentials(&role_arn).await?;
-        let config = self
-            .base
-            .to_builder()
-            .credentials_provider(SharedCredentialsProvider::new(creds))
-            .build();
+        let config = self.config_as(&role_arn).await?;
         Ok(AccountReaders {
             buckets: Box::new(S3Buckets::new(s3_client(&config, self.force_path_style))),
             keys: Box::new(KmsKeys::new(aws_sdk_kms::Client::new(&config))),

@@ -162,7 +162,6 @@ fn print_text(d: &Decision) {
     }
 }
 
-/// Parses `--flag value` pairs and positional arguments.
 /// The export service with a running count of what a sweep has listed, on standard error.
 struct Progress {
     inner: Box<dyn ExportService>,
@@ -185,6 +184,9 @@ impl ExportService for Progress {
     async fn continuous_backups(&self, table: &str) -> PortResult<Option<PitrInfo>> {
         self.inner.continuous_backups(table).await
     }
+    async fn table_policy(&self, table_arn: &str) -> PortResult<Option<String>> {
+        self.inner.table_policy(table_arn).await
+    }
     async fn list_exports(
         &self,
         table_arn: Option<&str>,
@@ -206,6 +208,7 @@ impl ExportService for Progress {
     }
 }
 
+/// Parses `--flag value` pairs and positional arguments.
 fn flags(
     args: &[String],
 ) -> Result<(Vec<String>, std::collections::HashMap<String, String>), String> {

@@ -146,6 +146,13 @@ pub fn resource_side(policy: &Policy, request: &Request) -> Decision {
     evaluate_refs(&[&ALLOW_ALL, policy], request)
 }
 
+/// What the organization's SCPs decide for the request, every other layer assumed to allow.
+pub fn scp_side(scps: &[Policy], request: &Request) -> Decision {
+    let mut all: Vec<&Policy> = vec![&ALLOW_ALL];
+    all.extend(scps);
+    evaluate_refs(&all, request)
+}
+
 /// The parts of an enhanced AccessDenied message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Denial {

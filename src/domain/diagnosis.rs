@@ -71,6 +71,7 @@ pub fn diagnose(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
     let fail = failure(incident, evidence);
     let mut findings = Vec::new();
     findings.extend(table_not_found(&fail, evidence));
+    findings.extend(super::call_causes::call_findings(incident, &fail, evidence));
     findings.extend(pitr_disabled(incident, &fail, evidence));
     if let (Some(request), Some(bucket)) = (&evidence.request, &evidence.bucket) {
         findings.extend(bucket_not_found(&fail, bucket));
@@ -83,6 +84,8 @@ pub fn diagnose(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
         ));
         findings.extend(sse_mismatch(&fail, request, bucket, evidence));
         findings.extend(export_key_unusable(request, bucket, evidence));
+        findings.extend(key_reference(request, bucket, evidence));
+        findings.extend(aws_managed_cross_account(request, bucket, evidence));
     }
     findings.extend(super::policy_causes::policy_findings(
         incident, &fail, evidence,
@@ -439,7 +442,177 @@ fn sse_mismatch(
         });
         return Some(f);
     }
-    None
+    if request.s3_sse_algorithm == Some(SseAlgorithm::Kms) {
+        let pinned = rules
+            .pinned_keys()
+            .into_iter()
+            .find(|k| k.contains(":key/") && rules.denials(&SseHeaders::kms(Some(k))).is_empty());
+        if let Some(key) = pinned {
+            let used = request.s3_sse_kms_key_id.as_deref().unwrap_or("no key id");
+            let mut f = finding(
+                Cause::SseKmsKeyMismatch,
+                confidence,
+                format!(
+                    "The bucket policy of {} requires the KMS key {key}, but the export used {used}.",
+                    bucket.name
+                ),
+                items,
+                format!("Export again with --s3-sse-algorithm KMS --s3-sse-kms-key-id {key}."),
+            );
+            f.correction = Some(Correction {
+                s3_sse_algorithm: Some(SseAlgorithm::Kms),
+                s3_sse_kms_key_id: Some(key),
+                ..Correction::default()
+            });
+            return Some(f);
+        }
+    }
+    let required = rules.unsendable_requirement()?;
+    Some(finding(
+        Cause::SseAlgorithmUnsupported,
+        Confidence::Confirmed,
+        format!(
+            "The bucket policy of {} requires {required}, which an export cannot send (only AES256 or KMS).",
+            bucket.name
+        ),
+        items,
+        "Ask the bucket owner for an exception that admits SSE-KMS or SSE-S3 writes under the export prefix, or export to another bucket.".into(),
+    ))
+}
+
+/// A KMS export whose key is given by alias or bare id to a bucket of another account, where
+/// only the full key ARN names the key unambiguously (SPEC §5).
+fn key_reference(
+    request: &ExportRequest,
+    bucket: &BucketFacts,
+    evidence: &Evidence,
+) -> Option<Finding> {
+    if request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
+        return None;
+    }
+    let given = request.s3_sse_kms_key_id.as_deref()?;
+    let info = evidence.export_key.as_ref().and_then(|k| k.info.get());
+    // The AWS managed key is its own cause: no ARN makes it usable across accounts.
+    if given.contains(":key/")
+        || given.ends_with("alias/aws/s3")
+        || info.is_some_and(|i| i.manager == "AWS")
+    {
+        return None;
+    }
+    let confidence = match (bucket.owner.get(), bucket.in_table_account.get()) {
+        (Some(o), _) if o != &evidence.table_account => Confidence::Confirmed,
+        (None, Some(false)) => Confidence::Likely,
+        _ => return None,
+    };
+    let resolved = info.map(|i| i.arn.clone());
+    let mut items = vec![ev(
+        format!(
+            "--s3-sse-kms-key-id is {given:?}, not a key ARN, and the bucket is in another account"
+        ),
+        "event",
+    )];
+    let mut f = match &resolved {
+        Some(arn) => {
+            items.push(ev(format!("{given} is {arn} in the table account"), "kms:DescribeKey"));
+            finding(
+                Cause::SseKmsKeyMismatch,
+                confidence,
+                format!("The export named its KMS key by {given:?}; for a bucket in another account only the full key ARN names the key."),
+                items,
+                format!("Export again with --s3-sse-kms-key-id {arn}."),
+            )
+        }
+        None => finding(
+            Cause::SseKmsKeyMismatch,
+            confidence,
+            format!("The export named its KMS key by {given:?}; for a bucket in another account only the full key ARN names the key."),
+            items,
+            "Export again with --s3-sse-kms-key-id <full key ARN> (aws kms describe-key --key-id gives it).".into(),
+        ),
+    };
+    f.correction = resolved.map(|arn| Correction {
+        s3_sse_algorithm: Some(SseAlgorithm::Kms),
+        s3_sse_kms_key_id: Some(arn),
+        ..Correction::default()
+    });
+    Some(f)
+}
+
+/// A KMS export with the AWS managed key `aws/s3` to another account's bucket: its key policy
+/// cannot be changed, so the bucket owner's principals can never use it.
+fn aws_managed_cross_account(
+    request: &ExportRequest,
+    bucket: &BucketFacts,
+    evidence: &Evidence,
+) -> Option<Finding> {
+    if request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
+        return None;
+    }
+    let cross = match (bucket.owner.get(), bucket.in_table_account.get()) {
+        (Some(o), _) => o != &evidence.table_account,
+        (None, Some(false)) => true,
+        _ => false,
+    };
+    if !cross {
+        return None;
+    }
+    let info = evidence.export_key.as_ref().and_then(|k| k.info.get());
+    let named_aws = request
+        .s3_sse_kms_key_id
+        .as_deref()
+        .is_some_and(|k| k.ends_with("alias/aws/s3"));
+    let managed = named_aws || info.is_some_and(|i| i.manager == "AWS");
+    let mut items = Vec::new();
+    let mut confidence = if bucket.owner.get().is_some() {
+        Confidence::Confirmed
+    } else {
+        Confidence::Likely
+    };
+    match (&request.s3_sse_kms_key_id, managed) {
+        (Some(k), true) => items.push(ev(
+            format!("{k} is the AWS managed key aws/s3"),
+            if named_aws {
+                "event"
+            } else {
+                "kms:DescribeKey"
+            },
+        )),
+        // No key id: S3 encrypts with the AWS managed key.
+        (None, _) => {
+            items.push(ev(
+                "KMS without --s3-sse-kms-key-id uses the AWS managed key aws/s3",
+                "event",
+            ));
+            confidence = Confidence::Likely;
+        }
+        _ => return None,
+    }
+    let aes_allowed = match &bucket.policy.value {
+        crate::model::FactValue::Absent => true,
+        crate::model::FactValue::Known(p) => {
+            SseRules::from_policy(p, &started_object_arn(request, evidence))
+                .is_ok_and(|r| r.denials(&SseHeaders::aes256()).is_empty())
+        }
+        crate::model::FactValue::Unknown(_) => false,
+    };
+    let mut f = finding(
+        Cause::AwsManagedKeyCrossAccount,
+        confidence,
+        format!("The export to {} (another account) uses the AWS managed key aws/s3, whose key policy no one can change to admit that account.", bucket.name),
+        items,
+        if aes_allowed {
+            "Export again with --s3-sse-algorithm AES256 (the bucket policy allows it), or with a customer managed key whose policy admits the bucket owner.".into()
+        } else {
+            "Export with --s3-sse-algorithm KMS and a customer managed key (full ARN) whose key policy admits the bucket owner; the bucket policy does not allow AES256 (or could not be read).".into()
+        },
+    );
+    if aes_allowed {
+        f.correction = Some(Correction {
+            s3_sse_algorithm: Some(SseAlgorithm::Aes256),
+            ..Correction::default()
+        });
+    }
+    Some(f)
 }
 
 /// The key a KMS retry would use, and whether it is fit to use.
@@ -690,10 +863,13 @@ mod tests {
                 policy: Fact::absent("s3:GetBucketPolicy"),
                 encryption: Fact::absent("s3:GetBucketEncryption"),
                 requester_pays: Fact::known("s3:GetBucketRequestPayment", false),
+                restrict_public: Fact::absent("s3:GetPublicAccessBlock"),
             }),
             export_key: None,
             default_key: None,
             caller_policies: None,
+            table_policy: Fact::absent("dynamodb:GetResourcePolicy"),
+            scps: Fact::absent("organizations:ListPoliciesForTarget"),
         }
     }
 
@@ -1397,5 +1573,315 @@ mod tests {
             f[0].remedy.statement.as_ref().unwrap()["Action"],
             json!(["kms:GenerateDataKey", "kms:Decrypt"])
         );
+    }
+
+    fn kms_key_id(e: &mut Evidence, key_id: &str) {
+        for r in [
+            e.request.as_mut().unwrap(),
+            &mut e.export.as_mut().unwrap().request,
+        ] {
+            r.s3_sse_algorithm = Some(SseAlgorithm::Kms);
+            r.s3_sse_kms_key_id = Some(key_id.into());
+        }
+    }
+
+    fn key_condition(key: &str) -> serde_json::Value {
+        json!({"Sid": "RequireOurKey", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+               "Resource": format!("arn:aws:s3:::{BUCKET}/*"),
+               "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key}}})
+    }
+
+    #[test]
+    fn a_kms_export_with_another_key_than_the_policy_pins_is_a_key_mismatch() {
+        let other = "arn:aws:kms:us-east-1:111122223333:key/0000aaaa-00aa-00aa-00aa-000000000000";
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        kms_key_id(&mut e, other);
+        bucket(&mut e).policy = policy(json!([key_condition(KEY_ARN)]));
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::SseKmsKeyMismatch, Confidence::Confirmed)]
+        );
+        let c = f[0].correction.as_ref().unwrap();
+        assert_eq!(c.s3_sse_kms_key_id.as_deref(), Some(KEY_ARN));
+        assert!(f[0].remedy.command.as_deref().unwrap().contains(KEY_ARN));
+        // The pinned key itself passes.
+        kms_key_id(&mut e, KEY_ARN);
+        assert!(!causes(&diagnose(&incident(), &e))
+            .iter()
+            .any(|(c, _)| *c == Cause::SseKmsKeyMismatch));
+    }
+
+    #[test]
+    fn an_alias_to_another_accounts_bucket_is_a_key_mismatch_fixed_with_the_full_arn() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        cross_account(&mut e);
+        bucket(&mut e).policy = policy(json!([crate::fakes::grant_statement(BUCKET)]));
+        kms_key_id(&mut e, "alias/exports");
+        let mut k = key("Enabled");
+        k.key_id = "alias/exports".into();
+        e.export_key = Some(k);
+        let f = diagnose(&incident(), &e);
+        let m = f
+            .iter()
+            .find(|f| f.cause == Cause::SseKmsKeyMismatch)
+            .expect("key mismatch");
+        assert_eq!(m.confidence, Confidence::Confirmed);
+        assert_eq!(
+            m.correction.as_ref().unwrap().s3_sse_kms_key_id.as_deref(),
+            Some(KEY_ARN)
+        );
+        // The same alias to a bucket of the table's own account is fine.
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        kms_key_id(&mut e, "alias/exports");
+        assert!(!causes(&diagnose(&incident(), &e))
+            .iter()
+            .any(|(c, _)| *c == Cause::SseKmsKeyMismatch));
+    }
+
+    #[test]
+    fn the_aws_managed_key_to_another_account_is_fixed_with_aes256_when_the_policy_allows() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        cross_account(&mut e);
+        bucket(&mut e).policy = policy(json!([crate::fakes::grant_statement(BUCKET)]));
+        kms_key_id(&mut e, "alias/aws/s3");
+        let f = diagnose(&incident(), &e);
+        let m = f
+            .iter()
+            .find(|f| f.cause == Cause::AwsManagedKeyCrossAccount)
+            .expect("aws managed");
+        assert_eq!(m.confidence, Confidence::Confirmed);
+        assert_eq!(
+            m.correction.as_ref().unwrap().s3_sse_algorithm,
+            Some(SseAlgorithm::Aes256)
+        );
+        assert!(!f.iter().any(|f| f.cause == Cause::SseKmsKeyMismatch));
+        // A policy that requires KMS leaves only the recommendation.
+        bucket(&mut e).policy = policy(json!([
+            crate::fakes::grant_statement(BUCKET),
+            deny_unless("aws:kms")
+        ]));
+        let f = diagnose(&incident(), &e);
+        let m = f
+            .iter()
+            .find(|f| f.cause == Cause::AwsManagedKeyCrossAccount)
+            .unwrap();
+        assert!(m.correction.is_none());
+        // Same account: aws/s3 is fine.
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        kms_key_id(&mut e, "alias/aws/s3");
+        assert!(!causes(&diagnose(&incident(), &e))
+            .iter()
+            .any(|(c, _)| *c == Cause::AwsManagedKeyCrossAccount));
+    }
+
+    #[test]
+    fn a_policy_requiring_dsse_is_an_unsupported_algorithm_and_one_requiring_kms_is_not() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        bucket(&mut e).policy = policy(json!([deny_unless("aws:kms:dsse")]));
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::SseAlgorithmUnsupported, Confidence::Confirmed)]
+        );
+        assert!(f[0].summary.contains("DSSE-KMS"), "{}", f[0].summary);
+        assert!(f[0].correction.is_none());
+        bucket(&mut e).policy = policy(json!([deny_unless("aws:kms")]));
+        assert!(!causes(&diagnose(&incident(), &e))
+            .iter()
+            .any(|(c, _)| *c == Cause::SseAlgorithmUnsupported));
+    }
+
+    #[test]
+    fn a_policy_requiring_sse_c_is_an_unsupported_algorithm() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        bucket(&mut e).policy = policy(
+            json!([{"Sid": "RequireSseC", "Effect": "Deny", "Principal": "*",
+            "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{BUCKET}/*"),
+            "Condition": {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "true"}}}]),
+        );
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::SseAlgorithmUnsupported, Confidence::Confirmed)]
+        );
+        assert!(f[0].summary.contains("SSE-C"));
+    }
+
+    fn public_write() -> serde_json::Value {
+        json!({"Sid": "PublicDrop", "Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
+               "Resource": format!("arn:aws:s3:::{BUCKET}/*")})
+    }
+
+    #[test]
+    fn a_public_grant_under_restrict_public_buckets_refuses_another_account() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        cross_account(&mut e);
+        bucket(&mut e).policy = policy(json!([public_write()]));
+        bucket(&mut e).restrict_public = Fact::known("s3:GetPublicAccessBlock", true);
+        let f = diagnose(&incident(), &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::BucketPublicAccessRestricted, Confidence::Confirmed)]
+        );
+        assert!(f[0].remedy.statement.is_some());
+        // Without RestrictPublicBuckets the public grant admits the writer: nothing to report.
+        bucket(&mut e).restrict_public = Fact::known("s3:GetPublicAccessBlock", false);
+        assert!(causes(&diagnose(&incident(), &e))
+            .iter()
+            .all(|(c, _)| *c != Cause::BucketPublicAccessRestricted
+                && *c != Cause::BucketPolicyMissingGrant));
+        // A grant naming the account is not public: RestrictPublicBuckets does not matter.
+        bucket(&mut e).restrict_public = Fact::known("s3:GetPublicAccessBlock", true);
+        bucket(&mut e).policy = policy(json!([crate::fakes::grant_statement(BUCKET)]));
+        assert!(!causes(&diagnose(&incident(), &e))
+            .iter()
+            .any(|(c, _)| *c == Cause::BucketPublicAccessRestricted));
+    }
+
+    fn refused_call(table_policy: serde_json::Value) -> (Incident, Evidence) {
+        let mut e = evidence("AccessDeniedException", "");
+        e.export = None;
+        e.table_policy = Fact::known(
+            "dynamodb:GetResourcePolicy",
+            json!({"Version": "2012-10-17", "Statement": table_policy}).to_string(),
+        );
+        let mut i = Incident::new(IncidentSource::Cloudtrail);
+        i.failure_code = Some("AccessDeniedException".into());
+        i.failure_message = Some("User: arn:aws:iam::111122223333:role/DdbExportRole is not authorized to perform: dynamodb:ExportTableToPointInTime".into());
+        i.caller = Some("arn:aws:iam::111122223333:role/DdbExportRole".into());
+        (i, e)
+    }
+
+    #[test]
+    fn a_table_policy_that_denies_the_export_is_confirmed_and_one_that_allows_is_not() {
+        let (i, e) = refused_call(
+            json!([{"Sid": "NoExports", "Effect": "Deny", "Principal": "*",
+            "Action": "dynamodb:ExportTableToPointInTime", "Resource": TABLE_ARN}]),
+        );
+        let f = diagnose(&i, &e);
+        assert_eq!(f[0].cause, Cause::TablePolicyDenies);
+        assert_eq!(f[0].confidence, Confidence::Confirmed);
+        assert!(
+            f[0].summary.contains("table-policy/NoExports"),
+            "{}",
+            f[0].summary
+        );
+        let (i, e) = refused_call(json!([{"Sid": "ReadersOnly", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111122223333:role/Reader"}, "Action": "dynamodb:GetItem", "Resource": TABLE_ARN}]));
+        assert!(!causes(&diagnose(&i, &e))
+            .iter()
+            .any(|(c, _)| *c == Cause::TablePolicyDenies));
+    }
+
+    fn scp_path(
+        management: bool,
+        ou_policies: Vec<serde_json::Value>,
+    ) -> Fact<crate::ports::ScpPath> {
+        use crate::ports::{NamedPolicy, ScpLevel, ScpPath};
+        let full = || {
+            NamedPolicy {
+            name: "FullAWSAccess (p-FullAWSAccess)".into(),
+            document: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}).to_string(),
+        }
+        };
+        let mut ou = vec![full()];
+        ou.extend(
+            ou_policies
+                .into_iter()
+                .enumerate()
+                .map(|(i, st)| NamedPolicy {
+                    name: format!("Guardrail{i} (p-{i})"),
+                    document: json!({"Version": "2012-10-17", "Statement": [st]}).to_string(),
+                }),
+        );
+        Fact::known(
+            "organizations:ListPoliciesForTarget",
+            ScpPath {
+                management_account: management,
+                levels: vec![
+                    ScpLevel {
+                        target: TABLE_ACCOUNT.into(),
+                        policies: vec![full()],
+                    },
+                    ScpLevel {
+                        target: "ou-ab12-34cd56ef".into(),
+                        policies: ou,
+                    },
+                    ScpLevel {
+                        target: "r-ab12".into(),
+                        policies: vec![full()],
+                    },
+                ],
+            },
+        )
+    }
+
+    fn deny_kms_scp() -> serde_json::Value {
+        json!({"Sid": "NoKmsDataKeys", "Effect": "Deny", "Action": "kms:GenerateDataKey", "Resource": "*"})
+    }
+
+    fn delegating_key_policy() -> serde_json::Value {
+        json!([{"Sid": "EnableIam", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                "Action": "kms:*", "Resource": "*"}])
+    }
+
+    #[test]
+    fn an_scp_that_denies_generate_data_key_is_confirmed_from_the_organization_policies() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        kms_export(&mut e, delegating_key_policy());
+        e.scps = scp_path(false, vec![deny_kms_scp()]);
+        let f = diagnose(&incident(), &e);
+        let scp = f
+            .iter()
+            .find(|f| f.cause == Cause::ScpDeniesS3OrKms)
+            .expect("SCP finding");
+        assert_eq!(scp.confidence, Confidence::Confirmed);
+        assert!(
+            scp.summary.contains("kms:GenerateDataKey"),
+            "{}",
+            scp.summary
+        );
+        assert!(
+            scp.summary.contains("Guardrail0 (p-0)/NoKmsDataKeys"),
+            "{}",
+            scp.summary
+        );
+        assert!(!f.iter().any(|f| f.cause == Cause::Unclassified));
+    }
+
+    #[test]
+    fn scps_do_not_restrict_the_management_account_nor_allow_nothing_when_they_allow() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        kms_export(&mut e, delegating_key_policy());
+        e.scps = scp_path(true, vec![deny_kms_scp()]);
+        assert!(!causes(&diagnose(&incident(), &e))
+            .iter()
+            .any(|(c, _)| *c == Cause::ScpDeniesS3OrKms));
+        e.scps = scp_path(false, vec![]);
+        assert!(!causes(&diagnose(&incident(), &e))
+            .iter()
+            .any(|(c, _)| *c == Cause::ScpDeniesS3OrKms));
+    }
+
+    #[test]
+    fn a_level_without_an_allowing_scp_denies_the_refused_export_call() {
+        let (i, mut e) = refused_call(json!([]));
+        e.table_policy = Fact::absent("dynamodb:GetResourcePolicy");
+        // The OU's only SCP allows S3 alone: DynamoDB is implicitly denied at that level.
+        let mut path = scp_path(false, vec![]);
+        if let crate::model::FactValue::Known(p) = &mut path.value {
+            p.levels[1].policies = vec![crate::ports::NamedPolicy {
+                name: "S3Only (p-s3)".into(),
+                document: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}).to_string(),
+            }];
+        }
+        e.scps = path;
+        let f = diagnose(&i, &e);
+        let scp = f
+            .iter()
+            .find(|f| f.cause == Cause::ScpDeniesExport)
+            .expect("SCP export finding");
+        assert_eq!(scp.confidence, Confidence::Confirmed);
     }
 }

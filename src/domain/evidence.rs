@@ -9,6 +9,7 @@ use crate::model::{
 };
 use crate::ports::{
     AccountReaders, BucketInspector, BucketPresence, KeyPolicyStore, PortResult, PrincipalPolicies,
+    ScpPath,
 };
 use futures_util::future::join_all;
 
@@ -29,6 +30,10 @@ pub struct Evidence {
     /// The exporter's role and its identity policies and boundary, when the role is known and
     /// in this account.
     pub caller_policies: Option<(String, Fact<PrincipalPolicies>)>,
+    /// The table's resource policy.
+    pub table_policy: Fact<String>,
+    /// The SCPs on the table account's path (Absent: the account is in no organization).
+    pub scps: Fact<ScpPath>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +48,8 @@ pub struct BucketFacts {
     pub policy: Fact<String>,
     pub encryption: Fact<BucketEncryption>,
     pub requester_pays: Fact<bool>,
+    /// Block Public Access `RestrictPublicBuckets` (Absent: no configuration on the bucket).
+    pub restrict_public: Fact<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +116,7 @@ pub async fn gather_from(
         match &table_arn {
             Some(arn) => {
                 let name = arn.table_name().unwrap_or_default();
+                let full = arn.to_string();
                 tokio::join!(
                     async {
                         fact(
@@ -121,6 +129,12 @@ pub async fn gather_from(
                             "dynamodb:DescribeContinuousBackups",
                             app.exports.continuous_backups(name).await,
                         )
+                    },
+                    async {
+                        fact(
+                            "dynamodb:GetResourcePolicy",
+                            app.exports.table_policy(&full).await,
+                        )
                     }
                 )
             }
@@ -130,6 +144,7 @@ pub async fn gather_from(
                     "dynamodb:DescribeContinuousBackups",
                     "no table ARN in the incident",
                 ),
+                Fact::unknown("dynamodb:GetResourcePolicy", "no table ARN in the incident"),
             ),
         }
     };
@@ -169,8 +184,23 @@ pub async fn gather_from(
             None => None,
         }
     };
-    let ((table, pitr), bucket, caller_policies, export_key) =
-        tokio::join!(table_facts, bucket_facts, caller_facts, export_key_facts);
+    // SCPs restrict the exporter's account: the table's.
+    let scp_facts = async {
+        if table_account.is_empty() {
+            return Fact::unknown("organizations:ListPoliciesForTarget", "no table account");
+        }
+        fact(
+            "organizations:ListPoliciesForTarget",
+            app.accounts.scp_path(&table_account).await,
+        )
+    };
+    let ((table, pitr, table_policy), bucket, caller_policies, export_key, scps) = tokio::join!(
+        table_facts,
+        bucket_facts,
+        caller_facts,
+        export_key_facts,
+        scp_facts
+    );
     let (bucket, owner_readers) = match bucket {
         Some((facts, readers)) => (Some(facts), readers),
         None => (None, None),
@@ -203,6 +233,8 @@ pub async fn gather_from(
         export_key,
         default_key,
         caller_policies,
+        table_policy,
+        scps,
     })
 }
 
@@ -276,14 +308,15 @@ async fn bucket_facts(
             owner
         }
     };
-    let (policy, encryption, requester_pays) = if missing {
+    let (policy, encryption, requester_pays, restrict_public) = if missing {
         (
             Fact::absent("s3:GetBucketPolicy"),
             Fact::absent("s3:GetBucketEncryption"),
             Fact::absent("s3:GetBucketRequestPayment"),
+            Fact::absent("s3:GetPublicAccessBlock"),
         )
     } else {
-        let (p, e, rp) = match (reads, &owner_readers) {
+        let (p, e, rp, pab) = match (reads, &owner_readers) {
             (Some(r), _) => r,
             (None, Some(r)) => read_settings(r.buckets.as_ref(), name).await,
             (None, None) => read_settings(own, name).await,
@@ -292,6 +325,7 @@ async fn bucket_facts(
             fact("s3:GetBucketPolicy", p),
             fact("s3:GetBucketEncryption", e),
             fact_value("s3:GetBucketRequestPayment", rp),
+            fact("s3:GetPublicAccessBlock", pab),
         )
     };
     let facts = BucketFacts {
@@ -303,22 +337,26 @@ async fn bucket_facts(
         policy,
         encryption,
         requester_pays,
+        restrict_public,
     };
     (facts, owner_readers)
 }
 
-/// A bucket's policy, default encryption and request payment, as one account sees them.
+/// A bucket's policy, default encryption, request payment and public access block, as one
+/// account sees them.
 type Settings = (
     PortResult<Option<String>>,
     PortResult<Option<BucketEncryption>>,
     PortResult<bool>,
+    PortResult<Option<bool>>,
 );
 
 async fn read_settings(readers: &dyn BucketInspector, name: &str) -> Settings {
     tokio::join!(
         readers.bucket_policy(name),
         readers.default_encryption(name),
-        readers.requester_pays(name)
+        readers.requester_pays(name),
+        readers.restrict_public_buckets(name)
     )
 }
 
@@ -485,6 +523,17 @@ impl Evidence {
         push(&mut out, "point-in-time recovery", &self.pitr, |p| {
             if p.enabled { "enabled" } else { "disabled" }.to_string()
         });
+        push(&mut out, "table resource policy", &self.table_policy, |p| {
+            format!("present, {} bytes", p.len())
+        });
+        push(&mut out, "service control policies", &self.scps, |p| {
+            if p.management_account {
+                "the management account: SCPs do not apply".to_string()
+            } else {
+                let n: usize = p.levels.iter().map(|l| l.policies.len()).sum();
+                format!("{n} on {} levels", p.levels.len())
+            }
+        });
         if let Some(b) = &self.bucket {
             push(&mut out, "bucket presence", &b.presence, |p| {
                 format!("{p:?}")
@@ -508,6 +557,12 @@ impl Evidence {
             push(&mut out, "bucket requester pays", &b.requester_pays, |v| {
                 v.to_string()
             });
+            push(
+                &mut out,
+                "bucket RestrictPublicBuckets",
+                &b.restrict_public,
+                |v| v.to_string(),
+            );
         }
         for k in [&self.export_key, &self.default_key].into_iter().flatten() {
             push(&mut out, &format!("key {}", k.key_id), &k.info, |i| {

@@ -2,6 +2,7 @@
 //! No SDK or Lambda types here: the domain talks to AWS only through `ports`.
 
 pub mod access;
+mod call_causes;
 pub mod command;
 pub mod diagnosis;
 pub mod evidence;

@@ -543,6 +543,8 @@ mod tests {
             export_key: None,
             default_key: None,
             caller_policies: None,
+            table_policy: Fact::absent("dynamodb:GetResourcePolicy"),
+            scps: Fact::absent("organizations:ListPoliciesForTarget"),
         }
     }
 

@@ -2,7 +2,8 @@
 //! by the enhanced AccessDenied message where the policies behind it cannot be read here.
 
 use super::access::{
-    agree, candidate_principals, denied, kms_generate, parse_denial, resource_side, s3_put, Denial,
+    agree, candidate_principals, denied, kms_generate, parse_denial, resource_side, s3_put,
+    scp_side, Denial,
 };
 use super::diagnosis::{ev, finding, started_object_arn, Failure};
 use super::evidence::{BucketFacts, Evidence};
@@ -12,9 +13,10 @@ use crate::model::{Cause, Confidence, ExportRequest, FactValue, Finding, Inciden
 use crate::policy::{Context, DecisionKind, Effect, Policy, PolicyKind, Request};
 use serde_json::json;
 
-const SSE_KEYS: [&str; 2] = [
+const SSE_KEYS: [&str; 3] = [
     "s3:x-amz-server-side-encryption",
     "s3:x-amz-server-side-encryption-aws-kms-key-id",
+    "s3:x-amz-server-side-encryption-customer-algorithm",
 ];
 const PERIMETER_KEYS: [&str; 3] = ["aws:sourceip", "aws:sourcevpce", "aws:sourcevpc"];
 
@@ -25,6 +27,8 @@ struct Ctx<'a> {
     region: String,
     principals: Vec<String>,
     object_arn: String,
+    /// The export key's policy, parsed once for every cause that reads it.
+    key_policy: Option<Policy>,
 }
 
 /// The exporter: the incident's caller (CloudTrail or the ledger), else a role or user the
@@ -61,12 +65,19 @@ pub(super) fn policy_findings(
             &evidence.table_account,
         ),
         object_arn: started_object_arn(request, evidence),
+        key_policy: evidence
+            .export_key
+            .as_ref()
+            .and_then(|k| k.policy.get())
+            .and_then(|text| Policy::parse_text(PolicyKind::Key, "key-policy", text).ok()),
     };
     let mut out = Vec::new();
     if let Some(bucket) = &evidence.bucket {
         out.extend(bucket_policy(&cx, fail, bucket));
     }
     out.extend(key_policy(&cx, caller.as_deref()));
+    out.extend(table_policy(&cx, fail, caller.as_deref()));
+    out.extend(scp_findings(&cx, fail));
     out.extend(identity_side(&cx, fail));
     if out.is_empty() {
         out.extend(from_message(fail));
@@ -175,6 +186,12 @@ fn bucket_policy(cx: &Ctx, fail: &Failure, bucket: &BucketFacts) -> Vec<Finding>
             }
         }
     }
+    if let (true, Some(pol), Some(owner)) = (cross_account, &policy, owner) {
+        if let Some(f) = public_access_restricted(cx, bucket, pol, owner) {
+            out.push(f);
+            return out;
+        }
+    }
     if cross_account && !out.iter().any(|f| f.cause == Cause::BucketPolicyDenies) {
         // Does any statement grant? Judged on the Allow statements alone: a deny (an SSE rule,
         // say) is its own finding and must not read as a missing grant.
@@ -225,6 +242,307 @@ fn bucket_policy(cx: &Ctx, fail: &Failure, bucket: &BucketFacts) -> Vec<Finding>
     out
 }
 
+/// Condition keys that make an Allow to `*` non-public (S3's documented reading of "public").
+const NON_PUBLIC_KEYS: [&str; 14] = [
+    "aws:sourceaccount",
+    "aws:sourcearn",
+    "aws:sourceowner",
+    "aws:sourcevpc",
+    "aws:sourcevpce",
+    "aws:sourceip",
+    "aws:principalorgid",
+    "aws:principalorgpaths",
+    "aws:principalaccount",
+    "aws:principalarn",
+    "aws:userid",
+    "aws:resourceorgid",
+    "s3:dataaccesspointaccount",
+    "s3:dataaccesspointarn",
+];
+
+/// An Allow to everyone that no fixed-value condition narrows: what S3 calls a public grant.
+fn is_public(s: &crate::policy::Statement) -> bool {
+    s.effect == Effect::Allow
+        && s.principals
+            .as_ref()
+            .is_some_and(|p| !p.negated && p.values.iter().any(|v| v == "*"))
+        && !s
+            .conditions
+            .iter()
+            .any(|c| NON_PUBLIC_KEYS.contains(&c.key.as_str()))
+}
+
+/// Block Public Access `RestrictPublicBuckets` limits a public bucket policy to AWS services and
+/// the owner's own principals: an exporter of another account that only a public statement lets
+/// in is refused (SPEC §5 BUCKET_PUBLIC_ACCESS_RESTRICTED).
+fn public_access_restricted(
+    cx: &Ctx,
+    bucket: &BucketFacts,
+    policy: &Policy,
+    owner: &str,
+) -> Option<Finding> {
+    if bucket.restrict_public.get() != Some(&true) {
+        return None;
+    }
+    let allows_with = |keep: &dyn Fn(&crate::policy::Statement) -> bool| {
+        let only = Policy {
+            statements: policy
+                .statements
+                .iter()
+                .filter(|s| s.effect == Effect::Allow && keep(s))
+                .cloned()
+                .collect(),
+            ..policy.clone()
+        };
+        cx.principals
+            .iter()
+            .map(|p| {
+                !denied(&resource_side(
+                    &only,
+                    &s3_put(p, &cx.object_arn, cx.request, Some(owner), None),
+                ))
+            })
+            .collect::<Vec<bool>>()
+    };
+    let with_public = allows_with(&|_| true);
+    let without_public = allows_with(&|s| !is_public(s));
+    // Every candidate is let in, and only by a public statement.
+    if !with_public.iter().all(|g| *g) || without_public.iter().any(|g| *g) {
+        return None;
+    }
+    let public: Vec<&str> = policy
+        .statements
+        .iter()
+        .filter(|s| is_public(s))
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut f = finding(
+        Cause::BucketPublicAccessRestricted,
+        Confidence::Confirmed,
+        format!("Only a public statement of the bucket policy of {} lets the table's account write, and the bucket's Block Public Access RestrictPublicBuckets setting ignores it for other accounts.", bucket.name),
+        vec![
+            ev(format!("public statement(s): {}", public.join(", ")), bucket.policy.source),
+            ev("RestrictPublicBuckets is on", bucket.restrict_public.source),
+        ],
+        "The bucket owner replaces the public grant with one that names the table's account (the statement below); turning RestrictPublicBuckets off is the broader alternative.".into(),
+    );
+    f.remedy.statement = missing_grant(cx, bucket, Confidence::Confirmed, Vec::new())
+        .remedy
+        .statement;
+    Some(f)
+}
+
+/// The SCPs on the table account's path, evaluated for the export call (when it was refused or
+/// has not run), the S3 write and, for SSE-KMS, the key. SCPs restrict the principals of member
+/// accounts only: nothing when the table account is the management account.
+fn scp_findings(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
+    let fact = &cx.evidence.scps;
+    let Some(path) = fact.get().filter(|p| !p.management_account) else {
+        return Vec::new();
+    };
+    let mut scps = Vec::new();
+    for level in &path.levels {
+        for p in &level.policies {
+            match Policy::parse_text(PolicyKind::Scp, &p.name, &p.document) {
+                Ok(mut policy) => {
+                    policy.level = Some(level.target.clone());
+                    scps.push(policy);
+                }
+                // An SCP we cannot read could deny anything: say nothing rather than guess.
+                Err(_) => return Vec::new(),
+            }
+        }
+    }
+    let mut checks: Vec<(Cause, Request)> = Vec::new();
+    if cx.evidence.export.is_none() {
+        for p in &cx.principals {
+            checks.push((
+                Cause::ScpDeniesExport,
+                Request {
+                    principal: p.clone(),
+                    action: "dynamodb:ExportTableToPointInTime".into(),
+                    resource: cx.request.table_arn.clone(),
+                    resource_account: Some(cx.evidence.table_account.clone()),
+                    context: Context::default(),
+                },
+            ));
+        }
+    }
+    let owner = cx
+        .evidence
+        .bucket
+        .as_ref()
+        .and_then(|b| b.owner.get())
+        .map(String::as_str);
+    let key_arn = cx
+        .evidence
+        .export_key
+        .as_ref()
+        .and_then(|k| k.info.get())
+        .map(|i| i.arn.clone());
+    for p in &cx.principals {
+        checks.push((
+            Cause::ScpDeniesS3OrKms,
+            s3_put(p, &cx.object_arn, cx.request, owner, None),
+        ));
+        if let (Some(SseAlgorithm::Kms), Some(key)) = (cx.request.s3_sse_algorithm, &key_arn) {
+            checks.push((
+                Cause::ScpDeniesS3OrKms,
+                kms_generate(
+                    p,
+                    key,
+                    &cx.region,
+                    &cx.evidence.table_account,
+                    &cx.object_arn,
+                ),
+            ));
+        }
+    }
+    let mut out: Vec<Finding> = Vec::new();
+    for (cause, request) in checks {
+        let d = scp_side(&scps, &request);
+        if !denied(&d) || out.iter().any(|f| f.cause == cause) {
+            continue;
+        }
+        let confidence = if d.uncertain {
+            Confidence::Possible
+        } else {
+            Confidence::Confirmed
+        };
+        let by = d
+            .decided_by
+            .clone()
+            .map(|s| format!("statement {s}"))
+            .unwrap_or_else(|| "no SCP at one level of the path allows it".into());
+        let mut items: Vec<_> = d
+            .explanation
+            .iter()
+            .map(|e| ev(e.clone(), fact.source))
+            .collect();
+        items.insert(
+            0,
+            ev(
+                format!(
+                    "{} on {} as {}: {:?}",
+                    request.action, request.resource, request.principal, d.decision
+                ),
+                fact.source,
+            ),
+        );
+        if fail
+            .message
+            .is_some_and(|m| m.contains("service control policy"))
+        {
+            items.push(ev(
+                "the failure message names a service control policy",
+                fail.source,
+            ));
+        }
+        out.push(finding(
+            cause,
+            confidence,
+            format!(
+                "A service control policy of the organization denies {} for the table's account ({by}).",
+                request.action
+            ),
+            items,
+            format!(
+                "Ask the organization's administrators to exempt the export from the SCP ({by}), for example with a condition on aws:PrincipalArn for the exporter or aws:CalledVia dynamodb.amazonaws.com; the function does not change SCPs."
+            ),
+        ));
+    }
+    out
+}
+
+/// The table's resource policy, evaluated for the export call. The caller is in the table's
+/// account, where its identity policy alone can allow the call, so only an explicit deny counts;
+/// and only for a call that was refused, or has not run yet (a started export was past it).
+fn table_policy(cx: &Ctx, fail: &Failure, caller: Option<&str>) -> Vec<Finding> {
+    if cx.evidence.export.is_some() {
+        return Vec::new();
+    }
+    let fact = &cx.evidence.table_policy;
+    let text = match &fact.value {
+        FactValue::Known(text) => text,
+        FactValue::Absent => return Vec::new(),
+        FactValue::Unknown(_) => {
+            let says = fail.message.and_then(parse_denial).is_some_and(|d| {
+                d.explicit
+                    && d.policy_type.as_deref() == Some("resource-based")
+                    && d.action
+                        .as_deref()
+                        .is_some_and(|a| a.starts_with("dynamodb:"))
+            });
+            if !says {
+                return Vec::new();
+            }
+            return vec![finding(
+                Cause::TablePolicyDenies,
+                Confidence::Likely,
+                "The failure message says a resource-based policy on the table explicitly denies the export.".into(),
+                vec![ev(format!("failure message: {}", fail.message.unwrap_or_default().chars().take(300).collect::<String>()), fail.source)],
+                "Read the table's resource policy (aws dynamodb get-resource-policy) and exempt the exporter from the Deny statement.".into(),
+            )];
+        }
+    };
+    let Ok(policy) = Policy::parse_text(PolicyKind::Resource, "table-policy", text) else {
+        return Vec::new();
+    };
+    let principals: Vec<String> = match caller {
+        Some(c) => vec![c.to_string()],
+        None => cx.principals.clone(),
+    };
+    let decisions: Vec<_> = principals
+        .iter()
+        .map(|p| {
+            let mut context = Context::default();
+            context.set(
+                "aws:SecureTransport",
+                crate::policy::ContextValue::Values(vec!["true".into()]),
+            );
+            for key in [
+                "aws:SourceIp",
+                "aws:SourceVpce",
+                "aws:SourceVpc",
+                "aws:PrincipalOrgID",
+            ] {
+                context.set(key, crate::policy::ContextValue::Unknown);
+            }
+            resource_side(
+                &policy,
+                &Request {
+                    principal: p.clone(),
+                    action: "dynamodb:ExportTableToPointInTime".into(),
+                    resource: cx.request.table_arn.clone(),
+                    resource_account: Some(cx.evidence.table_account.clone()),
+                    context,
+                },
+            )
+        })
+        .collect();
+    let Some(d) = decisions
+        .iter()
+        .find(|d| d.decision == DecisionKind::ExplicitDeny)
+    else {
+        return Vec::new();
+    };
+    let confidence = if agree(&decisions) && !d.uncertain {
+        Confidence::Confirmed
+    } else {
+        Confidence::Possible
+    };
+    vec![finding(
+        Cause::TablePolicyDenies,
+        confidence,
+        format!(
+            "The table's resource policy explicitly denies dynamodb:ExportTableToPointInTime ({}).",
+            d.decided_by.clone().unwrap_or_default()
+        ),
+        d.explanation.iter().map(|e| ev(e.clone(), fact.source)).collect(),
+        "Exempt the exporter from that Deny statement of the table's resource policy (aws dynamodb put-resource-policy).".into(),
+    )]
+}
+
 fn statement<'a>(
     policy: &'a Policy,
     decided_by: Option<&str>,
@@ -270,10 +588,7 @@ fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
     let Some(key) = &cx.evidence.export_key else {
         return Vec::new();
     };
-    let (Some(info), Some(text)) = (key.info.get(), key.policy.get()) else {
-        return Vec::new();
-    };
-    let Ok(policy) = Policy::parse_text(PolicyKind::Key, "key-policy", text) else {
+    let (Some(info), Some(policy)) = (key.info.get(), cx.key_policy.as_ref()) else {
         return Vec::new();
     };
     let decisions: Vec<_> = cx
@@ -281,7 +596,7 @@ fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
         .iter()
         .map(|p| {
             resource_side(
-                &policy,
+                policy,
                 &kms_generate(
                     p,
                     &info.arn,
@@ -343,7 +658,7 @@ fn consumer_decrypt(cx: &Ctx, bucket: &BucketFacts) -> Vec<Finding> {
     let (Some(owner), Some(key)) = (bucket.owner.get(), &cx.evidence.export_key) else {
         return Vec::new();
     };
-    let (Some(info), Some(text)) = (key.info.get(), key.policy.get()) else {
+    let (Some(info), Some(policy)) = (key.info.get(), cx.key_policy.as_ref()) else {
         return Vec::new();
     };
     let key_account = crate::arn::account_of(&info.arn);
@@ -352,9 +667,6 @@ fn consumer_decrypt(cx: &Ctx, bucket: &BucketFacts) -> Vec<Finding> {
     if key_account.as_deref() == Some(owner.as_str()) || info.manager == "AWS" {
         return Vec::new();
     }
-    let Ok(policy) = Policy::parse_text(PolicyKind::Key, "key-policy", text) else {
-        return Vec::new();
-    };
     let consumer = format!("arn:{}:iam::{owner}:root", cx.partition);
     let mut ctx = Context::default();
     ctx.set(
@@ -366,7 +678,7 @@ fn consumer_decrypt(cx: &Ctx, bucket: &BucketFacts) -> Vec<Finding> {
         crate::policy::ContextValue::Values(vec![owner.clone()]),
     );
     let decision = resource_side(
-        &policy,
+        policy,
         &Request {
             principal: consumer.clone(),
             action: "kms:Decrypt".into(),

@@ -10,6 +10,9 @@ use serde_json::Value;
 
 const SSE_KEY: &str = "s3:x-amz-server-side-encryption";
 const SSE_KMS_KEY_ID: &str = "s3:x-amz-server-side-encryption-aws-kms-key-id";
+/// SSE-C: an export never sends it (S3SseAlgorithm is only AES256 or KMS).
+const SSE_C_KEY: &str = "s3:x-amz-server-side-encryption-customer-algorithm";
+const DSSE: &str = "aws:kms:dsse";
 /// Bucket policies are at most 20 KB; anything larger is not a bucket policy.
 const MAX_POLICY_BYTES: usize = 20 * 1024;
 
@@ -131,12 +134,30 @@ impl SseRules {
         keys.dedup();
         keys
     }
+
+    /// The encryption the rules ask for that an export cannot send (DSSE-KMS, SSE-C), if any
+    /// statement names one.
+    pub fn unsendable_requirement(&self) -> Option<&'static str> {
+        let conditions = || self.statements.iter().flat_map(|s| &s.conditions);
+        if conditions().any(|c| c.key == SSE_C_KEY) {
+            Some("SSE-C (customer-provided keys)")
+        } else if conditions().any(|c| {
+            c.key == SSE_KEY
+                && matches!(c.op, Op::StringNotEquals | Op::StringNotLike)
+                && c.values.iter().any(|v| v == DSSE)
+        }) {
+            Some("DSSE-KMS (aws:kms:dsse)")
+        } else {
+            None
+        }
+    }
 }
 
 impl Cond {
     fn matches(&self, headers: &SseHeaders) -> bool {
         let actual = match self.key.as_str() {
             SSE_KEY => headers.algorithm.as_deref(),
+            SSE_C_KEY => None,
             _ => headers.kms_key_id.as_deref(),
         };
         match (self.op, actual) {
@@ -205,7 +226,7 @@ fn parse_conditions(block: &Value) -> Option<Vec<Cond>> {
         };
         for (key, values) in keys.as_object()? {
             let key = key.to_ascii_lowercase();
-            if key != SSE_KEY && key != SSE_KMS_KEY_ID {
+            if key != SSE_KEY && key != SSE_KMS_KEY_ID && key != SSE_C_KEY {
                 return None;
             }
             out.push(Cond {

@@ -7,6 +7,7 @@ mod faults;
 mod helpers;
 mod key_policy;
 mod ledger;
+mod organization;
 mod readme;
 mod runtime;
 mod scenarios;

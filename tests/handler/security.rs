@@ -51,6 +51,7 @@ const UNSCOPABLE: &[&str] = &[
     "dynamodb:ListTables",
     "s3:ListAllMyBuckets",
     "organizations:ListAccounts",
+    "organizations:DescribeOrganization",
 ];
 
 #[test]
