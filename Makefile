@@ -14,7 +14,7 @@ REGION      ?= us-east-1
 EVENT       ?= events/manual-diagnose.json
 ARM_TARGET  := aarch64-unknown-linux-gnu
 
-.PHONY: help tools bench-tools demo test unit integration lint fmt validate build invoke deploy clean ci fuzz bench bench-sweep bench-diagnosis
+.PHONY: help tools lint-tools checkov bench-tools demo test unit integration lint fmt validate build invoke deploy clean ci fuzz bench bench-sweep bench-diagnosis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,20 @@ $(TOOLS_STAMP): tools/requirements.txt tools/constraints.txt
 	@rm -f $(VENV)/.tools-* && touch $@
 
 tools: $(TOOLS_STAMP) ## install the pinned local tools into .venv
+
+LINT_VENV  := .venv-lint
+LINT_STAMP := $(LINT_VENV)/.tools-$(shell cat tools/requirements-lint.txt tools/constraints-lint.txt 2>/dev/null | sha256sum | cut -c1-12)
+
+$(LINT_STAMP): tools/requirements-lint.txt tools/constraints-lint.txt
+	$(SYS_PY) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LINT_VENV)/bin/python -m pip install --quiet -r tools/requirements-lint.txt -c tools/constraints-lint.txt
+	@rm -f $(LINT_VENV)/.tools-* && touch $@
+
+lint-tools: $(LINT_STAMP) ## install the pinned CloudFormation security linter (checkov) into .venv-lint
+
+checkov: lint-tools ## checkov on template.yaml, offline; every suppression is justified in the template
+	$(LINT_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
 demo: tools ## emulator + function under cargo lambda watch, three scenarios end to end
 	$(PY) tools/demo.py
@@ -48,9 +62,10 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## format the code
 	cargo fmt --all
 
-validate: tools ## sam validate --lint and cfn-lint on template.yaml
+validate: tools ## sam validate --lint, cfn-lint and checkov on template.yaml
 	sam validate --lint --region $(REGION)
 	cfn-lint template.yaml
+	$(MAKE) --no-print-directory checkov
 
 build: tools ## sam build: the arm64 bootstrap through cargo lambda (slow when cold)
 	@rustup target list --installed | grep -qx $(ARM_TARGET) || rustup target add $(ARM_TARGET)
@@ -88,6 +103,6 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 
 clean: ## remove build output, the venv and demo logs
 	cargo clean
-	rm -rf .aws-sam $(VENV) $(BENCH_VENV) .demo
+	rm -rf .aws-sam $(VENV) $(BENCH_VENV) $(LINT_VENV) .demo
 
 ci: test ## what .ci/run runs

@@ -60,6 +60,33 @@ fn role_name(arn: &str) -> Option<&str> {
     }
 }
 
+/// Who may have started the export when no record says: a principal the failure message names,
+/// and the table account's root (which recorded messages name for the export's S3 calls).
+fn caller_candidates(incident: &Incident, evidence: &evidence::Evidence) -> Vec<String> {
+    let message = evidence
+        .export
+        .as_ref()
+        .and_then(|e| e.failure_message.as_deref())
+        .or(incident.failure_message.as_deref());
+    let named = message
+        .and_then(access::parse_denial)
+        .and_then(|d| d.principal);
+    let partition = incident
+        .table_arn
+        .as_deref()
+        .and_then(|t| crate::arn::Arn::parse("tableArn", t).ok())
+        .map(|a| a.partition)
+        .unwrap_or_else(|| "aws".into());
+    let mut out: Vec<String> = named.into_iter().collect();
+    if !evidence.table_account.is_empty() {
+        let root = format!("arn:{partition}:iam::{}:root", evidence.table_account);
+        if !out.contains(&root) {
+            out.push(root);
+        }
+    }
+    out
+}
+
 /// Most ListExports pages the report-only sweep reads (25 exports a page).
 const SWEEP_MAX_PAGES: usize = 400;
 /// How long a delivery holds an incident: longer than the function's timeout.
@@ -192,10 +219,18 @@ impl App {
         {
             notes.push("export completed: healthy, nothing to do".into());
         }
+        let mut report = IncidentReport::from_incident(&incident);
+        if incident.caller.is_none() && incident.source != IncidentSource::Preflight {
+            report.caller_candidates = caller_candidates(&incident, &evidence);
+            notes.push(format!(
+                "caller unknown: no CloudTrail record or ledger START names who started the export; considered {}",
+                report.caller_candidates.join(", ")
+            ));
+        }
         let mut result = RemediationResult {
             schema_version: SCHEMA_VERSION,
             mode,
-            incident: IncidentReport::from_incident(&incident),
+            incident: report,
             findings,
             plan: plan.actions.iter().map(report::plan_entry).collect(),
             applied,
@@ -634,6 +669,26 @@ mod tests {
         assert_eq!(
             result.incident.failure_code.as_deref(),
             Some("S3AccessDenied")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_export_nobody_recorded_starting_reports_the_callers_it_considered() {
+        let world = cross_account_world();
+        let result = app(&world, config(Mode::Diagnose))
+            .handle(&manual("diagnose"), None)
+            .await
+            .unwrap();
+        assert!(result.incident.caller.is_none());
+        assert_eq!(
+            result.incident.caller_candidates,
+            vec![format!("arn:aws:iam::{}:root", crate::fakes::TABLE_ACCOUNT)]
+        );
+        assert!(result.notes.iter().any(|n| n.starts_with("caller unknown")));
+        let json = serde_json::to_value(&result).unwrap();
+        assert_eq!(
+            json["incident"]["callerCandidates"][0],
+            format!("arn:aws:iam::{}:root", crate::fakes::TABLE_ACCOUNT)
         );
     }
 

@@ -59,6 +59,9 @@ pub struct IncidentReport {
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     pub caller: Option<String>,
+    /// With no caller known: the principals the diagnosis considered instead.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub caller_candidates: Vec<String>,
 }
 
 impl IncidentReport {
@@ -70,6 +73,7 @@ impl IncidentReport {
             failure_code: i.failure_code.clone(),
             failure_message: i.failure_message.clone(),
             caller: i.caller.clone(),
+            caller_candidates: Vec::new(),
         }
     }
 }
