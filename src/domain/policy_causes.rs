@@ -29,6 +29,8 @@ struct Ctx<'a> {
     object_arn: String,
     /// The export key's policy, parsed once for every cause that reads it.
     key_policy: Option<Policy>,
+    /// The export key's full ARN, as DescribeKey gave it.
+    key_arn: Option<String>,
 }
 
 /// The exporter: the incident's caller (CloudTrail or the ledger), else a role or user the
@@ -70,6 +72,11 @@ pub(super) fn policy_findings(
             .as_ref()
             .and_then(|k| k.policy.get())
             .and_then(|text| Policy::parse_text(PolicyKind::Key, "key-policy", text).ok()),
+        key_arn: evidence
+            .export_key
+            .as_ref()
+            .and_then(|k| k.info.get())
+            .map(|i| i.arn.clone()),
     };
     let mut out = Vec::new();
     if let Some(bucket) = &evidence.bucket {
@@ -374,18 +381,12 @@ fn scp_findings(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
         .as_ref()
         .and_then(|b| b.owner.get())
         .map(String::as_str);
-    let key_arn = cx
-        .evidence
-        .export_key
-        .as_ref()
-        .and_then(|k| k.info.get())
-        .map(|i| i.arn.clone());
     for p in &cx.principals {
         checks.push((
             Cause::ScpDeniesS3OrKms,
             s3_put(p, &cx.object_arn, cx.request, owner, None),
         ));
-        if let (Some(SseAlgorithm::Kms), Some(key)) = (cx.request.s3_sse_algorithm, &key_arn) {
+        if let (Some(SseAlgorithm::Kms), Some(key)) = (cx.request.s3_sse_algorithm, &cx.key_arn) {
             checks.push((
                 Cause::ScpDeniesS3OrKms,
                 kms_generate(
@@ -816,17 +817,11 @@ fn identity_side(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
         r.action = action.into();
         checks.push((Cause::CallerMissingS3Permission, r));
     }
-    let key_arn = cx
-        .evidence
-        .export_key
-        .as_ref()
-        .and_then(|k| k.info.get())
-        .map(|i| i.arn.clone());
-    if let (Some(SseAlgorithm::Kms), Some(key)) = (cx.request.s3_sse_algorithm, key_arn) {
+    if let (Some(SseAlgorithm::Kms), Some(key)) = (cx.request.s3_sse_algorithm, &cx.key_arn) {
         for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
             let mut r = kms_generate(
                 role_arn,
-                &key,
+                key,
                 &cx.region,
                 &cx.evidence.table_account,
                 &cx.object_arn,
@@ -883,13 +878,7 @@ fn identity_side(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
             };
             let resource = match cause {
                 Cause::CallerMissingExportPermission => cx.request.table_arn.clone(),
-                Cause::KmsCallerMissingPermission => cx
-                    .evidence
-                    .export_key
-                    .as_ref()
-                    .and_then(|k| k.info.get())
-                    .map(|i| i.arn.clone())
-                    .unwrap_or_default(),
+                Cause::KmsCallerMissingPermission => cx.key_arn.clone().unwrap_or_default(),
                 _ => format!(
                     "arn:{}:s3:::{}/{}*",
                     cx.partition,
