@@ -311,8 +311,9 @@ fn table_key_inaccessible(evidence: &Evidence) -> Option<Finding> {
 mod tests {
     use super::*;
     use crate::domain::diagnosis::diagnose;
+    use crate::domain::diagnosis::tests::{evidence as healthy, has};
     use crate::domain::evidence::Evidence;
-    use crate::fakes::{request, TABLE_ACCOUNT, TABLE_ARN};
+    use crate::fakes::TABLE_ARN;
     use crate::model::{Fact, IncrementalSpec, PitrInfo, TableInfo};
 
     const LO: f64 = 1_795_000_000.0;
@@ -324,34 +325,18 @@ mod tests {
         incident.failure_code = code.map(str::to_string);
         incident.failure_message = Some(message.into());
         incident.table_arn = Some(TABLE_ARN.into());
-        let evidence = Evidence {
-            table_account: TABLE_ACCOUNT.into(),
-            export: None,
-            request: Some(request("amzn-s3-demo-bucket")),
-            table: Fact::known(
-                "dynamodb:DescribeTable",
-                TableInfo {
-                    arn: TABLE_ARN.into(),
-                    status: "ACTIVE".into(),
-                    sse_status: None,
-                    sse_key_arn: None,
-                },
-            ),
-            pitr: Fact::known(
-                "dynamodb:DescribeContinuousBackups",
-                PitrInfo {
-                    enabled: true,
-                    earliest_restorable: Some(LO),
-                    latest_restorable: Some(HI),
-                },
-            ),
-            bucket: None,
-            export_key: None,
-            default_key: None,
-            caller_policies: None,
-            table_policy: Fact::absent("dynamodb:GetResourcePolicy"),
-            scps: Fact::absent("organizations:ListPoliciesForTarget"),
-        };
+        // The diagnosis tests' healthy facts, without an export or a bucket, and with a window.
+        let mut evidence = healthy("", "");
+        evidence.export = None;
+        evidence.bucket = None;
+        evidence.pitr = Fact::known(
+            "dynamodb:DescribeContinuousBackups",
+            PitrInfo {
+                enabled: true,
+                earliest_restorable: Some(LO),
+                latest_restorable: Some(HI),
+            },
+        );
         (incident, evidence)
     }
 
@@ -427,9 +412,7 @@ mod tests {
         let (mut i, mut e) = sync_failure(None, "");
         i.source = IncidentSource::Event;
         e.request.as_mut().unwrap().export_time = Some(LO - 3600.0);
-        assert!(!causes(&i, &e)
-            .iter()
-            .any(|(c, _)| *c == Cause::InvalidExportTime));
+        assert!(!has(&diagnose(&i, &e), Cause::InvalidExportTime));
     }
 
     #[test]
@@ -440,9 +423,7 @@ mod tests {
             vec![(Cause::ExportLimitExceeded, Confidence::Confirmed)]
         );
         let (i, e) = sync_failure(Some("ThrottlingException"), "Rate exceeded");
-        assert!(!causes(&i, &e)
-            .iter()
-            .any(|(c, _)| *c == Cause::ExportLimitExceeded));
+        assert!(!has(&diagnose(&i, &e), Cause::ExportLimitExceeded));
     }
 
     #[test]
@@ -460,9 +441,7 @@ mod tests {
         assert_eq!(f[0].cause, Cause::ClientTokenConflict);
         assert!(!f[0].summary.contains("defect"));
         let (i, e) = sync_failure(Some("ValidationException"), "bad");
-        assert!(!causes(&i, &e)
-            .iter()
-            .any(|(c, _)| *c == Cause::ClientTokenConflict));
+        assert!(!has(&diagnose(&i, &e), Cause::ClientTokenConflict));
     }
 
     #[test]
@@ -478,9 +457,7 @@ mod tests {
             "DynamoDB rejected the export's parameters: S3BucketOwner."
         );
         let (i, e) = sync_failure(Some("AccessDeniedException"), "User: x is not authorized");
-        assert!(!causes(&i, &e)
-            .iter()
-            .any(|(c, _)| *c == Cause::InvalidParameters));
+        assert!(!has(&diagnose(&i, &e), Cause::InvalidParameters));
     }
 
     #[test]
@@ -510,8 +487,6 @@ mod tests {
         );
         assert!(causes(&i, &e).contains(&(Cause::TableKeyInaccessible, Confidence::Likely)));
         let (i, e) = sync_failure(None, "Access Denied");
-        assert!(!causes(&i, &e)
-            .iter()
-            .any(|(c, _)| *c == Cause::TableKeyInaccessible));
+        assert!(!has(&diagnose(&i, &e), Cause::TableKeyInaccessible));
     }
 }

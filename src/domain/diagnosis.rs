@@ -480,6 +480,21 @@ fn sse_mismatch(
     ))
 }
 
+/// The AWS managed key `aws/s3`: named by its alias, or so described by DescribeKey.
+fn aws_managed(key_id: Option<&str>, info: Option<&KeyInfo>) -> bool {
+    key_id.is_some_and(|k| k.ends_with("alias/aws/s3")) || info.is_some_and(|i| i.manager == "AWS")
+}
+
+/// Whether the bucket is in another account than the table: CONFIRMED when its owner is known,
+/// LIKELY when only the table account's ListBuckets leaves it out; None when it is ours or unknown.
+fn in_other_account(bucket: &BucketFacts, table_account: &str) -> Option<Confidence> {
+    match (bucket.owner.get(), bucket.in_table_account.get()) {
+        (Some(o), _) if o != table_account => Some(Confidence::Confirmed),
+        (None, Some(false)) => Some(Confidence::Likely),
+        _ => None,
+    }
+}
+
 /// A KMS export whose key is given by alias or bare id to a bucket of another account, where
 /// only the full key ARN names the key unambiguously (SPEC §5).
 fn key_reference(
@@ -493,17 +508,10 @@ fn key_reference(
     let given = request.s3_sse_kms_key_id.as_deref()?;
     let info = evidence.export_key.as_ref().and_then(|k| k.info.get());
     // The AWS managed key is its own cause: no ARN makes it usable across accounts.
-    if given.contains(":key/")
-        || given.ends_with("alias/aws/s3")
-        || info.is_some_and(|i| i.manager == "AWS")
-    {
+    if given.contains(":key/") || aws_managed(Some(given), info) {
         return None;
     }
-    let confidence = match (bucket.owner.get(), bucket.in_table_account.get()) {
-        (Some(o), _) if o != &evidence.table_account => Confidence::Confirmed,
-        (None, Some(false)) => Confidence::Likely,
-        _ => return None,
-    };
+    let confidence = in_other_account(bucket, &evidence.table_account)?;
     let resolved = info.map(|i| i.arn.clone());
     let mut items = vec![ev(
         format!(
@@ -548,26 +556,11 @@ fn aws_managed_cross_account(
     if request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
         return None;
     }
-    let cross = match (bucket.owner.get(), bucket.in_table_account.get()) {
-        (Some(o), _) => o != &evidence.table_account,
-        (None, Some(false)) => true,
-        _ => false,
-    };
-    if !cross {
-        return None;
-    }
+    let mut confidence = in_other_account(bucket, &evidence.table_account)?;
     let info = evidence.export_key.as_ref().and_then(|k| k.info.get());
-    let named_aws = request
-        .s3_sse_kms_key_id
-        .as_deref()
-        .is_some_and(|k| k.ends_with("alias/aws/s3"));
-    let managed = named_aws || info.is_some_and(|i| i.manager == "AWS");
+    let named_aws = aws_managed(request.s3_sse_kms_key_id.as_deref(), None);
+    let managed = aws_managed(request.s3_sse_kms_key_id.as_deref(), info);
     let mut items = Vec::new();
-    let mut confidence = if bucket.owner.get().is_some() {
-        Confidence::Confirmed
-    } else {
-        Confidence::Likely
-    };
     match (&request.s3_sse_kms_key_id, managed) {
         (Some(k), true) => items.push(ev(
             format!("{k} is the AWS managed key aws/s3"),
@@ -820,7 +813,7 @@ fn clip(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::domain::evidence::{BucketFacts, Evidence, KeyFacts};
     use crate::fakes::{failed_export, request, DATA_ACCOUNT, KEY_ARN, TABLE_ACCOUNT, TABLE_ARN};
@@ -831,7 +824,7 @@ mod tests {
     const BARE_DENIED: &str = "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; Request ID: X)";
 
     /// A failed same-account AES256 export whose facts all look fine.
-    fn evidence(code: &str, message: &str) -> Evidence {
+    pub(crate) fn evidence(code: &str, message: &str) -> Evidence {
         let req = request(BUCKET);
         Evidence {
             table_account: TABLE_ACCOUNT.into(),
@@ -881,6 +874,10 @@ mod tests {
 
     fn causes(f: &[Finding]) -> Vec<(Cause, Confidence)> {
         f.iter().map(|f| (f.cause, f.confidence)).collect()
+    }
+
+    pub(crate) fn has(f: &[Finding], cause: Cause) -> bool {
+        f.iter().any(|f| f.cause == cause)
     }
 
     fn bucket(e: &mut Evidence) -> &mut BucketFacts {
@@ -1205,9 +1202,7 @@ mod tests {
         );
         assert!(f[0].summary.contains("PendingDeletion"));
         e.export_key = Some(key("Enabled"));
-        assert!(!causes(&diagnose(&incident(), &e))
-            .iter()
-            .any(|(c, _)| *c == Cause::KmsKeyUnusable));
+        assert!(!has(&diagnose(&incident(), &e), Cause::KmsKeyUnusable));
     }
 
     #[test]
@@ -1607,9 +1602,7 @@ mod tests {
         assert!(f[0].remedy.command.as_deref().unwrap().contains(KEY_ARN));
         // The pinned key itself passes.
         kms_key_id(&mut e, KEY_ARN);
-        assert!(!causes(&diagnose(&incident(), &e))
-            .iter()
-            .any(|(c, _)| *c == Cause::SseKmsKeyMismatch));
+        assert!(!has(&diagnose(&incident(), &e), Cause::SseKmsKeyMismatch));
     }
 
     #[test]
@@ -1634,9 +1627,7 @@ mod tests {
         // The same alias to a bucket of the table's own account is fine.
         let mut e = evidence("S3AccessDenied", BARE_DENIED);
         kms_key_id(&mut e, "alias/exports");
-        assert!(!causes(&diagnose(&incident(), &e))
-            .iter()
-            .any(|(c, _)| *c == Cause::SseKmsKeyMismatch));
+        assert!(!has(&diagnose(&incident(), &e), Cause::SseKmsKeyMismatch));
     }
 
     #[test]
@@ -1670,9 +1661,10 @@ mod tests {
         // Same account: aws/s3 is fine.
         let mut e = evidence("S3AccessDenied", BARE_DENIED);
         kms_key_id(&mut e, "alias/aws/s3");
-        assert!(!causes(&diagnose(&incident(), &e))
-            .iter()
-            .any(|(c, _)| *c == Cause::AwsManagedKeyCrossAccount));
+        assert!(!has(
+            &diagnose(&incident(), &e),
+            Cause::AwsManagedKeyCrossAccount
+        ));
     }
 
     #[test]
@@ -1687,9 +1679,10 @@ mod tests {
         assert!(f[0].summary.contains("DSSE-KMS"), "{}", f[0].summary);
         assert!(f[0].correction.is_none());
         bucket(&mut e).policy = policy(json!([deny_unless("aws:kms")]));
-        assert!(!causes(&diagnose(&incident(), &e))
-            .iter()
-            .any(|(c, _)| *c == Cause::SseAlgorithmUnsupported));
+        assert!(!has(
+            &diagnose(&incident(), &e),
+            Cause::SseAlgorithmUnsupported
+        ));
     }
 
     #[test]
@@ -1734,9 +1727,10 @@ mod tests {
         // A grant naming the account is not public: RestrictPublicBuckets does not matter.
         bucket(&mut e).restrict_public = Fact::known("s3:GetPublicAccessBlock", true);
         bucket(&mut e).policy = policy(json!([crate::fakes::grant_statement(BUCKET)]));
-        assert!(!causes(&diagnose(&incident(), &e))
-            .iter()
-            .any(|(c, _)| *c == Cause::BucketPublicAccessRestricted));
+        assert!(!has(
+            &diagnose(&incident(), &e),
+            Cause::BucketPublicAccessRestricted
+        ));
     }
 
     fn refused_call(table_policy: serde_json::Value) -> (Incident, Evidence) {
@@ -1769,9 +1763,7 @@ mod tests {
         );
         let (i, e) = refused_call(json!([{"Sid": "ReadersOnly", "Effect": "Allow",
             "Principal": {"AWS": "arn:aws:iam::111122223333:role/Reader"}, "Action": "dynamodb:GetItem", "Resource": TABLE_ARN}]));
-        assert!(!causes(&diagnose(&i, &e))
-            .iter()
-            .any(|(c, _)| *c == Cause::TablePolicyDenies));
+        assert!(!has(&diagnose(&i, &e), Cause::TablePolicyDenies));
     }
 
     fn scp_path(
@@ -1855,13 +1847,9 @@ mod tests {
         let mut e = evidence("S3AccessDenied", BARE_DENIED);
         kms_export(&mut e, delegating_key_policy());
         e.scps = scp_path(true, vec![deny_kms_scp()]);
-        assert!(!causes(&diagnose(&incident(), &e))
-            .iter()
-            .any(|(c, _)| *c == Cause::ScpDeniesS3OrKms));
+        assert!(!has(&diagnose(&incident(), &e), Cause::ScpDeniesS3OrKms));
         e.scps = scp_path(false, vec![]);
-        assert!(!causes(&diagnose(&incident(), &e))
-            .iter()
-            .any(|(c, _)| *c == Cause::ScpDeniesS3OrKms));
+        assert!(!has(&diagnose(&incident(), &e), Cause::ScpDeniesS3OrKms));
     }
 
     #[test]

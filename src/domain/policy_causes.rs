@@ -339,6 +339,17 @@ fn public_access_restricted(
     Some(f)
 }
 
+/// The export call itself, made by `principal` on the table.
+fn export_call(cx: &Ctx, principal: &str, context: Context) -> Request {
+    Request {
+        principal: principal.to_string(),
+        action: "dynamodb:ExportTableToPointInTime".into(),
+        resource: cx.request.table_arn.clone(),
+        resource_account: Some(cx.evidence.table_account.clone()),
+        context,
+    }
+}
+
 /// The SCPs on the table account's path, evaluated for the export call (when it was refused or
 /// has not run), the S3 write and, for SSE-KMS, the key. SCPs restrict the principals of member
 /// accounts only: nothing when the table account is the management account.
@@ -365,13 +376,7 @@ fn scp_findings(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
         for p in &cx.principals {
             checks.push((
                 Cause::ScpDeniesExport,
-                Request {
-                    principal: p.clone(),
-                    action: "dynamodb:ExportTableToPointInTime".into(),
-                    resource: cx.request.table_arn.clone(),
-                    resource_account: Some(cx.evidence.table_account.clone()),
-                    context: Context::default(),
-                },
+                export_call(cx, p, Context::default()),
             ));
         }
     }
@@ -493,33 +498,23 @@ fn table_policy(cx: &Ctx, fail: &Failure, caller: Option<&str>) -> Vec<Finding> 
         Some(c) => vec![c.to_string()],
         None => cx.principals.clone(),
     };
+    // A call of the caller's own: over TLS, from wherever it came from.
+    let mut context = Context::default();
+    context.set(
+        "aws:SecureTransport",
+        crate::policy::ContextValue::Values(vec!["true".into()]),
+    );
+    for key in [
+        "aws:SourceIp",
+        "aws:SourceVpce",
+        "aws:SourceVpc",
+        "aws:PrincipalOrgID",
+    ] {
+        context.set(key, crate::policy::ContextValue::Unknown);
+    }
     let decisions: Vec<_> = principals
         .iter()
-        .map(|p| {
-            let mut context = Context::default();
-            context.set(
-                "aws:SecureTransport",
-                crate::policy::ContextValue::Values(vec!["true".into()]),
-            );
-            for key in [
-                "aws:SourceIp",
-                "aws:SourceVpce",
-                "aws:SourceVpc",
-                "aws:PrincipalOrgID",
-            ] {
-                context.set(key, crate::policy::ContextValue::Unknown);
-            }
-            resource_side(
-                &policy,
-                &Request {
-                    principal: p.clone(),
-                    action: "dynamodb:ExportTableToPointInTime".into(),
-                    resource: cx.request.table_arn.clone(),
-                    resource_account: Some(cx.evidence.table_account.clone()),
-                    context,
-                },
-            )
-        })
+        .map(|p| resource_side(&policy, &export_call(cx, p, context.clone())))
         .collect();
     let Some(d) = decisions
         .iter()
@@ -804,11 +799,8 @@ fn identity_side(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
         checks.push((
             Cause::CallerMissingExportPermission,
             Request {
-                principal: role_arn.clone(),
-                action: "dynamodb:ExportTableToPointInTime".into(),
-                resource: cx.request.table_arn.clone(),
                 resource_account: None,
-                context: Context::default(),
+                ..export_call(cx, role_arn, Context::default())
             },
         ));
     }
