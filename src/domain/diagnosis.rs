@@ -67,8 +67,27 @@ pub(super) fn finding(
     }
 }
 
+/// The bucket policy as the evidence holds it, parsed once for the SSE rules and the evaluator
+/// (the JSON parse is most of a diagnosis's cost).
+pub(super) struct BucketDoc<'a> {
+    pub text: &'a str,
+    pub json: serde_json::Value,
+}
+
+fn bucket_doc(evidence: &Evidence) -> Option<BucketDoc<'_>> {
+    let text = evidence.bucket.as_ref()?.policy.get()?;
+    if text.len() > crate::policy::MAX_POLICY_BYTES {
+        return None;
+    }
+    serde_json::from_str(text)
+        .ok()
+        .map(|json| BucketDoc { text, json })
+}
+
 pub fn diagnose(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
     let fail = failure(incident, evidence);
+    let doc = bucket_doc(evidence);
+    let doc = doc.as_ref();
     let mut findings = Vec::new();
     findings.extend(table_not_found(&fail, evidence));
     findings.extend(super::call_causes::call_findings(incident, &fail, evidence));
@@ -82,13 +101,13 @@ pub fn diagnose(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
             bucket,
             &evidence.table_account,
         ));
-        findings.extend(sse_mismatch(&fail, request, bucket, evidence));
+        findings.extend(sse_mismatch(&fail, request, bucket, evidence, doc));
         findings.extend(export_key_unusable(request, bucket, evidence));
         findings.extend(key_reference(request, bucket, evidence));
-        findings.extend(aws_managed_cross_account(request, bucket, evidence));
+        findings.extend(aws_managed_cross_account(request, bucket, evidence, doc));
     }
     findings.extend(super::policy_causes::policy_findings(
-        incident, &fail, evidence,
+        incident, &fail, evidence, doc,
     ));
     let failed = fail.code.is_some()
         || evidence
@@ -376,9 +395,12 @@ fn sse_mismatch(
     request: &ExportRequest,
     bucket: &BucketFacts,
     evidence: &Evidence,
+    doc: Option<&BucketDoc>,
 ) -> Option<Finding> {
-    let policy = bucket.policy.get()?;
-    let rules = SseRules::from_policy(policy, &started_object_arn(request, evidence)).ok()?;
+    let doc = doc?;
+    let rules =
+        SseRules::from_document(doc.text, &doc.json, &started_object_arn(request, evidence))
+            .ok()?;
     if rules.is_empty() {
         return None;
     }
@@ -552,6 +574,7 @@ fn aws_managed_cross_account(
     request: &ExportRequest,
     bucket: &BucketFacts,
     evidence: &Evidence,
+    doc: Option<&BucketDoc>,
 ) -> Option<Finding> {
     if request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
         return None;
@@ -582,10 +605,10 @@ fn aws_managed_cross_account(
     }
     let aes_allowed = match &bucket.policy.value {
         crate::model::FactValue::Absent => true,
-        crate::model::FactValue::Known(p) => {
-            SseRules::from_policy(p, &started_object_arn(request, evidence))
+        crate::model::FactValue::Known(_) => doc.is_some_and(|d| {
+            SseRules::from_document(d.text, &d.json, &started_object_arn(request, evidence))
                 .is_ok_and(|r| r.denials(&SseHeaders::aes256()).is_empty())
-        }
+        }),
         crate::model::FactValue::Unknown(_) => false,
     };
     let mut f = finding(

@@ -5,7 +5,7 @@ use super::access::{
     agree, candidate_principals, denied, kms_generate, parse_denial, resource_side, s3_put,
     scp_side, Denial,
 };
-use super::diagnosis::{ev, finding, started_object_arn, Failure};
+use super::diagnosis::{ev, finding, started_object_arn, BucketDoc, Failure};
 use super::evidence::{BucketFacts, Evidence};
 use super::key_patch::{consumer_patch, exporter_patch};
 use crate::arn::{partition_of, Arn};
@@ -31,6 +31,8 @@ struct Ctx<'a> {
     key_policy: Option<Policy>,
     /// The export key's full ARN, as DescribeKey gave it.
     key_arn: Option<String>,
+    /// The bucket policy's JSON, parsed once by the diagnosis.
+    bucket_doc: Option<&'a BucketDoc<'a>>,
 }
 
 /// The exporter: the incident's caller (CloudTrail or the ledger), else a role or user the
@@ -44,10 +46,11 @@ pub(super) fn exporter(incident: &Incident, fail: &Failure) -> Option<String> {
     })
 }
 
-pub(super) fn policy_findings(
+pub(super) fn policy_findings<'a>(
     incident: &Incident,
     fail: &Failure,
-    evidence: &Evidence,
+    evidence: &'a Evidence,
+    bucket_doc: Option<&'a BucketDoc<'a>>,
 ) -> Vec<Finding> {
     let Some(request) = &evidence.request else {
         return Vec::new();
@@ -77,6 +80,7 @@ pub(super) fn policy_findings(
             .as_ref()
             .and_then(|k| k.info.get())
             .map(|i| i.arn.clone()),
+        bucket_doc,
     };
     let mut out = Vec::new();
     if let Some(bucket) = &evidence.bucket {
@@ -100,12 +104,14 @@ fn bucket_policy(cx: &Ctx, fail: &Failure, bucket: &BucketFacts) -> Vec<Finding>
     let owner = bucket.owner.get().map(String::as_str);
     let cross_account = owner.is_some_and(|o| o != cx.evidence.table_account);
     let policy = match &bucket.policy.value {
-        FactValue::Known(text) => {
-            match Policy::parse_text(PolicyKind::Resource, "bucket-policy", text) {
-                Ok(p) => Some(p),
-                Err(_) => return Vec::new(),
-            }
-        }
+        // The diagnosis parsed the JSON; no document means it was not JSON or too large.
+        FactValue::Known(_) => match cx
+            .bucket_doc
+            .map(|d| Policy::parse_document(PolicyKind::Resource, "bucket-policy", d.text, &d.json))
+        {
+            Some(Ok(p)) => Some(p),
+            _ => return Vec::new(),
+        },
         FactValue::Absent => None,
         FactValue::Unknown(_) => {
             // Not readable here: only the message can point at the bucket policy.

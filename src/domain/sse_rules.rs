@@ -91,6 +91,18 @@ impl SseRules {
         }
         let doc: Value =
             serde_json::from_str(policy).map_err(|e| SseRulesError::NotJson(e.to_string()))?;
+        Self::from_document(policy, &doc, object_arn)
+    }
+
+    /// `from_policy` for a document the caller has already parsed from `policy`.
+    pub fn from_document(
+        policy: &str,
+        doc: &Value,
+        object_arn: &str,
+    ) -> Result<Self, SseRulesError> {
+        if policy.len() > MAX_POLICY_BYTES {
+            return Err(SseRulesError::TooLarge);
+        }
         let statements = match doc.get("Statement") {
             Some(Value::Array(list)) => list.iter().collect::<Vec<_>>(),
             Some(one @ Value::Object(_)) => vec![one],

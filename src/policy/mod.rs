@@ -256,6 +256,24 @@ impl Policy {
         })?;
         Self::parse_checked(kind, name, None, &doc)
     }
+
+    /// `parse_text` for a document the caller has already parsed from `text` (so that one
+    /// JSON parse serves several readers of the same policy).
+    pub fn parse_document(
+        kind: PolicyKind,
+        name: &str,
+        text: &str,
+        doc: &Value,
+    ) -> Result<Self, PolicyError> {
+        if text.len() > MAX_POLICY_BYTES {
+            return Err(PolicyError {
+                policy: name.into(),
+                path: String::new(),
+                reason: "larger than 64 KiB".into(),
+            });
+        }
+        Self::parse_checked(kind, name, None, doc)
+    }
 }
 
 type FieldError = (String, String);
