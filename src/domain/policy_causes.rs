@@ -208,22 +208,14 @@ fn bucket_policy(cx: &Ctx, fail: &Failure, bucket: &BucketFacts) -> Vec<Finding>
     if cross_account && !out.iter().any(|f| f.cause == Cause::BucketPolicyDenies) {
         // Does any statement grant? Judged on the Allow statements alone: a deny (an SSE rule,
         // say) is its own finding and must not read as a missing grant.
+        let allows = policy.as_ref().map(|pol| allow_statements(pol, |_| true));
         let grants: Vec<bool> = cx
             .principals
             .iter()
             .map(|p| {
-                policy.as_ref().is_some_and(|pol| {
-                    let allows = Policy {
-                        statements: pol
-                            .statements
-                            .iter()
-                            .filter(|s| s.effect == Effect::Allow)
-                            .cloned()
-                            .collect(),
-                        ..pol.clone()
-                    };
+                allows.as_ref().is_some_and(|allows| {
                     !denied(&resource_side(
-                        &allows,
+                        allows,
                         &s3_put(p, &cx.object_arn, cx.request, owner, None),
                     ))
                 })
@@ -253,6 +245,22 @@ fn bucket_policy(cx: &Ctx, fail: &Failure, bucket: &BucketFacts) -> Vec<Finding>
         }
     }
     out
+}
+
+/// The Allow statements of `policy` that `keep` accepts, as a policy of their own: what grants,
+/// judged apart from the denies (which are findings of their own).
+fn allow_statements(policy: &Policy, keep: impl Fn(&crate::policy::Statement) -> bool) -> Policy {
+    Policy {
+        kind: policy.kind,
+        name: policy.name.clone(),
+        level: policy.level.clone(),
+        statements: policy
+            .statements
+            .iter()
+            .filter(|s| s.effect == Effect::Allow && keep(s))
+            .cloned()
+            .collect(),
+    }
 }
 
 /// Condition keys that make an Allow to `*` non-public (S3's documented reading of "public").
@@ -298,15 +306,7 @@ fn public_access_restricted(
         return None;
     }
     let allows_with = |keep: &dyn Fn(&crate::policy::Statement) -> bool| {
-        let only = Policy {
-            statements: policy
-                .statements
-                .iter()
-                .filter(|s| s.effect == Effect::Allow && keep(s))
-                .cloned()
-                .collect(),
-            ..policy.clone()
-        };
+        let only = allow_statements(policy, keep);
         cx.principals
             .iter()
             .map(|p| {
