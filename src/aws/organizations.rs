@@ -173,12 +173,11 @@ impl AccountDirectory for Organizations {
             return Ok(path);
         }
         let client = self.policy_client().await?;
-        // One round for the organization, the path's first step and the account's own SCPs;
-        // then the rest of the path; then the policies of the levels above the account.
-        let (org, path, own) = tokio::join!(
+        // One round for the organization and the path's first step; the policies are read only
+        // for a member account (SCPs never restrict the management account), all levels at once.
+        let (org, path) = tokio::join!(
             client.describe_organization().send(),
-            parents(&client, account_id),
-            attached(&client, account_id)
+            parents(&client, account_id)
         );
         let org = match org {
             Ok(o) => o,
@@ -198,20 +197,16 @@ impl AccountDirectory for Organizations {
                 levels: Vec::new(),
             }
         } else {
-            let path = path?;
-            let above = try_join_all(path.iter().map(|t| attached(&client, t))).await?;
-            let mut levels = vec![ScpLevel {
-                target: account_id.to_string(),
-                policies: own?,
-            }];
-            levels.extend(
-                path.into_iter()
-                    .zip(above)
-                    .map(|(target, policies)| ScpLevel { target, policies }),
-            );
+            let mut targets = vec![account_id.to_string()];
+            targets.extend(path?);
+            let policies = try_join_all(targets.iter().map(|t| attached(&client, t))).await?;
             ScpPath {
                 management_account: false,
-                levels,
+                levels: targets
+                    .into_iter()
+                    .zip(policies)
+                    .map(|(target, policies)| ScpLevel { target, policies })
+                    .collect(),
             }
         };
         self.remember(account_id, Some(answer.clone()));
@@ -283,5 +278,126 @@ mod tests {
             org.account_ids().await.unwrap_err().kind,
             AwsErrorKind::AccessDenied
         );
+    }
+
+    use aws_sdk_organizations::operation::describe_organization::{
+        DescribeOrganizationError, DescribeOrganizationOutput,
+    };
+    use aws_sdk_organizations::operation::describe_policy::DescribePolicyOutput;
+    use aws_sdk_organizations::operation::list_parents::ListParentsOutput;
+    use aws_sdk_organizations::operation::list_policies_for_target::ListPoliciesForTargetOutput;
+    use aws_sdk_organizations::types::error::AwsOrganizationsNotInUseException;
+    use aws_sdk_organizations::types::{Organization, Parent, PolicySummary};
+
+    const ACCOUNT: &str = "111122223333";
+
+    fn organization(management: &'static str) -> aws_smithy_mocks::Rule {
+        mock!(Client::describe_organization).then_output(move || {
+            DescribeOrganizationOutput::builder()
+                .organization(
+                    Organization::builder()
+                        .master_account_id(management)
+                        .build(),
+                )
+                .build()
+        })
+    }
+
+    fn parent(child: &'static str, id: &'static str, kind: ParentType) -> aws_smithy_mocks::Rule {
+        mock!(Client::list_parents)
+            .match_requests(move |r| r.child_id() == Some(child))
+            .then_output(move || {
+                ListParentsOutput::builder()
+                    .parents(Parent::builder().id(id).r#type(kind.clone()).build())
+                    .build()
+            })
+    }
+
+    #[tokio::test]
+    async fn the_management_account_reads_no_policies() {
+        let org = organization(ACCOUNT);
+        let up = parent(ACCOUNT, "r-ab12", ParentType::Root);
+        // No ListPoliciesForTarget rule: a call would fail the test.
+        let orgs = Organizations::new(mock_client!(
+            aws_sdk_organizations,
+            RuleMode::MatchAny,
+            [&org, &up]
+        ));
+        let path = orgs.scp_path(ACCOUNT).await.unwrap().unwrap();
+        assert!(path.management_account);
+        assert!(path.levels.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_member_accounts_path_is_walked_to_the_root_with_each_levels_scps() {
+        let org = organization("999988887777");
+        let to_ou = parent(ACCOUNT, "ou-ab12-34cd56ef", ParentType::OrganizationalUnit);
+        let to_root = parent("ou-ab12-34cd56ef", "r-ab12", ParentType::Root);
+        let listed = mock!(Client::list_policies_for_target)
+            .match_requests(|r| r.filter() == Some(&PolicyType::ServiceControlPolicy))
+            .then_output(|| {
+                ListPoliciesForTargetOutput::builder()
+                    .policies(
+                        PolicySummary::builder()
+                            .id("p-FullAWSAccess")
+                            .name("FullAWSAccess")
+                            .build(),
+                    )
+                    .build()
+            });
+        let described = mock!(Client::describe_policy)
+            .match_requests(|r| r.policy_id() == Some("p-FullAWSAccess"))
+            .then_output(|| {
+                DescribePolicyOutput::builder()
+                    .policy(
+                        aws_sdk_organizations::types::Policy::builder()
+                            .content(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+                            .build(),
+                    )
+                    .build()
+            });
+        let orgs = Organizations::new(mock_client!(
+            aws_sdk_organizations,
+            RuleMode::MatchAny,
+            [&org, &to_ou, &to_root, &listed, &described]
+        ));
+        let path = orgs.scp_path(ACCOUNT).await.unwrap().unwrap();
+        assert!(!path.management_account);
+        let targets: Vec<&str> = path.levels.iter().map(|l| l.target.as_str()).collect();
+        assert_eq!(targets, [ACCOUNT, "ou-ab12-34cd56ef", "r-ab12"]);
+        for level in &path.levels {
+            assert_eq!(level.policies.len(), 1);
+            assert_eq!(level.policies[0].name, "FullAWSAccess (p-FullAWSAccess)");
+        }
+        assert_eq!(listed.num_calls(), 3);
+        // A warm container asks again only after REUSE.
+        orgs.scp_path(ACCOUNT).await.unwrap();
+        assert_eq!(org.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_account_in_no_organization_has_no_scp_path() {
+        let not_in_use = mock!(Client::describe_organization).then_error(|| {
+            DescribeOrganizationError::AwsOrganizationsNotInUseException(
+                AwsOrganizationsNotInUseException::builder()
+                    .meta(
+                        aws_smithy_types::error::ErrorMetadata::builder()
+                            .code("AWSOrganizationsNotInUseException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let up = mock!(Client::list_parents).then_error(|| {
+            aws_sdk_organizations::operation::list_parents::ListParentsError::AwsOrganizationsNotInUseException(
+                AwsOrganizationsNotInUseException::builder().build(),
+            )
+        });
+        let orgs = Organizations::new(mock_client!(
+            aws_sdk_organizations,
+            RuleMode::MatchAny,
+            [&not_in_use, &up]
+        ));
+        assert_eq!(orgs.scp_path(ACCOUNT).await.unwrap(), None);
     }
 }
