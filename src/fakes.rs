@@ -76,6 +76,10 @@ pub struct World {
     /// Operations that answer AccessDenied.
     pub denied: Vec<&'static str>,
     pub list_calls: usize,
+    /// Every key id DescribeKey was asked for, in order.
+    pub key_reads: Vec<String>,
+    /// AssumeRole never answers (a slow STS).
+    pub stall_assume_role: bool,
     pub ledger: HashMap<String, IncidentRecord>,
     pub lineages: HashMap<String, Lineage>,
     pub starts: HashMap<String, StartRecord>,
@@ -207,6 +211,7 @@ pub fn app(world: &Shared, config: Config) -> App {
         }),
         accounts: Box::new(FakeOrg(world.clone())),
         cross: Box::new(FakeCross(world.clone())),
+        hints: Default::default(),
     }
 }
 
@@ -375,7 +380,8 @@ pub struct FakeKeys {
 impl KeyPolicyStore for FakeKeys {
     async fn describe_key(&self, key_id: &str) -> PortResult<Option<KeyInfo>> {
         denied(&self.world, "kms:DescribeKey")?;
-        let w = self.world.read().unwrap();
+        let mut w = self.world.write().unwrap();
+        w.key_reads.push(key_id.to_string());
         Ok(w.keys.get(key_id).map(|k| k.info.clone()))
     }
     async fn key_policy(&self, key_id: &str) -> PortResult<Option<String>> {
@@ -468,6 +474,9 @@ pub struct FakeCross(pub Shared);
 #[async_trait]
 impl CrossAccount for FakeCross {
     async fn readers_in(&self, account_id: &str, _role_name: &str) -> PortResult<AccountReaders> {
+        if self.0.read().unwrap().stall_assume_role {
+            std::future::pending::<()>().await;
+        }
         if !self
             .0
             .read()

@@ -155,6 +155,7 @@ pub fn build_app(config: crate::Config, sdk: &aws_types::SdkConfig) -> crate::Ap
             aws_sdk_eventbridge::Client::new(sdk),
             config.event_bus_name.clone(),
         )),
+        hints: Default::default(),
         region,
         config,
     }

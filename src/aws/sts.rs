@@ -1,11 +1,14 @@
 //! STS adapter: assume the member role in another account and read there.
 
 use super::{classify, missing, KmsKeys, S3Buckets};
+use crate::error::{AwsError, AwsErrorKind};
 use crate::ports::{AccountReaders, CrossAccount, Identity, PortResult};
 use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_types::SdkConfig;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct StsCrossAccount {
@@ -16,7 +19,7 @@ pub struct StsCrossAccount {
     /// The function's identity does not change while the container lives: ask once.
     whoami: tokio::sync::OnceCell<(String, String)>,
     /// Member-role credentials by role ARN, reused by a warm container until `REUSE` is over.
-    member_creds: std::sync::Mutex<std::collections::HashMap<String, (Instant, Credentials)>>,
+    member_creds: Arc<Mutex<HashMap<String, (Instant, Credentials)>>>,
 }
 
 /// Member-role sessions last 900 s; a cached one is used for at most 600 s.
@@ -37,7 +40,7 @@ impl StsCrossAccount {
             partition: partition.to_string(),
             force_path_style,
             whoami: tokio::sync::OnceCell::new(),
-            member_creds: std::sync::Mutex::new(std::collections::HashMap::new()),
+            member_creds: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -51,29 +54,44 @@ impl StsCrossAccount {
         if let Some(creds) = cached {
             return Ok(creds);
         }
-        let out = self
-            .sts
-            .assume_role()
-            .role_arn(role_arn)
-            .role_session_name("ddb-export-remediator")
-            .duration_seconds(SESSION_SECS)
-            .send()
-            .await
-            .map_err(|e| classify(OP, e))?;
-        let c = out
-            .credentials()
-            .ok_or_else(|| missing(OP, "Credentials"))?;
-        let creds = Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_string()),
-            None,
-            "ddb-export-remediator-member-role",
+        // A task of its own: when the asker stops waiting (a speculative owner lookup that the
+        // bucket's own account made moot), the session is still cached for the next diagnosis.
+        let (sts, cache, role_arn) = (
+            self.sts.clone(),
+            self.member_creds.clone(),
+            role_arn.to_string(),
         );
-        if let Ok(mut cache) = self.member_creds.lock() {
-            cache.insert(role_arn.to_string(), (Instant::now(), creds.clone()));
-        }
-        Ok(creds)
+        let task = tokio::spawn(async move {
+            let out = sts
+                .assume_role()
+                .role_arn(&role_arn)
+                .role_session_name("ddb-export-remediator")
+                .duration_seconds(SESSION_SECS)
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))?;
+            let c = out
+                .credentials()
+                .ok_or_else(|| missing(OP, "Credentials"))?;
+            let creds = Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                None,
+                "ddb-export-remediator-member-role",
+            );
+            if let Ok(mut cache) = cache.lock() {
+                cache.insert(role_arn, (Instant::now(), creds.clone()));
+            }
+            Ok(creds)
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(AwsError::new(
+                OP,
+                AwsErrorKind::Other,
+                format!("the AssumeRole task ended: {e}"),
+            ))
+        })
     }
 }
 

@@ -11,7 +11,53 @@ use crate::ports::{
     AccountReaders, BucketInspector, BucketPresence, KeyPolicyStore, PortResult, PrincipalPolicies,
     ScpPath,
 };
-use futures_util::future::join_all;
+use futures_util::future::{join_all, select, Either};
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a warm container trusts a bucket's default-key hint before it stops speculating.
+const HINT_TTL: Duration = Duration::from_secs(300);
+/// Buckets remembered at most; the map starts over beyond it.
+const HINT_MAX: usize = 1024;
+
+/// Which key a bucket's default encryption named when this container last read it, and the
+/// account that key id resolves in. Only a guess that lets the key be read beside the bucket's
+/// settings (one dependent round fewer); what the bucket says now always decides.
+#[derive(Debug, Default)]
+pub struct Hints {
+    default_keys: Mutex<HashMap<String, (Instant, String, String)>>,
+}
+
+impl Hints {
+    fn default_key(&self, bucket: &str) -> Option<(String, String)> {
+        let map = self.default_keys.lock().ok()?;
+        map.get(bucket)
+            .filter(|(at, _, _)| at.elapsed() < HINT_TTL)
+            .map(|(_, key, home)| (key.clone(), home.clone()))
+    }
+
+    fn remember(&self, bucket: &str, key: Option<(&str, &str)>) {
+        let Ok(mut map) = self.default_keys.lock() else {
+            return;
+        };
+        match key {
+            Some((key, home)) => {
+                if map.len() >= HINT_MAX && !map.contains_key(bucket) {
+                    map.clear();
+                }
+                map.insert(
+                    bucket.to_string(),
+                    (Instant::now(), key.to_string(), home.to_string()),
+                );
+            }
+            None => {
+                map.remove(bucket);
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evidence {
@@ -194,12 +240,25 @@ pub async fn gather_from(
             app.accounts.scp_path(&table_account).await,
         )
     };
-    let ((table, pitr, table_policy), bucket, caller_policies, export_key, scps) = tokio::join!(
+    // A warm container knows which key the bucket's default encryption named last time: that
+    // key is read beside the bucket instead of after it.
+    let hint = request
+        .as_ref()
+        .and_then(|r| app.hints.default_key(&r.s3_bucket))
+        .filter(|(k, _)| Some(k) != export_key_id.as_ref());
+    let hinted_facts = async {
+        match &hint {
+            Some((k, home)) => Some(key_facts(app, k, home, &table_account, None).await),
+            None => None,
+        }
+    };
+    let ((table, pitr, table_policy), bucket, caller_policies, export_key, scps, hinted) = tokio::join!(
         table_facts,
         bucket_facts,
         caller_facts,
         export_key_facts,
-        scp_facts
+        scp_facts,
+        hinted_facts
     );
     let (bucket, owner_readers) = match bucket {
         Some((facts, readers)) => (Some(facts), readers),
@@ -214,14 +273,19 @@ pub async fn gather_from(
         .and_then(|e| e.kms_key_id.clone())
         .filter(|k| Some(k) != export_key_id.as_ref());
     let bucket_account = bucket.as_ref().and_then(|b| b.owner.get().cloned());
-    let default_key = match &default_key_id {
-        // A bare id or alias in a bucket default is resolved in the bucket's account.
-        Some(k) => {
-            let home = bucket_account.as_deref().unwrap_or(&table_account);
-            Some(key_facts(app, k, home, &table_account, owner_readers.as_ref()).await)
+    // A bare id or alias in a bucket default is resolved in the bucket's account.
+    let home = bucket_account.as_deref().unwrap_or(&table_account);
+    let default_key = match (&default_key_id, hinted) {
+        (Some(k), Some(facts)) if hint.as_ref().is_some_and(|(hk, hh)| hk == k && hh == home) => {
+            Some(facts)
         }
-        None => None,
+        (Some(k), _) => Some(key_facts(app, k, home, &table_account, owner_readers.as_ref()).await),
+        (None, _) => None,
     };
+    if let Some(r) = &request {
+        app.hints
+            .remember(&r.s3_bucket, default_key_id.as_deref().map(|k| (k, home)));
+    }
 
     Ok(Evidence {
         table_account,
@@ -269,17 +333,33 @@ async fn bucket_facts(
     let own = app.buckets.as_ref();
     // This account's checks, its reads of the bucket's settings and the owner lookup in other
     // accounts all run in one round; what is used depends on who turns out to own the bucket.
-    let ((presence, listed, region, own_reads), found) = tokio::join!(
-        async {
-            tokio::join!(
-                own.head_bucket(name),
-                own.owned_bucket_names(),
-                own.bucket_region(name),
-                read_settings(own, name)
-            )
-        },
-        speculative_lookup(app, request, table_account)
-    );
+    let own_checks = pin!(async {
+        tokio::join!(
+            own.head_bucket(name),
+            own.owned_bucket_names(),
+            own.bucket_region(name),
+            read_settings(own, name)
+        )
+    });
+    let lookup = pin!(speculative_lookup(app, request, table_account));
+    let ((presence, listed, region, own_reads), found) = match select(own_checks, lookup).await {
+        Either::Left((mine, lookup)) => {
+            let here = matches!(&mine.1, Ok(names) if names.iter().any(|n| n == name));
+            let gone = matches!(&mine.0, Ok(BucketPresence::Missing));
+            // The bucket is this account's (or no one's): what the lookup elsewhere would find
+            // is not used, so it is not waited for (dropping it cancels its calls).
+            let found = match here || gone {
+                true => Lookup::Done(Box::new((
+                    Fact::unknown("s3:ListBuckets", "not looked for"),
+                    None,
+                    None,
+                ))),
+                false => lookup.await,
+            };
+            (mine, found)
+        }
+        Either::Right((found, mine)) => (mine.await, found),
+    };
     let presence = fact_value("s3:HeadBucket", presence);
     let in_table_account = fact_value(
         "s3:ListBuckets",
@@ -587,4 +667,130 @@ fn push<T>(out: &mut Vec<EvidenceItem>, what: &str, f: &Fact<T>, show: impl Fn(&
         FactValue::Unknown(reason) => format!("{what}: unknown ({reason})"),
     };
     out.push(item(text, f.source));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::fakes::{self, FakeBucket, FakeKey, EXPORT_ARN, TABLE_ACCOUNT};
+    use crate::model::IncidentSource;
+
+    fn key(id: &str) -> FakeKey {
+        FakeKey {
+            info: KeyInfo {
+                arn: format!("arn:aws:kms:us-east-1:{TABLE_ACCOUNT}:key/{id}"),
+                state: "Enabled".into(),
+                manager: "CUSTOMER".into(),
+                usage: "ENCRYPT_DECRYPT".into(),
+                spec: "SYMMETRIC_DEFAULT".into(),
+            },
+            policy: "{}".into(),
+        }
+    }
+
+    fn default_key(world: &fakes::Shared, id: &str) {
+        let mut w = world.write().unwrap();
+        w.keys.insert(id.into(), key(id));
+        w.buckets.get_mut("exports").unwrap().encryption = Some(BucketEncryption {
+            algorithm: "aws:kms".into(),
+            kms_key_id: Some(id.into()),
+        });
+    }
+
+    #[tokio::test]
+    async fn a_bucket_default_key_hint_is_read_beside_the_bucket_and_never_trusted_over_it() {
+        let world = fakes::world_with_table();
+        world
+            .write()
+            .unwrap()
+            .buckets
+            .insert("exports".into(), FakeBucket::owned_by(TABLE_ACCOUNT));
+        world.write().unwrap().exports.push(fakes::failed_export(
+            fakes::request("exports"),
+            "S3AccessDenied",
+            "Access Denied",
+        ));
+        default_key(&world, "k1");
+        let app = fakes::app(&world, Config::default());
+        let mut incident = Incident::new(IncidentSource::Manual);
+        incident.export_arn = Some(EXPORT_ARN.into());
+        let reads = |world: &fakes::Shared| std::mem::take(&mut world.write().unwrap().key_reads);
+
+        // No hint yet: the key is read after the bucket names it.
+        let e = gather(&app, &incident).await.unwrap();
+        assert_eq!(e.default_key.as_ref().unwrap().key_id, "k1");
+        assert_eq!(reads(&world), ["k1"]);
+
+        // Hinted and still right: the speculative read is the one used, not repeated.
+        let e = gather(&app, &incident).await.unwrap();
+        assert!(e.default_key.unwrap().info.get().is_some());
+        assert_eq!(reads(&world), ["k1"]);
+
+        // The bucket now names another key: the stale guess is read but the answer is k2's.
+        default_key(&world, "k2");
+        let e = gather(&app, &incident).await.unwrap();
+        let k = e.default_key.unwrap();
+        assert_eq!(k.key_id, "k2");
+        assert!(k.info.get().unwrap().arn.ends_with("key/k2"));
+        assert_eq!(reads(&world), ["k1", "k2"]);
+
+        // No default key any more: no guess is read.
+        world
+            .write()
+            .unwrap()
+            .buckets
+            .get_mut("exports")
+            .unwrap()
+            .encryption = None;
+        let e = gather(&app, &incident).await.unwrap();
+        assert!(e.default_key.is_none());
+        let _ = reads(&world);
+        gather(&app, &incident).await.unwrap();
+        assert!(reads(&world).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_bucket_of_this_account_does_not_wait_for_the_lookup_in_other_accounts() {
+        let world = fakes::world_with_table();
+        {
+            let mut w = world.write().unwrap();
+            w.buckets
+                .insert("exports".into(), FakeBucket::owned_by(TABLE_ACCOUNT));
+            w.org_accounts = Some(vec![TABLE_ACCOUNT.into(), fakes::DATA_ACCOUNT.into()]);
+            w.member_roles = vec![fakes::DATA_ACCOUNT.into()];
+            w.stall_assume_role = true;
+        }
+        let config = Config {
+            member_role_name: Some("ExportRemediatorMember".into()),
+            ..Config::default()
+        };
+        let app = fakes::app(&world, config);
+        let incident = Incident::new(IncidentSource::Manual);
+        let request = fakes::request("exports");
+        let export = fakes::failed_export(request, "S3AccessDenied", "Access Denied");
+        let e = tokio::time::timeout(
+            Duration::from_secs(5),
+            gather_from(&app, &incident, Some(export.clone())),
+        )
+        .await
+        .expect("the own account's answer is not held up by the stalled lookup")
+        .unwrap();
+        assert_eq!(e.bucket.unwrap().owner.get().unwrap(), TABLE_ACCOUNT);
+
+        // Another account's bucket does need the lookup: it waits for it.
+        world
+            .write()
+            .unwrap()
+            .buckets
+            .get_mut("exports")
+            .unwrap()
+            .owner = fakes::DATA_ACCOUNT.into();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(200),
+            gather_from(&app, &incident, Some(export)),
+        )
+        .await;
+        assert!(waited.is_err());
+    }
 }

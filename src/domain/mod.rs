@@ -46,6 +46,8 @@ pub struct App {
     /// `None` when LEDGER_TABLE_NAME is not set: no exactly-once, a report-only sweep.
     pub ledger: Option<Box<dyn Ledger>>,
     pub events: Box<dyn EventPublisher>,
+    /// Guesses a warm container makes from what it read before (never a fact).
+    pub hints: evidence::Hints,
 }
 
 /// The role name of `arn:…:iam::<acct>:role/<path/>Name` or `arn:…:sts::<acct>:assumed-role/Name/session`.
