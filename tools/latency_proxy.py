@@ -187,6 +187,9 @@ def main() -> None:
         parser.error("the upstream must be on loopback")
     log = open(args.log, "a", encoding="utf-8") if args.log else None
     handler = make_handler(upstream, args.delay_ms / 1000.0, log, time.monotonic())
+    # A cold function opens some 20 connections at once; the default backlog of 5 drops the
+    # rest's SYNs, which the kernel retries a second later: a delay that is not the function's.
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     if args.parent_pid:
