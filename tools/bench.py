@@ -415,6 +415,18 @@ def trips_table(trips: dict) -> list[str]:
     return md + [""]
 
 
+PHASES: dict[str, float] = {}
+
+
+def timed(name: str, run):
+    """run(), its wall time added to PHASES[name]."""
+    t0 = time.monotonic()
+    try:
+        return run()
+    finally:
+        PHASES[name] = PHASES.get(name, 0.0) + time.monotonic() - t0
+
+
 def section(path: Path) -> str:
     """A benchmark file's body without its title."""
     text = path.read_text() if path.exists() else "(not produced)\n"
@@ -428,27 +440,28 @@ def main() -> int:
     started = time.monotonic()
     only_trips = sys.argv[1:] == ["trips"]
     try:
-        sh(["cargo", "build", "--release", "--bin", "ddb-export-remediator",
-            "--example", "hello_floor"])
+        timed("build", lambda: sh(["cargo", "build", "--release", "--bin",
+                                   "ddb-export-remediator", "--example", "hello_floor"]))
         endpoint = emulator()
         ledger = seed(endpoint, "ledger", "--table", "bench-ledger")["ledgerTable"]
         events = {}
         for scenario in ("cross-account-no-owner", "sse-kms-required", "kms-key-policy-denies"):
             s = seed(endpoint, scenario)
             events[scenario] = {"exportArn": s["exportArn"], "mode": "diagnose"}
-        trips = round_trips(endpoint, ledger, events, TRIP_RUNS)
+        trips = timed("round trips", lambda: round_trips(endpoint, ledger, events, TRIP_RUNS))
         if only_trips:
             print("\n".join(trips_table(trips)))
             return 0
-        ours_init = measure_init(RELEASE / "ddb-export-remediator", 20)
-        floor_init = measure_init(RELEASE / "examples" / "hello_floor", 20)
-        first = diagnosis_runs(endpoint, ledger, events, 3)
-        size, zipped, build_secs = package()
-        peer_runs = peer(3)
-        sh(["cargo", "run", "--release", "--example", "bench_diagnosis"], stdout=subprocess.DEVNULL)
-        # 1,000 exports here; the 10,000 of the peer comparison are section 5.
-        sh(["cargo", "run", "--release", "--example", "bench_sweep", "--", "1000"],
-           stdout=subprocess.DEVNULL)
+        ours_init = timed("init", lambda: measure_init(RELEASE / "ddb-export-remediator", 20))
+        floor_init = timed("init", lambda: measure_init(RELEASE / "examples" / "hello_floor", 20))
+        first = timed("first invocation", lambda: diagnosis_runs(endpoint, ledger, events, 3))
+        size, zipped, build_secs = timed("package", package)
+        peer_runs = timed("peer", lambda: peer(3))
+        timed("diagnosis throughput", lambda: sh(
+            ["cargo", "run", "--release", "--example", "bench_diagnosis"], stdout=subprocess.DEVNULL))
+        timed("sweep scale", lambda: sh(
+            ["cargo", "run", "--release", "--example", "bench_sweep", "--", "1000", "10000"],
+            stdout=subprocess.DEVNULL))
     finally:
         stop_all()
 
@@ -461,6 +474,7 @@ def main() -> int:
           f"{platform.release()}; Python {platform.python_version()}; emulator moto 5.2.5 (patched) "
           "on 127.0.0.1. Numbers are min / median / max over the runs named. Host-native release "
           "builds (the arm64 build is only measured for size: this machine cannot run it).", ""]
+    md += ["Time by part: " + ", ".join(f"{k} {v:.0f} s" for k, v in PHASES.items()) + ".", ""]
     md += ["## 1. Init (SPEC §11: ≤ 30 ms; floor ~14 ms p50 on Lambda)", "",
            "Process start until the runtime's first `GET /runtime/invocation/next` on a local "
            "Runtime API, 20 runs each:", "",

@@ -15,6 +15,10 @@ Cross-account buckets behave as on AWS: without the right S3BucketOwner, or with
 policy Allow for PutObject that names the table's account (or a principal in it, or "*"), the
 export fails with S3AccessDenied and a bare "Access Denied" message.
 
+Seeding many exports at once: an ExportTableToPointInTime body with "MotoBulkBuckets": [names]
+starts and runs one export per name in that request (answer: {"MotoBulkExports": [[arn,
+status], ...]}).
+
 Key policies, for keys tagged moto-enforce-key-policy=true: an SSE-KMS export fails (as KMS
 would make it fail) unless an Allow statement for kms:GenerateDataKey names the principal that
 started the export (an assumed role's role ARN, else arn:aws:iam::<account>:user/moto), its
@@ -365,6 +369,10 @@ def _export_table_to_point_in_time(self: DynamoHandler) -> ActionResult:
                 if not same:
                     raise ExportConflictException(token)
                 return ActionResult({"ExportDescription": existing.response()})
+    # The parsed body keeps modeled members only: the extension is read from the raw one.
+    bulk = json.loads(self.raw_body or b"{}").get("MotoBulkBuckets")
+    if bulk is not None:
+        return _bulk_exports(self, table, body, bulk)
     export = AwsLikeTableExport(
         table, dict(body), backend.region_name, backend.account_id,
         _caller_principal(self, backend.account_id),
@@ -372,6 +380,21 @@ def _export_table_to_point_in_time(self: DynamoHandler) -> ActionResult:
     exports[export.arn] = export
     export.start()
     return ActionResult({"ExportDescription": export.response()})
+
+
+def _bulk_exports(self: DynamoHandler, table, body: dict, buckets: list) -> str:
+    """Seeding only (`seed.py bulk`): one export to each bucket named, run to its end here and
+    now, so that 10,000 exports take one request instead of 10,000."""
+    backend = self.dynamodb_backend
+    principal = _caller_principal(self, backend.account_id)
+    made = []
+    for bucket in buckets:
+        export = AwsLikeTableExport(table, {**body, "S3Bucket": bucket}, backend.region_name,
+                                    backend.account_id, principal)
+        backend.table_exports[export.arn] = export
+        export.run()
+        made.append([export.arn, export.status])
+    return json.dumps({"MotoBulkExports": made})
 
 
 def _normalise(value):
