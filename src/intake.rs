@@ -89,6 +89,11 @@ struct FailedDetail {
     table_arn: Option<String>,
     failure_code: Option<String>,
     failure_message: Option<String>,
+    // What the sweep adds from DescribeExport (optional for other publishers).
+    s3_bucket: Option<String>,
+    s3_bucket_owner: Option<String>,
+    s3_sse_algorithm: Option<String>,
+    s3_sse_kms_key_id: Option<String>,
 }
 
 fn parse_failed_event(detail: &Value) -> Result<Trigger, Error> {
@@ -103,6 +108,16 @@ fn parse_failed_event(detail: &Value) -> Result<Trigger, Error> {
     }
     let mut incident = Incident::new(IncidentSource::Event);
     incident.table_arn = d.table_arn.or_else(|| arn.table_arn_of_export());
+    if let (Some(bucket), Some(table_arn)) = (d.s3_bucket, &incident.table_arn) {
+        incident.announced = Some(ExportRequest {
+            table_arn: table_arn.clone(),
+            s3_bucket: check_bucket("detail.s3Bucket", bucket)?,
+            s3_bucket_owner: check_owner("detail.s3BucketOwner", d.s3_bucket_owner)?,
+            s3_sse_algorithm: check_sse("detail.s3SseAlgorithm", d.s3_sse_algorithm)?,
+            s3_sse_kms_key_id: d.s3_sse_kms_key_id,
+            ..Default::default()
+        });
+    }
     incident.export_arn = Some(export_arn);
     incident.failure_code = d.failure_code;
     incident.failure_message = d.failure_message;
@@ -478,6 +493,33 @@ mod tests {
         };
         assert!(!s.own_retry);
         assert!(s.export_arn.unwrap().contains("/export/"));
+    }
+
+    #[test]
+    fn a_failed_event_that_names_the_destination_announces_it() {
+        let mut e = event("eventbridge-export-failed-s3-access-denied.json");
+        let Trigger::Incident(i) = parse(&e).unwrap() else {
+            panic!()
+        };
+        let a = i.announced.unwrap();
+        assert_eq!(a.s3_bucket, "amzn-s3-demo-bucket");
+        assert_eq!(a.table_arn, i.table_arn.unwrap());
+        assert_eq!(a.s3_sse_algorithm, Some(SseAlgorithm::Aes256));
+
+        e["detail"]["s3BucketOwner"] = json!("12345");
+        let err = parse(&e).unwrap_err().to_string();
+        assert!(err.contains("detail.s3BucketOwner"), "{err}");
+        e["detail"]["s3BucketOwner"] = Value::Null;
+        e["detail"]["s3Bucket"] = json!("Not_A_Bucket");
+        let err = parse(&e).unwrap_err().to_string();
+        assert!(err.contains("detail.s3Bucket"), "{err}");
+
+        let Trigger::Incident(i) =
+            parse(&event("eventbridge-export-failed-no-such-bucket.json")).unwrap()
+        else {
+            panic!()
+        };
+        assert!(i.announced.is_none());
     }
 
     #[test]

@@ -145,6 +145,9 @@ pub struct Incident {
     pub table_arn: Option<String>,
     /// Parameters known from the trigger itself (CloudTrail, preflight).
     pub request: Option<ExportRequest>,
+    /// The export's parameters as a `DynamoDB Export Failed` event states them: they only let
+    /// the evidence be read beside DescribeExport, whose answer decides (SPEC §11).
+    pub announced: Option<ExportRequest>,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     pub caller: Option<String>,
@@ -159,6 +162,7 @@ impl Incident {
             export_arn: None,
             table_arn: None,
             request: None,
+            announced: None,
             failure_code: None,
             failure_message: None,
             caller: None,

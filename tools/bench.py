@@ -218,6 +218,26 @@ def measure_init(binary: Path, runs: int) -> list[float]:
     return out
 
 
+def failed_event(endpoint: str, export_arn: str) -> dict:
+    """The `DynamoDB Export Failed` event the sweep publishes for this export (its detail as
+    src/domain/sweep.rs writes it), the trigger that starts remediation in a deployment."""
+    import boto3
+
+    d = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id="testing", aws_secret_access_key="testing"
+                     ).describe_export(ExportArn=export_arn)["ExportDescription"]
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "DynamoDB Export Failed",
+            "source": "ddb-export-remediator", "account": export_arn.split(":")[4],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": "us-east-1",
+            "resources": [export_arn],
+            "detail": {"exportArn": export_arn, "tableArn": d["TableArn"],
+                       "failureCode": d.get("FailureCode"),
+                       "failureMessage": d.get("FailureMessage"), "s3Bucket": d["S3Bucket"],
+                       "s3BucketOwner": d.get("S3BucketOwner"),
+                       "s3SseAlgorithm": d.get("S3SseAlgorithm"),
+                       "s3SseKmsKeyId": d.get("S3SseKmsKeyId")}}
+
+
 def read_lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -403,8 +423,11 @@ def trips_table(trips: dict) -> list[str]:
           "it, *invocation* includes it. **Timed**: (median wall at +100 − median wall at +0) / "
           "100 ms, which also counts the emulator answering a round's concurrent requests one "
           "after another. Cold: the process's first invocation (its first DescribeExport, STS "
-          "sessions, organization account list); warm: the same incident again in that process.",
-          "", "| scenario | process | rounds seen: diagnosis | invocation | timed | requests | "
+          "sessions, organization account list); warm: the same incident again in that process. "
+          "Two triggers: the manual payload (`{exportArn, mode}`: the bucket is known only from "
+          "DescribeExport) and the sweep's `DynamoDB Export Failed` event (it names the "
+          "destination, so the evidence is read beside DescribeExport, which then confirms it).",
+          "", "| scenario, trigger | process | rounds seen: diagnosis | invocation | timed | requests | "
           "wall at +100 ms |", "|---|---|---|---|---|---|---|"]
     for name, r in trips.items():
         for phase, label in (("first", "cold"), ("warm", "warm")):
@@ -444,11 +467,13 @@ def main() -> int:
                                    "ddb-export-remediator", "--example", "hello_floor"]))
         endpoint = emulator()
         ledger = seed(endpoint, "ledger", "--table", "bench-ledger")["ledgerTable"]
-        events = {}
+        events, triggers = {}, {}
         for scenario in ("cross-account-no-owner", "sse-kms-required", "kms-key-policy-denies"):
             s = seed(endpoint, scenario)
             events[scenario] = {"exportArn": s["exportArn"], "mode": "diagnose"}
-        trips = timed("round trips", lambda: round_trips(endpoint, ledger, events, TRIP_RUNS))
+            triggers[f"{scenario}, manual payload"] = events[scenario]
+            triggers[f"{scenario}, sweep's event"] = failed_event(endpoint, s["exportArn"])
+        trips = timed("round trips", lambda: round_trips(endpoint, ledger, triggers, TRIP_RUNS))
         if only_trips:
             print("\n".join(trips_table(trips)))
             return 0

@@ -200,28 +200,8 @@ pub async fn gather_from(
             None => None,
         }
     };
-    // The exporter: the incident's caller, else a role the failure message names.
-    let message = export
-        .as_ref()
-        .and_then(|e| e.failure_message.as_deref())
-        .or(incident.failure_message.as_deref());
-    let caller = incident.caller.clone().or_else(|| {
-        message
-            .and_then(super::access::parse_denial)
-            .and_then(|d| d.principal)
-    });
-    let role = caller
-        .as_deref()
-        .and_then(|c| role_in_account(c, &table_account));
-    let caller_facts = async {
-        match &role {
-            Some((arn, name)) => Some((
-                arn.clone(),
-                fact("iam:GetRole", app.iam.role_policies(name).await),
-            )),
-            None => None,
-        }
-    };
+    let role = exporter_role(incident, export.as_ref(), &table_account);
+    let caller_facts = role_facts(app, &role);
     // The key the export named is known already: read it beside the bucket.
     let export_key_id = request.as_ref().and_then(|r| r.s3_sse_kms_key_id.clone());
     let export_key_facts = async {
@@ -300,6 +280,89 @@ pub async fn gather_from(
         table_policy,
         scps,
     })
+}
+
+/// The exporter's role in the table account, `(ARN, name)`: the incident's caller, else a role
+/// the failure message names.
+fn exporter_role(
+    incident: &Incident,
+    export: Option<&ExportDescription>,
+    table_account: &str,
+) -> Option<(String, String)> {
+    let message = export
+        .and_then(|e| e.failure_message.as_deref())
+        .or(incident.failure_message.as_deref());
+    let caller = incident.caller.clone().or_else(|| {
+        message
+            .and_then(super::access::parse_denial)
+            .and_then(|d| d.principal)
+    });
+    caller
+        .as_deref()
+        .and_then(|c| role_in_account(c, table_account))
+}
+
+async fn role_facts(
+    app: &App,
+    role: &Option<(String, String)>,
+) -> Option<(String, Fact<PrincipalPolicies>)> {
+    match role {
+        Some((arn, name)) => Some((
+            arn.clone(),
+            fact("iam:GetRole", app.iam.role_policies(name).await),
+        )),
+        None => None,
+    }
+}
+
+/// The export as the trigger announced it (a `DynamoDB Export Failed` event that names the
+/// destination): evidence can be read from it while DescribeExport is still on its way.
+pub fn announced(incident: &Incident) -> Option<ExportDescription> {
+    Some(ExportDescription {
+        export_arn: incident.export_arn.clone()?,
+        status: crate::model::ExportStatus::Failed,
+        request: incident.announced.clone()?,
+        failure_code: incident.failure_code.clone(),
+        failure_message: incident.failure_message.clone(),
+    })
+}
+
+/// Evidence read from the announced export, kept when DescribeExport agrees on everything those
+/// reads depended on; read again from DescribeExport's answer when it does not. `incident` may
+/// know more by now (the ledger's caller): the exporter's policies are read again if so.
+pub async fn confirm(
+    app: &App,
+    incident: &Incident,
+    early: Evidence,
+    described: Option<ExportDescription>,
+) -> Result<Evidence, Error> {
+    let Some(described) = described else {
+        return gather_from(app, incident, None).await;
+    };
+    if !early
+        .request
+        .as_ref()
+        .is_some_and(|r| reads_alike(r, &described.request))
+    {
+        tracing::info!("the event's export parameters differ from DescribeExport's: read again");
+        return gather_from(app, incident, Some(described)).await;
+    }
+    let mut evidence = early;
+    let role = exporter_role(incident, Some(&described), &evidence.table_account);
+    if role.as_ref().map(|r| &r.0) != evidence.caller_policies.as_ref().map(|c| &c.0) {
+        evidence.caller_policies = role_facts(app, &role).await;
+    }
+    evidence.request = Some(described.request.clone());
+    evidence.export = Some(described);
+    Ok(evidence)
+}
+
+/// The request fields `gather_from` reads by: keep in step with it.
+fn reads_alike(a: &ExportRequest, b: &ExportRequest) -> bool {
+    a.table_arn == b.table_arn
+        && a.s3_bucket == b.s3_bucket
+        && a.s3_bucket_owner == b.s3_bucket_owner
+        && a.s3_sse_kms_key_id == b.s3_sse_kms_key_id
 }
 
 /// `(role ARN, role name)` of a role or role session in `account`.
@@ -792,5 +855,48 @@ mod tests {
         )
         .await;
         assert!(waited.is_err());
+    }
+
+    #[tokio::test]
+    async fn confirmed_early_evidence_reads_the_exporter_the_ledger_named_since() {
+        let world = fakes::world_with_table();
+        let role = format!("arn:aws:iam::{TABLE_ACCOUNT}:role/Pipeline");
+        {
+            let mut w = world.write().unwrap();
+            w.buckets
+                .insert("exports".into(), FakeBucket::owned_by(TABLE_ACCOUNT));
+            w.roles
+                .insert("Pipeline".into(), PrincipalPolicies::default());
+        }
+        let app = fakes::app(&world, Config::default());
+        let described =
+            fakes::failed_export(fakes::request("exports"), "S3AccessDenied", "Access Denied");
+        let mut incident = Incident::new(IncidentSource::Event);
+        incident.export_arn = Some(EXPORT_ARN.into());
+        incident.failure_message = Some("Access Denied".into());
+        incident.announced = Some(fakes::request("exports"));
+        let early = gather_from(&app, &incident, announced(&incident))
+            .await
+            .unwrap();
+        assert!(early.caller_policies.is_none());
+
+        incident.caller = Some(format!(
+            "arn:aws:sts::{TABLE_ACCOUNT}:assumed-role/Pipeline/run-1"
+        ));
+        let e = confirm(&app, &incident, early.clone(), Some(described.clone()))
+            .await
+            .unwrap();
+        let (arn, policies) = e.caller_policies.unwrap();
+        assert_eq!(arn, role);
+        assert!(policies.get().is_some());
+        assert_eq!(e.export.as_ref(), Some(&described));
+
+        // DescribeExport names another bucket: nothing of the early reads is kept.
+        let mut elsewhere = described;
+        elsewhere.request.s3_bucket = "missing-bucket".into();
+        let e = confirm(&app, &incident, early, Some(elsewhere))
+            .await
+            .unwrap();
+        assert_eq!(e.bucket.unwrap().name, "missing-bucket");
     }
 }

@@ -156,24 +156,36 @@ impl App {
                 _ => Ok((None, None)),
             }
         };
-        // The organization's accounts (owner candidates) are listed now too: the adapter keeps
-        // them, so the owner lookup does not wait for them later.
-        let warm_accounts = async {
-            if self.config.member_role_name.is_some() {
-                let _ = self.accounts.account_ids().await;
+        // An event that names the destination lets the evidence be read in this round too,
+        // from what it says; DescribeExport's answer then confirms it or the reads are redone.
+        let announced = evidence::announced(&incident);
+        let early = async {
+            match announced {
+                Some(a) => Some(evidence::gather_from(self, &incident, Some(a)).await),
+                None => {
+                    // The organization's accounts (owner candidates) are listed now: the
+                    // adapter keeps them, so the owner lookup does not wait for them later.
+                    if self.config.member_role_name.is_some() {
+                        let _ = self.accounts.account_ids().await;
+                    }
+                    None
+                }
             }
         };
-        let (reads, export, me, ()) = tokio::join!(
+        let (reads, export, me, early) = tokio::join!(
             ledger_reads,
             evidence::describe(self, &incident),
             self.identity.whoami(),
-            warm_accounts
+            early
         );
         let ((start, lineage), export) = (reads?, export?);
         if incident.caller.is_none() {
             incident.caller = start.and_then(|s| s.caller);
         }
-        let evidence = evidence::gather_from(self, &incident, export).await?;
+        let evidence = match early {
+            Some(Ok(early)) => evidence::confirm(self, &incident, early, export).await?,
+            _ => evidence::gather_from(self, &incident, export).await?,
+        };
         if let Some(e) = &evidence.export {
             incident.failure_code = incident.failure_code.or_else(|| e.failure_code.clone());
             incident.failure_message = incident
@@ -674,6 +686,41 @@ mod tests {
         );
     }
 
+    /// The sweep's event for the cross-account failure, naming `bucket` as its destination.
+    fn failed_event(bucket: &str) -> Value {
+        json!({"detail-type": "DynamoDB Export Failed", "source": "ddb-export-remediator",
+               "detail": {"exportArn": EXPORT_ARN, "tableArn": TABLE_ARN,
+                          "failureCode": "S3AccessDenied", "failureMessage": "Access Denied",
+                          "s3Bucket": bucket, "s3SseAlgorithm": "AES256"}})
+    }
+
+    #[tokio::test]
+    async fn an_event_naming_the_destination_is_confirmed_by_describe_export_or_read_again() {
+        let world = cross_account_world();
+        let app = app(&world, config(Mode::Diagnose));
+        let manual = app.handle(&manual("diagnose"), None).await.unwrap();
+        let announced = app
+            .handle(&failed_event("amzn-s3-demo-bucket"), None)
+            .await
+            .unwrap();
+        assert_eq!(announced.findings[0].cause, Cause::BucketOwnerMissing);
+        assert_eq!(
+            serde_json::to_value(&announced.findings).unwrap(),
+            serde_json::to_value(&manual.findings).unwrap()
+        );
+        // An event that names another bucket than DescribeExport does: the evidence is read
+        // again for the export's real bucket (kept, it would say BUCKET_NOT_FOUND).
+        let wrong = app
+            .handle(&failed_event("not-the-bucket"), None)
+            .await
+            .unwrap();
+        assert_eq!(wrong.findings[0].cause, Cause::BucketOwnerMissing);
+        assert!(wrong
+            .findings
+            .iter()
+            .all(|f| f.cause != Cause::BucketNotFound));
+    }
+
     #[tokio::test]
     async fn an_export_nobody_recorded_starting_reports_the_callers_it_considered() {
         let world = cross_account_world();
@@ -1110,6 +1157,7 @@ mod tests {
             .iter()
             .all(|e| e.detail_type == "DynamoDB Export Failed"));
         assert_eq!(events[0].detail["failureCode"], "S3AccessDenied");
+        assert_eq!(events[0].detail["s3Bucket"], "amzn-s3-demo-bucket");
 
         let second = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
         assert!(second.published.is_empty());

@@ -152,11 +152,17 @@ async fn sweep_table(
             Ok(Some(d)) => events.push(OutboundEvent {
                 source: EVENT_SOURCE.into(),
                 detail_type: FAILED_DETAIL_TYPE.into(),
+                // The destination lets the diagnosing invocation read the bucket beside its
+                // own DescribeExport (intake: `Incident::announced`).
                 detail: json!({
                     "exportArn": d.export_arn,
                     "tableArn": d.request.table_arn,
                     "failureCode": d.failure_code,
                     "failureMessage": d.failure_message,
+                    "s3Bucket": d.request.s3_bucket,
+                    "s3BucketOwner": d.request.s3_bucket_owner,
+                    "s3SseAlgorithm": d.request.s3_sse_algorithm,
+                    "s3SseKmsKeyId": d.request.s3_sse_kms_key_id,
                 }),
                 resources: vec![e.export_arn.clone()],
             }),
