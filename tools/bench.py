@@ -218,13 +218,15 @@ def measure_init(binary: Path, runs: int) -> list[float]:
     return out
 
 
-def failed_event(endpoint: str, export_arn: str) -> dict:
+def failed_event(endpoint: str, export_arn: str, creds: dict | None = None) -> dict:
     """The `DynamoDB Export Failed` event the sweep publishes for this export (its detail as
     src/domain/sweep.rs writes it), the trigger that starts remediation in a deployment."""
     import boto3
 
+    c = creds or {"accessKeyId": "testing", "secretAccessKey": "testing"}
     d = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                     aws_access_key_id="testing", aws_secret_access_key="testing"
+                     aws_access_key_id=c["accessKeyId"], aws_secret_access_key=c["secretAccessKey"],
+                     aws_session_token=c.get("sessionToken")
                      ).describe_export(ExportArn=export_arn)["ExportDescription"]
     return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "DynamoDB Export Failed",
             "source": "ddb-export-remediator", "account": export_arn.split(":")[4],
@@ -243,7 +245,8 @@ def read_lines(path: Path) -> list[str]:
 
 
 def diagnosis_runs(endpoint: str, ledger: str, events: dict[str, dict], runs: int,
-                   via: str | None = None, log: Path | None = None) -> dict[str, list[dict]]:
+                   via: str | None = None, log: Path | None = None,
+                   envs: dict[str, dict] | None = None) -> dict[str, list[dict]]:
     """Per scenario and run, a fresh process: the first (cold) invocation, the process's peak RSS
     (VmHWM) after it, a second (warm) invocation of the same incident, and, when `log` is the
     request log of the proxy at `via`, the requests each invocation made."""
@@ -252,8 +255,8 @@ def diagnosis_runs(endpoint: str, ledger: str, events: dict[str, dict], runs: in
     for _ in range(runs):
         for name, event in events.items():
             api = RuntimeApi()
-            proc = spawn(binary, function_env(api, via or endpoint,
-                                              {"LEDGER_TABLE_NAME": ledger, "MODE": "diagnose"}))
+            extra = {"LEDGER_TABLE_NAME": ledger, "MODE": "diagnose", **(envs or {}).get(name, {})}
+            proc = spawn(binary, function_env(api, via or endpoint, extra))
             # Process start and init are not part of the invocation: wait for the first poll.
             if not api.ready.wait(10):
                 raise SystemExit(f"{name}: the function never asked for an event (see {WORK})")
@@ -295,7 +298,8 @@ def rounds(requests: list[str], delay_ms: float) -> tuple[int, int]:
     return (n - 1 if report is not None else n), n
 
 
-def round_trips(endpoint: str, ledger: str, events: dict[str, dict], runs: int) -> dict:
+def round_trips(endpoint: str, ledger: str, events: dict[str, dict], runs: int,
+                envs: dict[str, dict]) -> dict:
     """Runs at +0 and +DELAY_MS alternate, so a drift of the machine or the emulator hits both."""
     logs = {d: WORK / f"bench-proxy-{int(d)}.requests" for d in (0.0, DELAY_MS)}
     for log in logs.values():
@@ -305,9 +309,10 @@ def round_trips(endpoint: str, ledger: str, events: dict[str, dict], runs: int) 
     delayed: dict[str, list[dict]] = {name: [] for name in events}
     for _ in range(runs):
         for name, event in events.items():
-            zero[name] += diagnosis_runs(endpoint, ledger, {name: event}, 1, fast, logs[0.0])[name]
+            zero[name] += diagnosis_runs(endpoint, ledger, {name: event}, 1, fast, logs[0.0],
+                                         envs)[name]
             delayed[name] += diagnosis_runs(endpoint, ledger, {name: event}, 1, slow,
-                                            logs[DELAY_MS])[name]
+                                            logs[DELAY_MS], envs)[name]
     result = {}
     for name in events:
         r: dict = {}
@@ -473,7 +478,20 @@ def main() -> int:
             events[scenario] = {"exportArn": s["exportArn"], "mode": "diagnose"}
             triggers[f"{scenario}, manual payload"] = events[scenario]
             triggers[f"{scenario}, sweep's event"] = failed_event(endpoint, s["exportArn"])
-        trips = timed("round trips", lambda: round_trips(endpoint, ledger, triggers, TRIP_RUNS))
+        # The usual deployment: the function in a member account, reading SCPs through
+        # ORG_ROLE_ARN (no ledger: the ledger table above is the management account's).
+        org = seed(endpoint, "scp-denies-kms")
+        c = org["credentials"]
+        member = {"AWS_ACCESS_KEY_ID": c["accessKeyId"], "AWS_SECRET_ACCESS_KEY": c["secretAccessKey"],
+                  "AWS_SESSION_TOKEN": c["sessionToken"], "ORG_ROLE_ARN": org["orgRoleArn"],
+                  "LEDGER_TABLE_NAME": ""}
+        envs = {}
+        for trigger, event in (("manual payload", {"exportArn": org["exportArn"], "mode": "diagnose"}),
+                               ("sweep's event", failed_event(endpoint, org["exportArn"], c))):
+            triggers[f"scp-denies-kms (member account), {trigger}"] = event
+            envs[f"scp-denies-kms (member account), {trigger}"] = member
+        trips = timed("round trips",
+                      lambda: round_trips(endpoint, ledger, triggers, TRIP_RUNS, envs))
         if only_trips:
             print("\n".join(trips_table(trips)))
             return 0

@@ -52,6 +52,12 @@ impl Organizations {
 /// ListAccounts pages read at most (20 accounts a page).
 const MAX_PAGES: usize = 250;
 
+/// The AWS managed SCP attached by default to every root, OU and account. Its id is fixed (a
+/// customer policy's id has no capitals) and its document cannot be edited: no need to read it.
+const FULL_AWS_ACCESS: &str = "p-FullAWSAccess";
+const FULL_AWS_ACCESS_DOCUMENT: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
 /// The SCPs attached to one target, with their documents.
 async fn attached(client: &Client, target: &str) -> PortResult<Vec<NamedPolicy>> {
     const LIST: &str = "organizations:ListPoliciesForTarget";
@@ -77,6 +83,12 @@ async fn attached(client: &Client, target: &str) -> PortResult<Vec<NamedPolicy>>
         }
     }
     try_join_all(ids.into_iter().map(|(id, name)| async move {
+        if id == FULL_AWS_ACCESS {
+            return Ok(NamedPolicy {
+                name: format!("{name} ({id})"),
+                document: FULL_AWS_ACCESS_DOCUMENT.to_string(),
+            });
+        }
         let out = client
             .describe_policy()
             .policy_id(&id)
@@ -95,33 +107,50 @@ async fn attached(client: &Client, target: &str) -> PortResult<Vec<NamedPolicy>>
     .await
 }
 
-/// The targets above `account_id`, nearest first, up to and including the root.
-async fn parents(client: &Client, account_id: &str) -> PortResult<Vec<String>> {
+/// The targets from `account_id` up to and including the root, nearest first, each with a
+/// task already reading its SCPs: a level's policies are read while the walk goes on up.
+async fn walk(client: &Client, account_id: &str) -> PortResult<Vec<(String, PolicyRead)>> {
     const OP: &str = "organizations:ListParents";
-    let mut out = Vec::new();
+    let read = |target: &str| {
+        let (client, target) = (client.clone(), target.to_string());
+        tokio::spawn(async move { attached(&client, &target).await })
+    };
+    let mut out = vec![(account_id.to_string(), read(account_id))];
     let mut child = account_id.to_string();
     for _ in 0..MAX_DEPTH {
-        let answer = client
-            .list_parents()
-            .child_id(&child)
-            .send()
-            .await
-            .map_err(|e| classify(OP, e))?;
-        let parent = answer
-            .parents()
-            .first()
-            .ok_or_else(|| missing(OP, "Parents"))?;
-        let id = parent.id().ok_or_else(|| missing(OP, "Parent.Id"))?;
-        out.push(id.to_string());
+        let answer = match client.list_parents().child_id(&child).send().await {
+            Ok(a) => a,
+            Err(e) => return Err(abort_all(out, classify(OP, e))),
+        };
+        let Some(parent) = answer.parents().first() else {
+            return Err(abort_all(out, missing(OP, "Parents")));
+        };
+        let Some(id) = parent.id() else {
+            return Err(abort_all(out, missing(OP, "Parent.Id")));
+        };
+        out.push((id.to_string(), read(id)));
         if parent.r#type() == Some(&ParentType::Root) {
             return Ok(out);
         }
         child = id.to_string();
     }
-    Err(missing(
-        OP,
-        "a root within the deepest nesting Organizations allows",
+    Err(abort_all(
+        out,
+        missing(OP, "a root within the deepest nesting Organizations allows"),
     ))
+}
+
+type PolicyRead = tokio::task::JoinHandle<PortResult<Vec<NamedPolicy>>>;
+
+/// Stops the policy reads of a walk whose answer is not used; gives back `error`.
+fn abort_all(
+    reads: Vec<(String, PolicyRead)>,
+    error: crate::error::AwsError,
+) -> crate::error::AwsError {
+    for (_, r) in reads {
+        r.abort();
+    }
+    error
 }
 
 #[async_trait]
@@ -173,40 +202,62 @@ impl AccountDirectory for Organizations {
             return Ok(path);
         }
         let client = self.policy_client().await?;
-        // One round for the organization and the path's first step; the policies are read only
-        // for a member account (SCPs never restrict the management account), all levels at once.
-        let (org, path) = tokio::join!(
+        // The organization, the walk up and each level's policies as soon as the level is
+        // known, all at once. The management account's walk is stopped unread (SCPs never
+        // restrict it): its policy reads cost a request or two, never a round.
+        let (org, walked) = tokio::join!(
             client.describe_organization().send(),
-            parents(&client, account_id)
+            walk(&client, account_id)
         );
         let org = match org {
             Ok(o) => o,
-            Err(e) if e.code() == Some("AWSOrganizationsNotInUseException") => {
-                self.remember(account_id, None);
-                return Ok(None);
+            Err(e) => {
+                if let Ok(w) = walked {
+                    abort_all(w, missing(ORG, "Organization"));
+                }
+                if e.code() == Some("AWSOrganizationsNotInUseException") {
+                    self.remember(account_id, None);
+                    return Ok(None);
+                }
+                return Err(classify(ORG, e));
             }
-            Err(e) => return Err(classify(ORG, e)),
         };
         let management = org
             .organization()
             .and_then(|o| o.master_account_id())
-            .ok_or_else(|| missing(ORG, "Organization.MasterAccountId"))?;
-        let answer = if management == account_id {
-            ScpPath {
-                management_account: true,
-                levels: Vec::new(),
+            .ok_or_else(|| missing(ORG, "Organization.MasterAccountId"));
+        let answer = match management {
+            Ok(m) if m == account_id => {
+                if let Ok(w) = walked {
+                    abort_all(w, missing(ORG, "Organization"));
+                }
+                ScpPath {
+                    management_account: true,
+                    levels: Vec::new(),
+                }
             }
-        } else {
-            let mut targets = vec![account_id.to_string()];
-            targets.extend(path?);
-            let policies = try_join_all(targets.iter().map(|t| attached(&client, t))).await?;
-            ScpPath {
-                management_account: false,
-                levels: targets
-                    .into_iter()
-                    .zip(policies)
-                    .map(|(target, policies)| ScpLevel { target, policies })
-                    .collect(),
+            Ok(_) => {
+                let mut levels = Vec::new();
+                for (target, read) in walked? {
+                    let policies = read.await.unwrap_or_else(|e| {
+                        Err(crate::error::AwsError::new(
+                            "organizations:ListPoliciesForTarget",
+                            crate::error::AwsErrorKind::Other,
+                            format!("the policy read ended: {e}"),
+                        ))
+                    })?;
+                    levels.push(ScpLevel { target, policies });
+                }
+                ScpPath {
+                    management_account: false,
+                    levels,
+                }
+            }
+            Err(e) => {
+                if let Ok(w) = walked {
+                    abort_all(w, missing(ORG, "Organization"));
+                }
+                return Err(e);
             }
         };
         self.remember(account_id, Some(answer.clone()));
@@ -317,7 +368,8 @@ mod tests {
     async fn the_management_account_reads_no_policies() {
         let org = organization(ACCOUNT);
         let up = parent(ACCOUNT, "r-ab12", ParentType::Root);
-        // No ListPoliciesForTarget rule: a call would fail the test.
+        // No ListPoliciesForTarget rule: the walk's policy read fails, and the management
+        // account's answer neither waits for it nor depends on it.
         let orgs = Organizations::new(mock_client!(
             aws_sdk_organizations,
             RuleMode::MatchAny,
@@ -345,13 +397,33 @@ mod tests {
                     )
                     .build()
             });
+        const DENY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:*","Resource":"*"}]}"#;
+        let listed_ou = mock!(Client::list_policies_for_target)
+            .match_requests(|r| r.target_id() == Some("ou-ab12-34cd56ef"))
+            .then_output(|| {
+                ListPoliciesForTargetOutput::builder()
+                    .policies(
+                        PolicySummary::builder()
+                            .id("p-FullAWSAccess")
+                            .name("FullAWSAccess")
+                            .build(),
+                    )
+                    .policies(
+                        PolicySummary::builder()
+                            .id("p-ab12cd34")
+                            .name("NoKms")
+                            .build(),
+                    )
+                    .build()
+            });
+        // The AWS managed policy is never read: its document is fixed.
         let described = mock!(Client::describe_policy)
-            .match_requests(|r| r.policy_id() == Some("p-FullAWSAccess"))
+            .match_requests(|r| r.policy_id() == Some("p-ab12cd34"))
             .then_output(|| {
                 DescribePolicyOutput::builder()
                     .policy(
                         aws_sdk_organizations::types::Policy::builder()
-                            .content(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+                            .content(DENY)
                             .build(),
                     )
                     .build()
@@ -359,17 +431,24 @@ mod tests {
         let orgs = Organizations::new(mock_client!(
             aws_sdk_organizations,
             RuleMode::MatchAny,
-            [&org, &to_ou, &to_root, &listed, &described]
+            [&org, &to_ou, &to_root, &listed_ou, &listed, &described]
         ));
         let path = orgs.scp_path(ACCOUNT).await.unwrap().unwrap();
         assert!(!path.management_account);
         let targets: Vec<&str> = path.levels.iter().map(|l| l.target.as_str()).collect();
         assert_eq!(targets, [ACCOUNT, "ou-ab12-34cd56ef", "r-ab12"]);
         for level in &path.levels {
-            assert_eq!(level.policies.len(), 1);
             assert_eq!(level.policies[0].name, "FullAWSAccess (p-FullAWSAccess)");
+            assert_eq!(level.policies[0].document, FULL_AWS_ACCESS_DOCUMENT);
         }
-        assert_eq!(listed.num_calls(), 3);
+        let ou = &path.levels[1].policies;
+        assert_eq!(ou.len(), 2);
+        assert_eq!(
+            (ou[1].name.as_str(), ou[1].document.as_str()),
+            ("NoKms (p-ab12cd34)", DENY)
+        );
+        assert_eq!(listed.num_calls() + listed_ou.num_calls(), 3);
+        assert_eq!(described.num_calls(), 1);
         // A warm container asks again only after REUSE.
         orgs.scp_path(ACCOUNT).await.unwrap();
         assert_eq!(org.num_calls(), 1);
