@@ -380,6 +380,13 @@ mod tests {
         assert!(path.levels.is_empty());
     }
 
+    fn full_aws_access() -> PolicySummary {
+        PolicySummary::builder()
+            .id("p-FullAWSAccess")
+            .name("FullAWSAccess")
+            .build()
+    }
+
     #[tokio::test]
     async fn a_member_accounts_path_is_walked_to_the_root_with_each_levels_scps() {
         let org = organization("999988887777");
@@ -389,12 +396,7 @@ mod tests {
             .match_requests(|r| r.filter() == Some(&PolicyType::ServiceControlPolicy))
             .then_output(|| {
                 ListPoliciesForTargetOutput::builder()
-                    .policies(
-                        PolicySummary::builder()
-                            .id("p-FullAWSAccess")
-                            .name("FullAWSAccess")
-                            .build(),
-                    )
+                    .policies(full_aws_access())
                     .build()
             });
         const DENY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:*","Resource":"*"}]}"#;
@@ -402,12 +404,7 @@ mod tests {
             .match_requests(|r| r.target_id() == Some("ou-ab12-34cd56ef"))
             .then_output(|| {
                 ListPoliciesForTargetOutput::builder()
-                    .policies(
-                        PolicySummary::builder()
-                            .id("p-FullAWSAccess")
-                            .name("FullAWSAccess")
-                            .build(),
-                    )
+                    .policies(full_aws_access())
                     .policies(
                         PolicySummary::builder()
                             .id("p-ab12cd34")

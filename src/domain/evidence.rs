@@ -752,12 +752,17 @@ mod tests {
         }
     }
 
+    fn bucket(world: &fakes::Shared, change: impl FnOnce(&mut FakeBucket)) {
+        change(world.write().unwrap().buckets.get_mut("exports").unwrap());
+    }
+
     fn default_key(world: &fakes::Shared, id: &str) {
-        let mut w = world.write().unwrap();
-        w.keys.insert(id.into(), key(id));
-        w.buckets.get_mut("exports").unwrap().encryption = Some(BucketEncryption {
-            algorithm: "aws:kms".into(),
-            kms_key_id: Some(id.into()),
+        world.write().unwrap().keys.insert(id.into(), key(id));
+        bucket(world, |b| {
+            b.encryption = Some(BucketEncryption {
+                algorithm: "aws:kms".into(),
+                kms_key_id: Some(id.into()),
+            })
         });
     }
 
@@ -799,13 +804,7 @@ mod tests {
         assert_eq!(reads(&world), ["k1", "k2"]);
 
         // No default key any more: no guess is read.
-        world
-            .write()
-            .unwrap()
-            .buckets
-            .get_mut("exports")
-            .unwrap()
-            .encryption = None;
+        bucket(&world, |b| b.encryption = None);
         let e = gather(&app, &incident).await.unwrap();
         assert!(e.default_key.is_none());
         let _ = reads(&world);
@@ -842,13 +841,7 @@ mod tests {
         assert_eq!(e.bucket.unwrap().owner.get().unwrap(), TABLE_ACCOUNT);
 
         // Another account's bucket does need the lookup: it waits for it.
-        world
-            .write()
-            .unwrap()
-            .buckets
-            .get_mut("exports")
-            .unwrap()
-            .owner = fakes::DATA_ACCOUNT.into();
+        bucket(&world, |b| b.owner = fakes::DATA_ACCOUNT.into());
         let waited = tokio::time::timeout(
             Duration::from_millis(200),
             gather_from(&app, &incident, Some(export)),
