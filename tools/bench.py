@@ -440,6 +440,14 @@ def trips_table(trips: dict) -> list[str]:
             md.append(f"| {name} | {label} | {seen(x['diagnosis'])} | {seen(x['total'])} | "
                       f"{x['timed']:.1f} | {x['requests']:.0f} | "
                       f"{x['wall_delayed'] * 1000:.0f} ms |")
+    rows = [r[p] for r in trips.values() for p in ("first", "warm")]
+    within = sum(max(x["total"]) <= 3 for x in rows)
+    diag = sum(max(x["diagnosis"]) <= 3 for x in rows)
+    over = [f"{name} ({'cold' if p == 'first' else 'warm'}: {max(r[p]['total'])})"
+            for name, r in trips.items() for p in ("first", "warm") if max(r[p]["total"]) > 3]
+    md += ["", f"Within SPEC §11's 3 dependent rounds: {within} of {len(rows)} rows for the whole "
+           f"invocation (report included), {diag} of {len(rows)} for the diagnosis alone. Over 3: "
+           + (", ".join(over) if over else "none") + "."]
     return md + [""]
 
 
