@@ -80,6 +80,10 @@ pub struct World {
     pub key_reads: Vec<String>,
     /// AssumeRole never answers (a slow STS).
     pub stall_assume_role: bool,
+    /// Every account an SCP path was asked for, in order.
+    pub scp_walks: Vec<String>,
+    /// DescribeExport answers only after an SCP walk has begun.
+    pub describe_after_scp_walk: bool,
     pub ledger: HashMap<String, IncidentRecord>,
     pub lineages: HashMap<String, Lineage>,
     pub starts: HashMap<String, StartRecord>,
@@ -221,6 +225,22 @@ pub struct FakeExports(pub Shared);
 impl ExportService for FakeExports {
     async fn describe_export(&self, export_arn: &str) -> PortResult<Option<ExportDescription>> {
         denied(&self.0, "dynamodb:DescribeExport")?;
+        if self.0.read().unwrap().describe_after_scp_walk {
+            // Answer only once an SCP walk has begun (at most 2 s).
+            for _ in 0..200 {
+                if !self.0.read().unwrap().scp_walks.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            if self.0.read().unwrap().scp_walks.is_empty() {
+                return Err(AwsError::new(
+                    "dynamodb:DescribeExport",
+                    AwsErrorKind::Other,
+                    "no SCP walk began while DescribeExport was under way",
+                ));
+            }
+        }
         let w = self.0.read().unwrap();
         Ok(w.exports
             .iter()
@@ -452,7 +472,8 @@ impl AccountDirectory for FakeOrg {
             )
         })
     }
-    async fn scp_path(&self, _account_id: &str) -> PortResult<Option<ScpPath>> {
+    async fn scp_path(&self, account_id: &str) -> PortResult<Option<ScpPath>> {
+        self.0.write().unwrap().scp_walks.push(account_id.into());
         self.0
             .read()
             .unwrap()

@@ -476,8 +476,10 @@ def main() -> int:
     started = time.monotonic()
     only_trips = sys.argv[1:] == ["trips"]
     try:
+        # Everything host-native in one cargo call (its crates build in parallel).
         timed("build", lambda: sh(["cargo", "build", "--release", "--bin",
-                                   "ddb-export-remediator", "--example", "hello_floor"]))
+                                   "ddb-export-remediator", "--example", "hello_floor",
+                                   "--example", "bench_diagnosis", "--example", "bench_sweep"]))
         endpoint = emulator()
         ledger = seed(endpoint, "ledger", "--table", "bench-ledger")["ledgerTable"]
         events, triggers = {}, {}

@@ -13,7 +13,8 @@ use crate::ports::{
 };
 use futures_util::future::{join_all, select, Either};
 use std::collections::HashMap;
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -136,6 +137,13 @@ pub async fn describe(app: &App, incident: &Incident) -> Result<Option<ExportDes
     }
 }
 
+/// The SCP walk of an account, started before the export was described (the account is in the
+/// export's ARN): still under way, or done.
+pub enum EarlyScps<'a> {
+    Running(Pin<Box<dyn Future<Output = PortResult<Option<ScpPath>>> + Send + 'a>>),
+    Done(PortResult<Option<ScpPath>>),
+}
+
 /// Every other fact, gathered concurrently once the export is known: table, bucket (owner
 /// lookup included), the export's key and the exporter's policies together; the bucket's
 /// default-encryption key after the bucket.
@@ -143,6 +151,17 @@ pub async fn gather_from(
     app: &App,
     incident: &Incident,
     export: Option<ExportDescription>,
+) -> Result<Evidence, Error> {
+    gather_with(app, incident, export, None).await
+}
+
+/// `gather_from`, with the SCP walk of `(account, walk)` taken over when that account turns
+/// out to be the table's.
+pub async fn gather_with(
+    app: &App,
+    incident: &Incident,
+    export: Option<ExportDescription>,
+    early_scps: Option<(String, EarlyScps<'_>)>,
 ) -> Result<Evidence, Error> {
     let request = export
         .as_ref()
@@ -215,10 +234,14 @@ pub async fn gather_from(
         if table_account.is_empty() {
             return Fact::unknown("organizations:ListPoliciesForTarget", "no table account");
         }
-        fact(
-            "organizations:ListPoliciesForTarget",
-            app.accounts.scp_path(&table_account).await,
-        )
+        let path = match early_scps {
+            Some((account, walk)) if account == table_account => match walk {
+                EarlyScps::Running(walk) => walk.await,
+                EarlyScps::Done(path) => path,
+            },
+            _ => app.accounts.scp_path(&table_account).await,
+        };
+        fact("organizations:ListPoliciesForTarget", path)
     };
     // A warm container knows which key the bucket's default encryption named last time: that
     // key is read beside the bucket instead of after it.

@@ -23,11 +23,13 @@ use crate::ports::{
     Identity, IdentityPolicies, IncidentRecord, IncidentStatus, KeyPolicyStore, Ledger, Lineage,
     OutboundEvent, StartRecord,
 };
+use futures_util::future::{select, Either};
 use plan::{Action, Plan, Retry};
 use report::{
     Applied, AppliedStatus, IncidentReport, RemediationResult, SweepReport, SCHEMA_VERSION,
 };
 use serde_json::{json, Value};
+use std::pin::pin;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Everything one invocation needs, built once at init.
@@ -172,19 +174,42 @@ impl App {
                 }
             }
         };
-        let (reads, export, me, early) = tokio::join!(
-            ledger_reads,
-            evidence::describe(self, &incident),
-            self.identity.whoami(),
-            early
-        );
+        // Without an announced destination the SCP walk (several rounds in a member account)
+        // still starts now: its account is the export ARN's. It goes on beside the evidence.
+        let scp_account = incident
+            .export_arn
+            .as_deref()
+            .filter(|_| incident.announced.is_none())
+            .and_then(crate::arn::account_of);
+        let ((reads, export, me, early), scps) = {
+            let first_round = pin!(async {
+                tokio::join!(
+                    ledger_reads,
+                    evidence::describe(self, &incident),
+                    self.identity.whoami(),
+                    early
+                )
+            });
+            match &scp_account {
+                Some(account) => match select(first_round, self.accounts.scp_path(account)).await {
+                    Either::Left((first, walk)) => {
+                        (first, Some(evidence::EarlyScps::Running(walk)))
+                    }
+                    Either::Right((path, first)) => {
+                        (first.await, Some(evidence::EarlyScps::Done(path)))
+                    }
+                },
+                None => (first_round.await, None),
+            }
+        };
         let ((start, lineage), export) = (reads?, export?);
         if incident.caller.is_none() {
             incident.caller = start.and_then(|s| s.caller);
         }
+        let early_scps = scp_account.clone().zip(scps);
         let evidence = match early {
             Some(Ok(early)) => evidence::confirm(self, &incident, early, export).await?,
-            _ => evidence::gather_from(self, &incident, export).await?,
+            _ => evidence::gather_with(self, &incident, export, early_scps).await?,
         };
         if let Some(e) = &evidence.export {
             incident.failure_code = incident.failure_code.or_else(|| e.failure_code.clone());
@@ -719,6 +744,26 @@ mod tests {
             .findings
             .iter()
             .all(|f| f.cause != Cause::BucketNotFound));
+    }
+
+    #[tokio::test]
+    async fn the_scp_walk_started_before_describe_export_is_the_one_used() {
+        let world = cross_account_world();
+        {
+            let mut w = world.write().unwrap();
+            w.scp_path = Some(crate::ports::ScpPath {
+                management_account: true,
+                levels: Vec::new(),
+            });
+            // The walk must begin beside DescribeExport, not after its answer.
+            w.describe_after_scp_walk = true;
+        }
+        let app = app(&world, config(Mode::Diagnose));
+        for event in [manual("diagnose"), failed_event("amzn-s3-demo-bucket")] {
+            app.handle(&event, None).await.unwrap();
+            let walks = std::mem::take(&mut world.write().unwrap().scp_walks);
+            assert_eq!(walks, [TABLE_ACCOUNT], "{event}");
+        }
     }
 
     #[tokio::test]
