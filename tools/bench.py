@@ -193,8 +193,12 @@ def proxy(upstream: str, delay_ms: float, log: Path) -> str:
                         "PROXY_READY ", f"bench-proxy-{int(delay_ms)}.log")
 
 
+def read_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def lines(path: Path) -> int:
-    return len(path.read_text().splitlines()) if path.exists() else 0
+    return len(read_lines(path))
 
 
 def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -240,10 +244,6 @@ def failed_event(endpoint: str, export_arn: str, creds: dict | None = None) -> d
                        "s3SseKmsKeyId": d.get("S3SseKmsKeyId")}}
 
 
-def read_lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
 def diagnosis_runs(endpoint: str, ledger: str, events: dict[str, dict], runs: int,
                    via: str | None = None, log: Path | None = None,
                    envs: dict[str, dict] | None = None) -> dict[str, list[dict]]:
@@ -262,7 +262,7 @@ def diagnosis_runs(endpoint: str, ledger: str, events: dict[str, dict], runs: in
                 raise SystemExit(f"{name}: the function never asked for an event (see {WORK})")
             run: dict = {}
             for phase in ("first", "warm"):
-                before = len(read_lines(log)) if log else 0
+                before = lines(log) if log else 0
                 took, answer = api.invoke(event)
                 if not answer.get("findings"):
                     raise SystemExit(f"{name}: no findings: {answer}")

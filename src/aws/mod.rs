@@ -120,6 +120,15 @@ pub(crate) fn missing(operation: &'static str, what: &str) -> AwsError {
     )
 }
 
+/// A call run in a task of its own whose task panicked or was cancelled.
+pub(crate) fn task_ended(operation: &'static str, e: tokio::task::JoinError) -> AwsError {
+    AwsError::new(
+        operation,
+        AwsErrorKind::Other,
+        format!("its task ended: {e}"),
+    )
+}
+
 /// Wires the real adapters from one SdkConfig (clients share its connection pool).
 pub fn build_app(config: crate::Config, sdk: &aws_types::SdkConfig) -> crate::App {
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();

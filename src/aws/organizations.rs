@@ -1,7 +1,7 @@
 //! Organizations adapter: the organization's member accounts (owner candidates), and the
 //! service control policies on an account's path (through ORG_ROLE_ARN when set).
 
-use super::{classify, missing, StsCrossAccount};
+use super::{classify, missing, task_ended, StsCrossAccount};
 use crate::ports::{AccountDirectory, NamedPolicy, PortResult, ScpLevel, ScpPath};
 use async_trait::async_trait;
 use aws_sdk_organizations::types::{ParentType, PolicyType};
@@ -113,44 +113,50 @@ async fn walk(client: &Client, account_id: &str) -> PortResult<Vec<(String, Poli
     const OP: &str = "organizations:ListParents";
     let read = |target: &str| {
         let (client, target) = (client.clone(), target.to_string());
-        tokio::spawn(async move { attached(&client, &target).await })
+        PolicyRead(tokio::spawn(
+            async move { attached(&client, &target).await },
+        ))
     };
     let mut out = vec![(account_id.to_string(), read(account_id))];
     let mut child = account_id.to_string();
     for _ in 0..MAX_DEPTH {
         let answer = match client.list_parents().child_id(&child).send().await {
             Ok(a) => a,
-            Err(e) => return Err(abort_all(out, classify(OP, e))),
+            Err(e) => return Err(classify(OP, e)),
         };
-        let Some(parent) = answer.parents().first() else {
-            return Err(abort_all(out, missing(OP, "Parents")));
-        };
-        let Some(id) = parent.id() else {
-            return Err(abort_all(out, missing(OP, "Parent.Id")));
-        };
+        let parent = answer
+            .parents()
+            .first()
+            .ok_or_else(|| missing(OP, "Parents"))?;
+        let id = parent.id().ok_or_else(|| missing(OP, "Parent.Id"))?;
         out.push((id.to_string(), read(id)));
         if parent.r#type() == Some(&ParentType::Root) {
             return Ok(out);
         }
         child = id.to_string();
     }
-    Err(abort_all(
-        out,
-        missing(OP, "a root within the deepest nesting Organizations allows"),
+    Err(missing(
+        OP,
+        "a root within the deepest nesting Organizations allows",
     ))
 }
 
-type PolicyRead = tokio::task::JoinHandle<PortResult<Vec<NamedPolicy>>>;
+/// One level's SCP read, in a task of its own; dropped unread (the management account's walk,
+/// a walk or organization that failed), it stops.
+struct PolicyRead(tokio::task::JoinHandle<PortResult<Vec<NamedPolicy>>>);
 
-/// Stops the policy reads of a walk whose answer is not used; gives back `error`.
-fn abort_all(
-    reads: Vec<(String, PolicyRead)>,
-    error: crate::error::AwsError,
-) -> crate::error::AwsError {
-    for (_, r) in reads {
-        r.abort();
+impl PolicyRead {
+    async fn policies(mut self) -> PortResult<Vec<NamedPolicy>> {
+        (&mut self.0)
+            .await
+            .unwrap_or_else(|e| Err(task_ended("organizations:ListPoliciesForTarget", e)))
     }
-    error
+}
+
+impl Drop for PolicyRead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[async_trait]
@@ -203,7 +209,7 @@ impl AccountDirectory for Organizations {
         }
         let client = self.policy_client().await?;
         // The organization, the walk up and each level's policies as soon as the level is
-        // known, all at once. The management account's walk is stopped unread (SCPs never
+        // known, all at once. The management account's walk is dropped unread (SCPs never
         // restrict it): its policy reads cost a request or two, never a round.
         let (org, walked) = tokio::join!(
             client.describe_organization().send(),
@@ -211,53 +217,32 @@ impl AccountDirectory for Organizations {
         );
         let org = match org {
             Ok(o) => o,
-            Err(e) => {
-                if let Ok(w) = walked {
-                    abort_all(w, missing(ORG, "Organization"));
-                }
-                if e.code() == Some("AWSOrganizationsNotInUseException") {
-                    self.remember(account_id, None);
-                    return Ok(None);
-                }
-                return Err(classify(ORG, e));
+            Err(e) if e.code() == Some("AWSOrganizationsNotInUseException") => {
+                self.remember(account_id, None);
+                return Ok(None);
             }
+            Err(e) => return Err(classify(ORG, e)),
         };
         let management = org
             .organization()
             .and_then(|o| o.master_account_id())
-            .ok_or_else(|| missing(ORG, "Organization.MasterAccountId"));
-        let answer = match management {
-            Ok(m) if m == account_id => {
-                if let Ok(w) = walked {
-                    abort_all(w, missing(ORG, "Organization"));
-                }
-                ScpPath {
-                    management_account: true,
-                    levels: Vec::new(),
-                }
+            .ok_or_else(|| missing(ORG, "Organization.MasterAccountId"))?;
+        let answer = if management == account_id {
+            ScpPath {
+                management_account: true,
+                levels: Vec::new(),
             }
-            Ok(_) => {
-                let mut levels = Vec::new();
-                for (target, read) in walked? {
-                    let policies = read.await.unwrap_or_else(|e| {
-                        Err(crate::error::AwsError::new(
-                            "organizations:ListPoliciesForTarget",
-                            crate::error::AwsErrorKind::Other,
-                            format!("the policy read ended: {e}"),
-                        ))
-                    })?;
-                    levels.push(ScpLevel { target, policies });
-                }
-                ScpPath {
-                    management_account: false,
-                    levels,
-                }
+        } else {
+            let mut levels = Vec::new();
+            for (target, read) in walked? {
+                levels.push(ScpLevel {
+                    target,
+                    policies: read.policies().await?,
+                });
             }
-            Err(e) => {
-                if let Ok(w) = walked {
-                    abort_all(w, missing(ORG, "Organization"));
-                }
-                return Err(e);
+            ScpPath {
+                management_account: false,
+                levels,
             }
         };
         self.remember(account_id, Some(answer.clone()));

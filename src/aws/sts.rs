@@ -1,7 +1,6 @@
 //! STS adapter: assume the member role in another account and read there.
 
-use super::{classify, missing, KmsKeys, S3Buckets};
-use crate::error::{AwsError, AwsErrorKind};
+use super::{classify, missing, task_ended, KmsKeys, S3Buckets};
 use crate::ports::{AccountReaders, CrossAccount, Identity, PortResult};
 use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -85,13 +84,7 @@ impl StsCrossAccount {
             }
             Ok(creds)
         });
-        task.await.unwrap_or_else(|e| {
-            Err(AwsError::new(
-                OP,
-                AwsErrorKind::Other,
-                format!("the AssumeRole task ended: {e}"),
-            ))
-        })
+        task.await.unwrap_or_else(|e| Err(task_ended(OP, e)))
     }
 }
 

@@ -146,8 +146,8 @@ impl App {
     pub async fn remediate(&self, mut incident: Incident) -> Result<RemediationResult, Error> {
         let mode = self.effective_mode(incident.requested_mode);
         let mut notes = Vec::new();
-        // One round before the evidence: the export, the ledger's records of it (who started
-        // it, whether it is one of our retries) and the function's own identity, together.
+        // The first round: the export, the ledger's records of it (who started it, whether it
+        // is one of our retries) and the function's own identity, together.
         let ledger_reads = async {
             match (&self.ledger, &incident.export_arn) {
                 (Some(ledger), Some(arn)) => {
