@@ -63,6 +63,8 @@ fn evidence(cross_account: bool) -> (Incident, Evidence) {
                 "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied)"
                     .into(),
             ),
+            start_time: None,
+            end_time: None,
         }),
         request: Some(request),
         table: Fact::known(

@@ -17,6 +17,71 @@ pub struct Config {
     pub s3_force_path_style: bool,
     /// Put each result on the bus as a report (the Lambda does; the laptop CLI does not).
     pub publish_reports: bool,
+    /// Buckets the function's role may write exports to (EXPORT_BUCKETS); None = unknown.
+    pub export_buckets: Option<Scope>,
+    /// Keys the function's role may encrypt exports with (KEY_ARNS); None = unknown.
+    pub key_arns: Option<Scope>,
+    /// A sweep never publishes a failure older than this (SWEEP_LOOKBACK_HOURS, SPEC §3.2).
+    pub sweep_lookback_hours: u32,
+}
+
+/// A write scope from the template (SPEC §7.1): `*` = any, else exact names (a `*` inside an
+/// entry matches any run of characters, as in the IAM resource the template builds from it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    Any,
+    Only(Vec<String>),
+}
+
+impl Scope {
+    fn parse(value: &str) -> Self {
+        let items: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if items.iter().any(|i| i == "*") {
+            Scope::Any
+        } else {
+            Scope::Only(items)
+        }
+    }
+
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            Scope::Any => true,
+            Scope::Only(items) => items.iter().any(|i| wildcard(i, name)),
+        }
+    }
+
+    /// The entries, comma-joined (empty for none), as a `--parameter-overrides` value.
+    pub fn joined(&self) -> String {
+        match self {
+            Scope::Any => "*".into(),
+            Scope::Only(items) => items.join(","),
+        }
+    }
+}
+
+/// `*` matches any run of characters; everything else literally.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 impl Default for Config {
@@ -32,6 +97,9 @@ impl Default for Config {
             org_role_arn: None,
             s3_force_path_style: false,
             publish_reports: true,
+            export_buckets: None,
+            key_arns: None,
+            sweep_lookback_hours: 24,
         }
     }
 }
@@ -116,6 +184,32 @@ impl Config {
                 _ => problems.push(format!("S3_FORCE_PATH_STYLE={v:?}: expected true or false")),
             }
         }
+        // Set but empty means "none" (the template's default), unset means unknown.
+        cfg.export_buckets = get("EXPORT_BUCKETS").map(|v| Scope::parse(&v));
+        if let Some(v) = get("KEY_ARNS") {
+            let scope = Scope::parse(&v);
+            if let Scope::Only(items) = &scope {
+                for item in items {
+                    let ok = Arn::parse("KEY_ARNS", item).is_ok_and(|a| {
+                        a.service == "kms" && a.resource.starts_with("key/") && !item.contains('*')
+                    });
+                    if !ok {
+                        problems.push(format!(
+                            "KEY_ARNS: {item:?} is not a full KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+                        ));
+                    }
+                }
+            }
+            cfg.key_arns = Some(scope);
+        }
+        if let Some(v) = value("SWEEP_LOOKBACK_HOURS") {
+            match v.parse::<u32>() {
+                Ok(n) if (1..=2160).contains(&n) => cfg.sweep_lookback_hours = n,
+                _ => problems.push(format!(
+                    "SWEEP_LOOKBACK_HOURS={v:?}: expected a whole number of hours, 1-2160"
+                )),
+            }
+        }
         if problems.is_empty() {
             Ok(cfg)
         } else {
@@ -168,8 +262,22 @@ mod tests {
             ("EVENT_BUS_NAME", "ops"),
             ("ORG_ROLE_ARN", "arn:aws:iam::111122223333:role/OrgReader"),
             ("S3_FORCE_PATH_STYLE", "true"),
+            ("EXPORT_BUCKETS", "exports-a, team-*"),
+            (
+                "KEY_ARNS",
+                "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            ),
+            ("SWEEP_LOOKBACK_HOURS", "48"),
         ])
         .unwrap();
+        assert_eq!(
+            cfg.export_buckets,
+            Some(Scope::Only(vec!["exports-a".into(), "team-*".into()]))
+        );
+        assert!(cfg.key_arns.as_ref().is_some_and(|k| k.allows(
+            "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        )));
+        assert_eq!(cfg.sweep_lookback_hours, 48);
         assert_eq!(cfg.mode, Mode::Plan);
         assert!(cfg.key_policy_patch);
         assert_eq!(cfg.decrypt_principals.len(), 2);
@@ -194,9 +302,11 @@ mod tests {
             ("MEMBER_ROLE_NAME", "bad role"),
             ("ORG_ROLE_ARN", "arn:aws:s3:::bucket"),
             ("S3_FORCE_PATH_STYLE", "1"),
+            ("KEY_ARNS", "alias/exports"),
+            ("SWEEP_LOOKBACK_HOURS", "0"),
         ])
         .unwrap_err();
-        assert_eq!(err.problems.len(), 7, "{err}");
+        assert_eq!(err.problems.len(), 9, "{err}");
         for name in [
             "MODE",
             "KEY_POLICY_PATCH",
@@ -205,8 +315,34 @@ mod tests {
             "MEMBER_ROLE_NAME",
             "ORG_ROLE_ARN",
             "S3_FORCE_PATH_STYLE",
+            "KEY_ARNS",
+            "SWEEP_LOOKBACK_HOURS",
         ] {
             assert!(err.to_string().contains(name), "{name} missing from {err}");
         }
+    }
+
+    #[test]
+    fn an_unset_scope_is_unknown_an_empty_one_allows_nothing_and_star_allows_all() {
+        let unset = from(&[]).unwrap();
+        assert_eq!(unset.export_buckets, None);
+        assert_eq!(unset.key_arns, None);
+        let empty = from(&[("EXPORT_BUCKETS", ""), ("KEY_ARNS", "")]).unwrap();
+        assert_eq!(empty.export_buckets, Some(Scope::Only(vec![])));
+        assert!(!empty.export_buckets.unwrap().allows("any-bucket"));
+        let star = from(&[("EXPORT_BUCKETS", "a,*")]).unwrap();
+        assert_eq!(star.export_buckets, Some(Scope::Any));
+    }
+
+    #[test]
+    fn scope_entries_match_exactly_or_by_wildcard() {
+        let s = Scope::parse("exports, team-*-raw, *-audit");
+        assert!(s.allows("exports"));
+        assert!(!s.allows("exports2"));
+        assert!(s.allows("team-a-raw"));
+        assert!(!s.allows("team-a-raw2"));
+        assert!(s.allows("x-audit"));
+        assert!(!s.allows("audit"));
+        assert_eq!(s.joined(), "exports,team-*-raw,*-audit");
     }
 }

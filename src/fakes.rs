@@ -129,6 +129,8 @@ pub fn failed_export(request: ExportRequest, code: &str, message: &str) -> Expor
         request,
         failure_code: Some(code.into()),
         failure_message: Some(message.into()),
+        start_time: None,
+        end_time: None,
     }
 }
 

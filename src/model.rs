@@ -125,6 +125,22 @@ pub struct ExportDescription {
     pub request: ExportRequest,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
+    /// Epoch seconds; a FAILED export's description may lack either.
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+}
+
+/// When an export started, in epoch milliseconds, read from its id: AWS's export ids are
+/// `<14-digit zero-padded epoch ms>-<8 hex>` (e.g. `01771261885495-c7ead50c`). None for an id of
+/// another shape, whose age only DescribeExport can tell.
+pub fn export_started_ms(export_arn: &str) -> Option<i64> {
+    let id = export_arn.rsplit_once("/export/")?.1;
+    let (stamp, suffix) = id.split_once('-')?;
+    let ok = stamp.len() == 14
+        && stamp.bytes().all(|b| b.is_ascii_digit())
+        && suffix.len() == 8
+        && suffix.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then(|| stamp.parse().ok()).flatten()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

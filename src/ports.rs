@@ -216,6 +216,8 @@ pub struct StartRecord {
 pub enum SweepState {
     InProgress,
     Published,
+    /// FAILED longer ago than the look-back (SPEC §3.2): counted once, never published.
+    TooOld,
 }
 
 /// Where a key-policy change stands (SPEC §7.2, §7.3).

@@ -74,6 +74,8 @@ fn to_domain(d: &t::ExportDescription) -> Result<ExportDescription, AwsError> {
         request,
         failure_code: d.failure_code().map(str::to_string),
         failure_message: d.failure_message().map(str::to_string),
+        start_time: d.start_time().map(DateTime::as_secs_f64),
+        end_time: d.end_time().map(DateTime::as_secs_f64),
     })
 }
 

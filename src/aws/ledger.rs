@@ -385,6 +385,7 @@ impl Ledger for DynamoLedger {
                     let arn = get_s(&item, "pk").and_then(|p| p.strip_prefix("EXPORT#"));
                     let state = match get_s(&item, "state") {
                         Some("PUBLISHED") => SweepState::Published,
+                        Some("TOO_OLD") => SweepState::TooOld,
                         _ => SweepState::InProgress,
                     };
                     if let Some(arn) = arn {
@@ -418,6 +419,7 @@ impl Ledger for DynamoLedger {
         let text = match state {
             SweepState::InProgress => "IN_PROGRESS",
             SweepState::Published => "PUBLISHED",
+            SweepState::TooOld => "TOO_OLD",
         };
         item.insert("state".into(), s(text));
         self.put("ledger:SetSweepState", item).await

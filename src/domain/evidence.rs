@@ -347,6 +347,8 @@ pub fn announced(incident: &Incident) -> Option<ExportDescription> {
         request: incident.announced.clone()?,
         failure_code: incident.failure_code.clone(),
         failure_message: incident.failure_message.clone(),
+        start_time: None,
+        end_time: None,
     })
 }
 

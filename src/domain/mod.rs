@@ -619,16 +619,25 @@ impl App {
         let mut report = SweepReport::default();
         let mut token = None;
         let mut notes = Vec::new();
+        let lookback = i64::from(self.config.sweep_lookback_hours) * 3600;
+        let now = now();
         loop {
             let page = self.exports.list_exports(None, token).await?;
             report.list_calls += 1;
             report.exports_listed += page.exports.len();
-            report.failed_exports.extend(
-                page.exports
-                    .into_iter()
-                    .filter(|e| e.status == ExportStatus::Failed)
-                    .map(|e| e.export_arn),
-            );
+            for e in page
+                .exports
+                .into_iter()
+                .filter(|e| e.status == ExportStatus::Failed)
+            {
+                // Without DescribeExport here, only the id can date it: an undated or
+                // borderline one is listed.
+                if sweep::age_from_id(&e.export_arn, now, lookback) == Some(sweep::Age::Old) {
+                    report.older_than_lookback += 1;
+                } else {
+                    report.failed_exports.push(e.export_arn);
+                }
+            }
             token = page.next_token;
             if token.is_none() {
                 break;
@@ -903,7 +912,7 @@ mod tests {
             let mut w = world.write().unwrap();
             for i in 0..60 {
                 let mut e = failed_export(request("amzn-s3-demo-bucket"), "S3AccessDenied", "x");
-                e.export_arn = format!("{TABLE_ARN}/export/{i:014}-00000000");
+                e.export_arn = recent_export(i);
                 if i % 20 != 0 {
                     e.status = ExportStatus::Completed;
                 }
@@ -1166,13 +1175,21 @@ mod tests {
         json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
     }
 
+    /// An export id stamped `ms` after an hour ago (inside the default look-back).
+    fn recent_export(ms: i64) -> String {
+        format!(
+            "{TABLE_ARN}/export/{:014}-00000000",
+            (now() - 3600) * 1000 + ms
+        )
+    }
+
     /// 60 exports of `orders`, every 20th FAILED, plus one IN_PROGRESS newest.
     fn world_with_history() -> Shared {
         let world = world_with_table();
         let mut w = world.write().unwrap();
         for i in 0..60 {
             let mut e = failed_export(request("amzn-s3-demo-bucket"), "S3AccessDenied", "x");
-            e.export_arn = format!("{TABLE_ARN}/export/{:014}-00000000", 1_000 + i);
+            e.export_arn = recent_export(1_000 + i);
             if i % 20 != 0 {
                 e.status = ExportStatus::Completed;
             }
@@ -1216,10 +1233,97 @@ mod tests {
         );
     }
 
+    /// `n` FAILED exports of `orders` that started `hours_ago`, 1 s apart.
+    fn add_failures(world: &Shared, hours_ago: i64, n: i64, end_hours_ago: Option<i64>) {
+        let mut w = world.write().unwrap();
+        let start = now() - hours_ago * 3600;
+        for i in 0..n {
+            let mut e = failed_export(request("amzn-s3-demo-bucket"), "S3AccessDenied", "x");
+            e.export_arn = format!(
+                "{TABLE_ARN}/export/{:014}-{:08x}",
+                (start + i) * 1000,
+                hours_ago * 100 + i
+            );
+            e.start_time = Some((start + i) as f64);
+            e.end_time = end_hours_ago.map(|h| (now() - h * 3600) as f64);
+            w.exports.push(e);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_first_sweep_over_90_days_of_history_publishes_only_the_look_back() {
+        // GIVEN a new deployment in an account with old failures (10 from 60 days ago, 5 that
+        // started 30 h ago and ended 26 h ago) and 2 recent ones
+        let world = world_with_table();
+        add_failures(&world, 60 * 24, 10, None);
+        add_failures(&world, 30, 5, Some(26));
+        add_failures(&world, 2, 2, None);
+        let app = app(&world, ledger_config());
+        // WHEN it sweeps
+        let first = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
+        // THEN only the recent two are published; the 60-day-old ones cost no DescribeExport,
+        // the 30-hour-old ones one each (their end time decides)
+        assert_eq!(first.published.len(), 2, "{first:?}");
+        assert_eq!(first.older_than_lookback, 15);
+        assert_eq!(first.describe_calls, 2 + 5);
+        assert_eq!(world.read().unwrap().published.len(), 2);
+        // AND a later sweep publishes nothing and describes nothing again
+        let second = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
+        assert!(second.published.is_empty());
+        assert_eq!((second.describe_calls, second.older_than_lookback), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn the_look_back_is_configurable_and_a_long_one_publishes_older_failures() {
+        let world = world_with_table();
+        add_failures(&world, 30, 3, Some(29));
+        let mut config = ledger_config();
+        config.sweep_lookback_hours = 48;
+        let swept = sweep_of(
+            &app(&world, config)
+                .handle(&sweep_event(), None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!((swept.published.len(), swept.older_than_lookback), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn a_report_only_sweep_lists_only_failures_inside_the_look_back() {
+        let world = world_with_table();
+        add_failures(&world, 60 * 24, 4, None);
+        add_failures(&world, 1, 1, None);
+        let swept = sweep_of(
+            &app(&world, config(Mode::Apply))
+                .handle(&sweep_event(), None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(swept.failed_exports.len(), 1);
+        assert_eq!(swept.older_than_lookback, 4);
+    }
+
+    #[test]
+    fn age_is_read_from_the_export_id_where_it_has_a_stamp() {
+        use super::sweep::{age_from_id, Age};
+        let now = 1_800_000_000;
+        let day = 24 * 3600;
+        let arn = |secs: i64| format!("{TABLE_ARN}/export/{:014}-c7ead50c", secs * 1000);
+        assert_eq!(age_from_id(&arn(now - 3 * day), now, day), Some(Age::Old));
+        assert_eq!(age_from_id(&arn(now - 60), now, day), Some(Age::Recent));
+        // Started before the window but maybe failed inside it: DescribeExport decides.
+        assert_eq!(age_from_id(&arn(now - day - 60), now, day), None);
+        // Not AWS's id shape (moto's stock ARN): no age from the id.
+        assert_eq!(
+            age_from_id(&format!("{TABLE_ARN}/export/abc"), now, day),
+            None
+        );
+    }
+
     #[tokio::test]
     async fn an_export_seen_in_progress_is_published_when_it_later_fails() {
         let world = world_with_history();
-        let late = format!("{TABLE_ARN}/export/{:014}-00000000", 5_000);
+        let late = recent_export(5_000);
         {
             let mut e = failed_export(request("amzn-s3-demo-bucket"), "S3AccessDenied", "x");
             e.export_arn = late.clone();

@@ -107,6 +107,9 @@ pub struct SweepReport {
     pub failed_exports: Vec<String>,
     /// `DynamoDB Export Failed` events published, one per new failure.
     pub published: Vec<String>,
+    /// FAILED exports that ended (or, without an end time, started) before the look-back
+    /// window (SWEEP_LOOKBACK_HOURS): counted, never published or retried.
+    pub older_than_lookback: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
     /// The table an earlier, unfinished sweep stopped at.
@@ -127,6 +130,7 @@ impl SweepReport {
         self.ledger_reads += part.ledger_reads;
         self.failed_exports.extend(part.failed_exports);
         self.published.extend(part.published);
+        self.older_than_lookback += part.older_than_lookback;
         self.errors.extend(part.errors);
     }
 }

@@ -11,7 +11,7 @@ use super::App;
 use crate::arn::partition_of;
 use crate::error::Error;
 use crate::intake::FAILED_DETAIL_TYPE;
-use crate::model::{ExportStatus, ExportSummary};
+use crate::model::{export_started_ms, ExportDescription, ExportStatus, ExportSummary};
 use crate::ports::{Ledger, OutboundEvent, SweepState};
 use futures_util::future::join_all;
 use serde_json::json;
@@ -25,6 +25,45 @@ const SAFETY_MARGIN: Duration = Duration::from_secs(15);
 const TABLES_AT_ONCE: usize = 4;
 /// Ledger writes made concurrently.
 const WRITES_AT_ONCE: usize = 25;
+/// How long an export may have run before it failed, for the look-back: a failure whose id says
+/// it started more than look-back + this ago is old without a DescribeExport. (An export that ran
+/// longer and failed inside the look-back is the one case this misses.)
+const LONGEST_RUN_SECS: i64 = 24 * 3600;
+
+/// How a FAILED export's age compares with the look-back window (SPEC §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    /// Inside the window: publish it.
+    Recent,
+    /// Ended (or, without an end time, started) before the window: count it, never publish it.
+    Old,
+}
+
+/// The age from the export id alone: `Some(Old)` when it started too long ago to have failed
+/// inside the window, `None` when only DescribeExport can tell.
+pub fn age_from_id(export_arn: &str, now: i64, lookback_secs: i64) -> Option<Age> {
+    let started = export_started_ms(export_arn)? / 1000;
+    if started < now - lookback_secs - LONGEST_RUN_SECS {
+        Some(Age::Old)
+    } else if started >= now - lookback_secs {
+        Some(Age::Recent)
+    } else {
+        None
+    }
+}
+
+/// The age from DescribeExport: its end time, else its start time, else the id's stamp.
+pub fn age_from_description(d: &ExportDescription, now: i64, lookback_secs: i64) -> Age {
+    let when = d
+        .end_time
+        .or(d.start_time)
+        .map(|t| t as i64)
+        .or_else(|| export_started_ms(&d.export_arn).map(|ms| ms / 1000));
+    match when {
+        Some(t) if t < now - lookback_secs => Age::Old,
+        _ => Age::Recent,
+    }
+}
 
 pub async fn sweep(
     app: &App,
@@ -119,11 +158,13 @@ async fn sweep_table(
         report.ledger_reads += 1;
         ledger.sweep_states(&open).await?
     };
+    // Settled: published, or found too old before; neither is published again.
     let mut published: HashSet<String> = states
         .iter()
-        .filter(|(_, s)| **s == SweepState::Published)
+        .filter(|(_, s)| matches!(s, SweepState::Published | SweepState::TooOld))
         .map(|(a, _)| a.clone())
         .collect();
+    let lookback = i64::from(app.config.sweep_lookback_hours) * 3600;
     for e in listed
         .iter()
         .filter(|e| e.status == ExportStatus::InProgress)
@@ -135,10 +176,20 @@ async fn sweep_table(
         }
     }
 
-    let new_failures: Vec<&ExportSummary> = listed
+    let unsettled: Vec<&ExportSummary> = listed
         .iter()
         .filter(|e| e.status == ExportStatus::Failed && !published.contains(&e.export_arn))
         .collect();
+    let mut new_failures: Vec<&ExportSummary> = Vec::new();
+    for e in unsettled {
+        // Old by its id: no DescribeExport, and nothing to record (the mark moves past it).
+        if age_from_id(&e.export_arn, now, lookback) == Some(Age::Old) {
+            report.older_than_lookback += 1;
+            published.insert(e.export_arn.clone());
+        } else {
+            new_failures.push(e);
+        }
+    }
     let described = join_all(
         new_failures
             .iter()
@@ -149,6 +200,14 @@ async fn sweep_table(
     let mut events = Vec::new();
     for (e, d) in new_failures.iter().zip(described) {
         match d {
+            Ok(Some(d)) if age_from_description(&d, now, lookback) == Age::Old => {
+                // Recorded, so that the next sweep does not describe it again.
+                ledger
+                    .set_sweep_state(&e.export_arn, SweepState::TooOld, now)
+                    .await?;
+                report.older_than_lookback += 1;
+                published.insert(e.export_arn.clone());
+            }
             Ok(Some(d)) => events.push(OutboundEvent {
                 source: EVENT_SOURCE.into(),
                 detail_type: FAILED_DETAIL_TYPE.into(),
