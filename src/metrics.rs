@@ -84,6 +84,7 @@ mod tests {
                 .unwrap_or_default(),
             notes,
             sweep: None,
+            outside_write_scope: Vec::new(),
             rollback: None,
         }
     }

@@ -3,7 +3,9 @@
 
 use super::diagnosis::{ev, finding, Failure};
 use super::evidence::Evidence;
-use crate::model::{Cause, Confidence, ExportRequest, Finding, Incident, IncidentSource};
+use crate::model::{
+    Cause, Confidence, ExportRequest, ExportStatus, Finding, Incident, IncidentSource,
+};
 
 /// The shortest and longest window of an incremental export (SPEC §5).
 const INCREMENTAL_MIN_SECS: f64 = 15.0 * 60.0;
@@ -102,8 +104,18 @@ fn invalid_export_time(
         .as_ref()
         .map(|r| time_problems(r, window))
         .unwrap_or_default();
-    // An export that started was past this check: only the call's error or a preflight counts.
-    if !said && (problems.is_empty() || incident.source != IncidentSource::Preflight) {
+    // An export that started was past this check: only the call's error or a preflight counts,
+    // and a failed incremental export whose window has since left the PITR window (its retry
+    // cannot export that window; a full export's retry moves to the latest restorable time).
+    let retry_window_gone = evidence.export.as_ref().is_some_and(|e| {
+        e.status == ExportStatus::Failed
+            && e.request.incremental.is_some()
+            && !time_problems(&e.request, window).is_empty()
+    });
+    if !said
+        && (problems.is_empty()
+            || (incident.source != IncidentSource::Preflight && !retry_window_gone))
+    {
         return None;
     }
     let mut items = Vec::new();
@@ -120,6 +132,16 @@ fn invalid_export_time(
         items.push(ev(p.clone(), evidence.pitr.source));
     }
     let text = match window {
+        Some((lo, _)) if retry_window_gone => {
+            items.push(ev(
+                format!("earliest restorable time now: {}", iso(lo)),
+                evidence.pitr.source,
+            ));
+            format!(
+                "The incremental window of the failed export has left the point-in-time recovery window, so a retry cannot export it as it was. The earliest valid ExportFromTime is {}: export from there, or accept the gap.",
+                iso(lo)
+            )
+        }
         Some((lo, hi)) => {
             items.push(ev(
                 format!("restorable window: {} to {}", iso(lo), iso(hi)),

@@ -326,6 +326,7 @@ impl App {
             applied: applied.into_iter().collect(),
             notes: Vec::new(),
             sweep: None,
+            outside_write_scope: Vec::new(),
             rollback: Some(RollbackReport {
                 change_id: change.change_id.clone(),
                 key_arn: change.key_arn.clone(),

@@ -275,6 +275,7 @@ impl App {
             applied,
             notes,
             sweep: None,
+            outside_write_scope: plan.outside_scope.clone(),
             rollback: None,
         };
         self.publish_report(&mut result).await;
@@ -550,6 +551,7 @@ impl App {
             applied: Vec::new(),
             notes,
             sweep: None,
+            outside_write_scope: Vec::new(),
             rollback: None,
         };
         if !result.findings.is_empty() {
@@ -609,6 +611,7 @@ impl App {
             applied: Vec::new(),
             notes,
             sweep: Some(report),
+            outside_write_scope: Vec::new(),
             rollback: None,
         })
     }

@@ -5,7 +5,7 @@ use super::diagnosis::{apply_correction, started_object_arn};
 use super::evidence::Evidence;
 use super::key_patch::{consumer_patch, merge, principal_of};
 use crate::arn::{account_of, Arn};
-use crate::config::Config;
+use crate::config::{Config, Scope};
 use crate::intake::CLIENT_TOKEN_PREFIX;
 use crate::model::{
     Cause, Confidence, Correction, ExportRequest, ExportStatus, Finding, Incident, IncidentSource,
@@ -42,6 +42,61 @@ pub struct Plan {
     pub gave_up: bool,
     /// The retry's lineage: the root export and this attempt.
     pub root_export_arn: Option<String>,
+    /// A retry not started because its destination is outside the function's write scope.
+    pub outside_scope: Vec<ScopeGap>,
+}
+
+/// A bucket or key a retry needs that EXPORT_BUCKETS / KEY_ARNS leave out (SPEC §7.1).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeGap {
+    /// The template parameter to extend: `ExportBuckets` or `KeyArns`.
+    pub parameter: &'static str,
+    /// The bucket name or key ARN the retry needs.
+    pub value: String,
+    /// What to add to `sam deploy`, keeping the entries the stack already has.
+    pub fragment: String,
+}
+
+/// The retry's destination against the function's write scope; an unknown scope (the variable
+/// unset, as in the CLI) lets it go, and a denial then becomes the next diagnosis.
+fn scope_gaps(request: &ExportRequest, evidence: &Evidence, config: &Config) -> Vec<ScopeGap> {
+    let gap = |parameter: &'static str, scope: &Scope, value: &str| {
+        let current = scope.joined();
+        let joined = if current.is_empty() {
+            value.to_string()
+        } else {
+            format!("{current},{value}")
+        };
+        ScopeGap {
+            parameter,
+            value: value.to_string(),
+            fragment: format!("--parameter-overrides {parameter}=\"{joined}\""),
+        }
+    };
+    let mut out = Vec::new();
+    if let Some(scope) = &config.export_buckets {
+        if !scope.allows(&request.s3_bucket) {
+            out.push(gap("ExportBuckets", scope, &request.s3_bucket));
+        }
+    }
+    if let (Some(scope), Some(SseAlgorithm::Kms)) = (&config.key_arns, request.s3_sse_algorithm) {
+        // The key as KMS resolved it (an alias names no ARN the scope could list).
+        let given = request
+            .s3_sse_kms_key_id
+            .as_deref()
+            .unwrap_or("alias/aws/s3");
+        let arn = [&evidence.export_key, &evidence.default_key]
+            .into_iter()
+            .flatten()
+            .filter(|k| k.key_id == given)
+            .find_map(|k| k.info.get().map(|i| i.arn.clone()))
+            .unwrap_or_else(|| given.to_string());
+        if !scope.allows(&arn) {
+            out.push(gap("KeyArns", scope, &arn));
+        }
+    }
+    out
 }
 
 impl Plan {
@@ -58,6 +113,9 @@ impl Plan {
         }
     }
 }
+
+/// `ExportType` of an incremental export (API reference: FULL_EXPORT | INCREMENTAL_EXPORT).
+pub const INCREMENTAL_EXPORT: &str = "INCREMENTAL_EXPORT";
 
 /// The lineage encoded in our ClientToken: `ddbxr-<32 hex of the root export ARN's SHA-256>-<attempt>`.
 pub fn client_token(root_hash: &str, attempt: u32) -> String {
@@ -229,6 +287,24 @@ pub fn plan(
             &notes,
         );
     }
+    let gaps = scope_gaps(&request, evidence, config);
+    if !gaps.is_empty() {
+        for g in &gaps {
+            notes.push(format!(
+                "no retry: {} is outside this function's write scope ({}); extend it with `sam deploy {}`, or run the corrected command yourself: {}",
+                g.value,
+                g.parameter,
+                g.fragment,
+                super::command::export_command(&request)
+            ));
+        }
+        return Plan {
+            actions: patch_actions(),
+            notes,
+            outside_scope: gaps,
+            ..Plan::default()
+        };
+    }
     if let Some(why) = own_access_denied(evidence, &request, &patches, own_principal) {
         notes.push(format!(
             "no retry: {why}. The retry would run as this function's role, and the function never grants itself access; the exporter's next run will succeed. Re-export now with: {}",
@@ -243,7 +319,15 @@ pub fn plan(
     let pitr = evidence.pitr.get();
     let latest = pitr.and_then(|p| p.latest_restorable);
     let earliest = pitr.and_then(|p| p.earliest_restorable);
+    // An incremental export is defined by its window (checked against the PITR window by the
+    // diagnosis, INVALID_EXPORT_TIME); ExportTime belongs to full exports only.
+    let incremental = original.incremental.is_some()
+        || original.export_type.as_deref() == Some(INCREMENTAL_EXPORT);
+    if incremental {
+        request.export_type = Some(INCREMENTAL_EXPORT.into());
+    }
     request.export_time = match (original.export_time, earliest, latest) {
+        _ if incremental => None,
         (Some(t), Some(lo), Some(hi)) if t < lo || t > hi => {
             changes.push(format!(
                 "ExportTime {t} is outside the restorable window; using the latest restorable time {hi}"
@@ -586,6 +670,153 @@ mod tests {
         );
         assert_eq!(r.request.s3_prefix.as_deref(), Some("exports"));
         assert_eq!(r.changes, vec!["S3BucketOwner: (none) -> 444455556666"]);
+    }
+
+    fn scoped(buckets: Option<&str>, keys: Option<&str>) -> Config {
+        let mut vars = vec![];
+        if let Some(b) = buckets {
+            vars.push(("EXPORT_BUCKETS", b.to_string()));
+        }
+        if let Some(k) = keys {
+            vars.push(("KEY_ARNS", k.to_string()));
+        }
+        Config::from_map(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone())).unwrap()
+    }
+
+    #[test]
+    fn a_bucket_outside_export_buckets_gets_no_retry_but_the_fragment_to_extend_it() {
+        let p = plan(
+            &incident(),
+            &evidence(),
+            &[owner_fix()],
+            &scoped(Some("team-exports"), None),
+            None,
+            None,
+        );
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.outside_scope.len(), 1);
+        let g = &p.outside_scope[0];
+        assert_eq!(
+            (g.parameter, g.value.as_str()),
+            ("ExportBuckets", "amzn-s3-demo-bucket")
+        );
+        assert_eq!(
+            g.fragment,
+            "--parameter-overrides ExportBuckets=\"team-exports,amzn-s3-demo-bucket\""
+        );
+        assert!(
+            p.notes[0].contains("--s3-bucket-owner 444455556666"),
+            "{:?}",
+            p.notes
+        );
+        // The same plan with the bucket inside the scope (or the scope unknown) retries.
+        for cfg in [
+            scoped(Some("team-exports,amzn-s3-demo-*"), None),
+            scoped(None, None),
+        ] {
+            let p = plan(&incident(), &evidence(), &[owner_fix()], &cfg, None, None);
+            assert!(p.outside_scope.is_empty());
+            retry(&p);
+        }
+    }
+
+    #[test]
+    fn a_kms_retry_with_a_key_outside_key_arns_is_not_started() {
+        let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let fix = finding(
+            Cause::SseMismatchRequiresKms,
+            Some(Correction {
+                s3_sse_algorithm: Some(SseAlgorithm::Kms),
+                s3_sse_kms_key_id: Some(key.into()),
+                ..Default::default()
+            }),
+        );
+        let other = "arn:aws:kms:us-east-1:111122223333:key/ffffffff-12ab-34cd-56ef-1234567890ab";
+        let p = plan(
+            &incident(),
+            &evidence(),
+            &[fix.clone()],
+            &scoped(Some("*"), Some(other)),
+            None,
+            None,
+        );
+        assert_eq!(p.outside_scope.len(), 1);
+        assert_eq!(p.outside_scope[0].parameter, "KeyArns");
+        assert_eq!(p.outside_scope[0].value, key);
+        let p = plan(
+            &incident(),
+            &evidence(),
+            &[fix],
+            &scoped(Some("*"), Some(key)),
+            None,
+            None,
+        );
+        assert_eq!(retry(&p).request.s3_sse_kms_key_id.as_deref(), Some(key));
+    }
+
+    #[test]
+    fn an_incremental_ion_export_is_retried_with_its_window_prefix_and_format() {
+        let mut e = evidence();
+        let window = crate::model::IncrementalSpec {
+            export_from_time: Some(1_795_100_000.0),
+            export_to_time: Some(1_795_103_600.0),
+            export_view_type: Some("NEW_IMAGE".into()),
+        };
+        let export = e.export.as_mut().unwrap();
+        export.request.s3_prefix = Some("lake/raw/orders/incremental/2026/11".into());
+        export.request.export_format = Some("ION".into());
+        export.request.export_type = None; // a FAILED export's description may lack it
+        export.request.export_time = None;
+        export.request.incremental = Some(window.clone());
+        let p = plan(
+            &incident(),
+            &e,
+            &[owner_fix()],
+            &Config::default(),
+            None,
+            None,
+        );
+        let r = &retry(&p).request;
+        assert_eq!(r.export_type.as_deref(), Some(INCREMENTAL_EXPORT));
+        assert_eq!(r.incremental.as_ref(), Some(&window));
+        assert_eq!(r.export_time, None, "ExportTime is for full exports only");
+        assert_eq!(r.export_format.as_deref(), Some("ION"));
+        assert_eq!(
+            r.s3_prefix.as_deref(),
+            Some("lake/raw/orders/incremental/2026/11")
+        );
+    }
+
+    #[test]
+    fn an_incremental_window_that_left_the_pitr_window_is_invalid_export_time_and_not_retried() {
+        let mut e = evidence();
+        let export = e.export.as_mut().unwrap();
+        export.request.export_time = None;
+        export.request.export_type = Some(INCREMENTAL_EXPORT.into());
+        export.request.incremental = Some(crate::model::IncrementalSpec {
+            export_from_time: Some(1_794_900_000.0),
+            export_to_time: Some(1_794_903_600.0),
+            export_view_type: None,
+        });
+        e.request = Some(export.request.clone());
+        let mut findings = crate::domain::diagnosis::diagnose(&incident(), &e);
+        let invalid = findings
+            .iter()
+            .find(|f| f.cause == Cause::InvalidExportTime)
+            .expect("INVALID_EXPORT_TIME");
+        assert!(
+            invalid.remedy.text.contains("2026-11-18T11:06:40Z"),
+            "{}",
+            invalid.remedy.text
+        );
+        findings.push(owner_fix());
+        let p = plan(&incident(), &e, &findings, &Config::default(), None, None);
+        assert!(p.actions.is_empty());
+        assert!(
+            p.notes.iter().any(|n| n.contains("INVALID_EXPORT_TIME")),
+            "{:?}",
+            p.notes
+        );
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct RemediationResult {
     /// Why something was not planned or done.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Buckets or keys a retry needed that EXPORT_BUCKETS / KEY_ARNS leave out (SPEC §7.1).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outside_write_scope: Vec<super::plan::ScopeGap>,
     /// Sweep results (a sweep has no single incident).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepReport>,
