@@ -91,6 +91,76 @@ pub struct ExportRequest {
 }
 
 impl ExportRequest {
+    /// Fills what DescribeExport left out (a FAILED export's description can lack the prefix,
+    /// type, owner …) from the request its start recorded, when both name the same table and
+    /// bucket. Returns the API names of the fields filled; nothing DescribeExport said changes.
+    pub fn fill_missing_from(&mut self, started: &ExportRequest) -> Vec<&'static str> {
+        let mut filled = Vec::new();
+        if self.table_arn != started.table_arn || self.s3_bucket != started.s3_bucket {
+            return filled;
+        }
+        fn fill<T: Clone>(
+            name: &'static str,
+            mine: &mut Option<T>,
+            theirs: &Option<T>,
+            filled: &mut Vec<&'static str>,
+        ) {
+            if mine.is_none() && theirs.is_some() {
+                *mine = theirs.clone();
+                filled.push(name);
+            }
+        }
+        fill(
+            "S3BucketOwner",
+            &mut self.s3_bucket_owner,
+            &started.s3_bucket_owner,
+            &mut filled,
+        );
+        fill(
+            "S3Prefix",
+            &mut self.s3_prefix,
+            &started.s3_prefix,
+            &mut filled,
+        );
+        fill(
+            "S3SseAlgorithm",
+            &mut self.s3_sse_algorithm,
+            &started.s3_sse_algorithm,
+            &mut filled,
+        );
+        fill(
+            "S3SseKmsKeyId",
+            &mut self.s3_sse_kms_key_id,
+            &started.s3_sse_kms_key_id,
+            &mut filled,
+        );
+        fill(
+            "ExportFormat",
+            &mut self.export_format,
+            &started.export_format,
+            &mut filled,
+        );
+        fill(
+            "ExportType",
+            &mut self.export_type,
+            &started.export_type,
+            &mut filled,
+        );
+        fill(
+            "ExportTime",
+            &mut self.export_time,
+            &started.export_time,
+            &mut filled,
+        );
+        fill(
+            "IncrementalExportSpecification",
+            &mut self.incremental,
+            &started.incremental,
+            &mut filled,
+        );
+        filled
+    }
+
     /// The S3 prefix as export object keys start with it: `p/` (slashes trimmed) or empty.
     pub fn key_prefix(&self) -> String {
         self.s3_prefix

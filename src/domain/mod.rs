@@ -202,7 +202,21 @@ impl App {
                 None => (first_round.await, None),
             }
         };
-        let ((start, lineage), export) = (reads?, export?);
+        let ((start, lineage), mut export) = (reads?, export?);
+        // SPEC 7.1: a retry keeps every parameter it does not correct, including those only the
+        // start recorded.
+        if let (Some(e), Some(r)) = (
+            export.as_mut(),
+            start.as_ref().and_then(|s| s.request.as_ref()),
+        ) {
+            let filled = e.request.fill_missing_from(r);
+            if !filled.is_empty() {
+                notes.push(format!(
+                    "{} from the ledger's START record: DescribeExport left them out",
+                    filled.join(", ")
+                ));
+            }
+        }
         if incident.caller.is_none() {
             incident.caller = start.and_then(|s| s.caller);
         }
@@ -665,7 +679,7 @@ mod tests {
     use crate::error::AwsErrorKind;
     use crate::fakes::*;
     use crate::model::Cause;
-    use crate::ports::{IncidentStatus, Lineage};
+    use crate::ports::{IncidentStatus, Lineage, StartRecord};
 
     fn manual(mode: &str) -> Value {
         json!({"exportArn": EXPORT_ARN, "mode": mode})
@@ -1155,6 +1169,47 @@ mod tests {
         assert_eq!(
             result.incident.caller.as_deref(),
             Some("arn:aws:iam::111122223333:role/DataPlatformExporter")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_keeps_the_prefix_and_format_only_the_start_record_knows() {
+        // GIVEN DescribeExport omits S3Prefix and ExportFormat (as for recorded FAILED exports)
+        let world = cross_account_world();
+        let deep = "lake/raw/orders/2026/12/02/full";
+        {
+            let mut w = world.write().unwrap();
+            let e = &mut w.exports[0].request;
+            e.s3_prefix = None;
+            e.export_format = None;
+            let mut started = request("amzn-s3-demo-bucket");
+            started.s3_prefix = Some(deep.into());
+            started.export_format = Some("ION".into());
+            w.starts.insert(
+                EXPORT_ARN.into(),
+                StartRecord {
+                    caller: Some("arn:aws:iam::111122223333:role/DataPlatformExporter".into()),
+                    request: Some(started),
+                },
+            );
+        }
+        // WHEN the failure is remediated
+        let result = app(&world, ledger_config())
+            .handle(&manual("apply"), None)
+            .await
+            .unwrap();
+        // THEN the retry writes under the same prefix, in the same format
+        let w = world.read().unwrap();
+        assert_eq!(w.started.len(), 1, "{:?}", result.notes);
+        assert_eq!(w.started[0].0.s3_prefix.as_deref(), Some(deep));
+        assert_eq!(w.started[0].0.export_format.as_deref(), Some("ION"));
+        assert!(
+            result
+                .notes
+                .iter()
+                .any(|n| n.starts_with("S3Prefix, ExportFormat from the ledger's START record")),
+            "{:?}",
+            result.notes
         );
     }
 
