@@ -1429,6 +1429,52 @@ pub(super) mod tests {
         );
     }
 
+    /// The table in us-east-1 exports to a bucket (and a key) in eu-west-1.
+    fn eu_bucket_export(e: &mut Evidence, key_policy: serde_json::Value) {
+        const EU_KEY: &str =
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        kms_export(e, key_policy);
+        bucket(e).region = Fact::known("s3:GetBucketLocation", "eu-west-1".into());
+        let k = e.export_key.as_mut().unwrap();
+        k.key_id = EU_KEY.into();
+        if let crate::model::FactValue::Known(info) = &mut k.info.value {
+            info.arn = EU_KEY.into();
+        }
+        e.request.as_mut().unwrap().s3_sse_kms_key_id = Some(EU_KEY.into());
+    }
+
+    #[test]
+    fn kms_via_service_is_the_buckets_region_not_the_tables() {
+        // A key policy that admits the exporter only through S3 in eu-west-1, where the bucket is.
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        eu_bucket_export(
+            &mut e,
+            json!([{"Sid": "ExportsThroughS3", "Effect": "Allow",
+                "Principal": {"AWS": ["arn:aws:iam::111122223333:role/DataPlatformExporter", "arn:aws:iam::111122223333:root"]},
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}}]),
+        );
+        let mut i = incident();
+        i.caller = Some("arn:aws:iam::111122223333:role/DataPlatformExporter".into());
+        assert!(!has(&diagnose(&i, &e), Cause::KmsKeyPolicyDeniesExporter));
+        // A policy that leaves the exporter out: the statement to add names eu-west-1 too.
+        eu_bucket_export(
+            &mut e,
+            json!([{"Sid": "KeyAdmins", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/KeyAdmin"},
+            "Action": "kms:*", "Resource": "*"}]),
+        );
+        let f = diagnose(&i, &e);
+        let st = f
+            .iter()
+            .find(|f| f.cause == Cause::KmsKeyPolicyDeniesExporter)
+            .and_then(|f| f.remedy.statement.as_ref())
+            .expect("the exporter statement");
+        assert_eq!(
+            st["Condition"]["StringEquals"]["kms:ViaService"],
+            "s3.eu-west-1.amazonaws.com"
+        );
+    }
+
     #[test]
     fn a_key_policy_delegating_to_the_account_does_not_deny_the_exporter() {
         let mut e = evidence("S3AccessDenied", BARE_DENIED);

@@ -670,6 +670,26 @@ async fn key_facts(
     }
 }
 
+/// The region S3 works in for the export, and so calls KMS from (`kms:ViaService` =
+/// `s3.<region>.amazonaws.com`): the bucket's, known from GetBucketLocation; else the export
+/// key's (a usable key is in the bucket's region); else the table's.
+pub fn s3_region(evidence: &Evidence, table_region: &str) -> String {
+    let bucket = evidence
+        .bucket
+        .as_ref()
+        .and_then(|b| b.region.get())
+        .filter(|r| !r.is_empty());
+    let key = evidence
+        .export_key
+        .as_ref()
+        .and_then(|k| k.info.get())
+        .and_then(|i| i.region());
+    bucket
+        .cloned()
+        .or(key)
+        .unwrap_or_else(|| table_region.to_string())
+}
+
 impl Evidence {
     /// Every fact gathered, as report evidence (UNCLASSIFIED shows them all).
     pub fn items(&self) -> Vec<EvidenceItem> {

@@ -159,7 +159,7 @@ pub fn plan(
     if findings.is_empty() {
         return Plan::default();
     }
-    let (patches, mut notes) = key_patches(findings, config);
+    let (patches, mut notes) = key_patches(findings, evidence, config);
     let patch_actions = || -> Vec<Action> {
         patches
             .iter()
@@ -360,7 +360,11 @@ pub fn plan(
 }
 
 /// The key-policy statements to apply (SPEC §7.2), and why others stay recommendations.
-fn key_patches(findings: &[Finding], config: &Config) -> (Vec<KeyPatch>, Vec<String>) {
+fn key_patches(
+    findings: &[Finding],
+    evidence: &Evidence,
+    config: &Config,
+) -> (Vec<KeyPatch>, Vec<String>) {
     let mut out: Vec<KeyPatch> = Vec::new();
     let mut notes = Vec::new();
     for f in findings {
@@ -398,7 +402,13 @@ fn key_patches(findings: &[Finding], config: &Config) -> (Vec<KeyPatch>, Vec<Str
                     ));
                     continue;
                 }
-                match consumer_patch(&p.key_arn, &consumers, &key.partition, &key.region) {
+                // S3 calls KMS from the bucket's region; a usable key is in that region too.
+                let region = evidence
+                    .bucket
+                    .as_ref()
+                    .and_then(|b| b.region.get().cloned())
+                    .unwrap_or_else(|| key.region.clone());
+                match consumer_patch(&p.key_arn, &consumers, &key.partition, &region) {
                     Ok(p) => p,
                     Err(e) => {
                         notes.push(format!("{}: {e}", f.cause));
@@ -472,7 +482,7 @@ fn own_access_denied(
                     &kms_generate(
                         &own,
                         &info.arn,
-                        &table.region,
+                        &super::evidence::s3_region(evidence, &table.region),
                         &evidence.table_account,
                         &object_arn,
                     ),

@@ -24,7 +24,8 @@ struct Ctx<'a> {
     request: &'a ExportRequest,
     evidence: &'a Evidence,
     partition: String,
-    region: String,
+    /// Where S3 calls KMS for the export: the bucket's region (SPEC §7.2), not the table's.
+    s3_region: String,
     principals: Vec<String>,
     object_arn: String,
     /// The export key's policy, parsed once for every cause that reads it.
@@ -63,7 +64,7 @@ pub(super) fn policy_findings<'a>(
         request,
         evidence,
         partition: table.partition.clone(),
-        region: table.region.clone(),
+        s3_region: super::evidence::s3_region(evidence, &table.region),
         principals: candidate_principals(
             caller.as_deref(),
             partition_of(&table.region),
@@ -403,7 +404,7 @@ fn scp_findings(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
                 kms_generate(
                     p,
                     key,
-                    &cx.region,
+                    &cx.s3_region,
                     &cx.evidence.table_account,
                     &cx.object_arn,
                 ),
@@ -602,7 +603,7 @@ fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
                 &kms_generate(
                     p,
                     &info.arn,
-                    &cx.region,
+                    &cx.s3_region,
                     &cx.evidence.table_account,
                     &cx.object_arn,
                 ),
@@ -644,7 +645,7 @@ fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
         },
     );
     // The statement a patch would add, built by the one function that enforces §7.2's rules.
-    if let Some(p) = grantee.and_then(|g| exporter_patch(&info.arn, g, &cx.region).ok()) {
+    if let Some(p) = grantee.and_then(|g| exporter_patch(&info.arn, g, &cx.s3_region).ok()) {
         f.remedy.statement = Some(p.statement.clone());
         f.patch = Some(p);
     }
@@ -673,7 +674,7 @@ fn consumer_decrypt(cx: &Ctx, bucket: &BucketFacts) -> Vec<Finding> {
     let mut ctx = Context::default();
     ctx.set(
         "kms:ViaService",
-        crate::policy::ContextValue::Values(vec![format!("s3.{}.amazonaws.com", cx.region)]),
+        crate::policy::ContextValue::Values(vec![format!("s3.{}.amazonaws.com", cx.s3_region)]),
     );
     ctx.set(
         "kms:CallerAccount",
@@ -727,7 +728,7 @@ fn consumer_decrypt(cx: &Ctx, bucket: &BucketFacts) -> Vec<Finding> {
         &info.arn,
         std::slice::from_ref(owner),
         &cx.partition,
-        &cx.region,
+        &cx.s3_region,
     ) {
         f.remedy.statement = Some(p.statement.clone());
         f.patch = Some(p);
@@ -820,7 +821,7 @@ fn identity_side(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
             let mut r = kms_generate(
                 role_arn,
                 key,
-                &cx.region,
+                &cx.s3_region,
                 &cx.evidence.table_account,
                 &cx.object_arn,
             );
