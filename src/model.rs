@@ -180,6 +180,17 @@ pub enum ExportStatus {
     Failed,
 }
 
+impl ExportStatus {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportStatus::InProgress => "IN_PROGRESS",
+            ExportStatus::Completed => "COMPLETED",
+            ExportStatus::Failed => "FAILED",
+        }
+    }
+}
+
 /// One row of `ListExports`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportSummary {

@@ -84,7 +84,43 @@ fn bucket_doc(evidence: &Evidence) -> Option<BucketDoc<'_>> {
         .map(|json| BucketDoc { text, json })
 }
 
+/// The findings for the incident. A COMPLETED or IN_PROGRESS export has no failure cause, whatever
+/// today's facts say (they may have changed since it ran): only what can go wrong after success
+/// (`CONSUMER_CANNOT_DECRYPT`, SPEC §3.4) is kept; `would_fail_now` tells the rest.
 pub fn diagnose(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
+    let all = all_findings(incident, evidence);
+    if not_failed(evidence) {
+        all.into_iter()
+            .filter(|f| f.cause == Cause::ConsumerCannotDecrypt)
+            .collect()
+    } else {
+        all
+    }
+}
+
+/// For an export that did not fail: the causes a new export with its parameters would meet
+/// today (a note for the healthy result, never a finding).
+pub fn would_fail_now(incident: &Incident, evidence: &Evidence) -> Vec<Cause> {
+    if !not_failed(evidence) {
+        return Vec::new();
+    }
+    let mut causes: Vec<Cause> = all_findings(incident, evidence)
+        .iter()
+        .map(|f| f.cause)
+        .filter(|c| !matches!(c, Cause::ConsumerCannotDecrypt | Cause::Unclassified))
+        .collect();
+    causes.dedup();
+    causes
+}
+
+fn not_failed(evidence: &Evidence) -> bool {
+    evidence
+        .export
+        .as_ref()
+        .is_some_and(|e| e.status != ExportStatus::Failed)
+}
+
+fn all_findings(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
     let fail = failure(incident, evidence);
     let doc = bucket_doc(evidence);
     let doc = doc.as_ref();

@@ -264,13 +264,23 @@ impl App {
                 "preflight: the export would fail; use the corrected command".into()
             });
         }
-        if findings.is_empty()
-            && evidence
-                .export
-                .as_ref()
-                .is_some_and(|e| e.status == ExportStatus::Completed)
+        if let Some(e) = evidence
+            .export
+            .as_ref()
+            .filter(|e| e.status != ExportStatus::Failed)
         {
-            notes.push("export completed: healthy, nothing to do".into());
+            if findings.is_empty() && e.status == ExportStatus::Completed {
+                notes.push("export completed: healthy, nothing to do".into());
+            }
+            let now_failing = diagnosis::would_fail_now(&incident, &evidence);
+            if !now_failing.is_empty() {
+                let codes: Vec<&str> = now_failing.iter().map(|c| c.code()).collect();
+                notes.push(format!(
+                    "the export is {}, so it has no failure cause; the facts have changed since it ran, and a new export with its parameters would meet: {}",
+                    e.status.as_str(),
+                    codes.join(", ")
+                ));
+            }
         }
         let mut report = IncidentReport::from_incident(&incident);
         if incident.caller.is_none() && incident.source != IncidentSource::Preflight {
@@ -1211,6 +1221,40 @@ mod tests {
             "{:?}",
             result.notes
         );
+    }
+
+    #[tokio::test]
+    async fn a_completed_export_gets_no_failure_cause_in_a_world_that_has_changed_since() {
+        // GIVEN an export that COMPLETED, whose bucket has since moved to another account
+        // (today an export without --s3-bucket-owner would fail), and an event that claims it failed
+        let world = cross_account_world();
+        {
+            let mut w = world.write().unwrap();
+            let e = &mut w.exports[0];
+            e.status = ExportStatus::Completed;
+            e.failure_code = None;
+            e.failure_message = None;
+        }
+        let claim = json!({"source": "ddb-export-remediator", "detail-type": "DynamoDB Export Failed",
+            "detail": {"exportArn": EXPORT_ARN, "failureCode": "S3AccessDenied", "failureMessage": "Access Denied"}});
+        for event in [manual("apply"), claim] {
+            let result = app(&world, ledger_config())
+                .handle(&event, None)
+                .await
+                .unwrap();
+            // THEN no finding, no retry, and a note of what would fail now
+            assert!(result.findings.is_empty(), "{:?}", result.findings);
+            assert!(result.applied.is_empty());
+            assert!(
+                result
+                    .notes
+                    .iter()
+                    .any(|n| n.contains("COMPLETED") && n.contains("BUCKET_OWNER_MISSING")),
+                "{:?}",
+                result.notes
+            );
+        }
+        assert!(world.read().unwrap().started.is_empty());
     }
 
     #[tokio::test]
