@@ -612,14 +612,49 @@ fn aws_managed_cross_account(
     evidence: &Evidence,
     doc: Option<&BucketDoc>,
 ) -> Option<Finding> {
+    let mut confidence = in_other_account(bucket, &evidence.table_account)?;
+    let mut items = Vec::new();
+    if request.s3_sse_algorithm.is_none() {
+        // No SSE flag: S3 applies the bucket's default encryption, and an SSE-KMS default
+        // without a key id (or naming aws/s3) is the AWS managed key of the bucket's account.
+        let enc = bucket
+            .encryption
+            .get()
+            .filter(|e| e.algorithm == "aws:kms")?;
+        let key = enc.kms_key_id.as_deref();
+        let info = evidence
+            .default_key
+            .as_ref()
+            .filter(|k| Some(k.key_id.as_str()) == key)
+            .and_then(|k| k.info.get());
+        if key.is_some() && !aws_managed(key, info) {
+            return None;
+        }
+        items.push(ev(
+            format!(
+                "the bucket's default encryption is SSE-KMS with {}",
+                key.map_or("no key id: the AWS managed key aws/s3".to_string(), |k| {
+                    format!("{k}, the AWS managed key aws/s3")
+                })
+            ),
+            bucket.encryption.source,
+        ));
+        items.push(ev(
+            "the export sent no --s3-sse-algorithm, so S3 applies the bucket default",
+            "event",
+        ));
+        // Which header DynamoDB sends without SSE flags is unconfirmed (SPEC §5).
+        confidence = confidence.min(Confidence::Likely);
+        return Some(aws_managed_finding(
+            request, bucket, evidence, doc, confidence, items,
+        ));
+    }
     if request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
         return None;
     }
-    let mut confidence = in_other_account(bucket, &evidence.table_account)?;
     let info = evidence.export_key.as_ref().and_then(|k| k.info.get());
     let named_aws = aws_managed(request.s3_sse_kms_key_id.as_deref(), None);
     let managed = aws_managed(request.s3_sse_kms_key_id.as_deref(), info);
-    let mut items = Vec::new();
     match (&request.s3_sse_kms_key_id, managed) {
         (Some(k), true) => items.push(ev(
             format!("{k} is the AWS managed key aws/s3"),
@@ -639,6 +674,19 @@ fn aws_managed_cross_account(
         }
         _ => return None,
     }
+    Some(aws_managed_finding(
+        request, bucket, evidence, doc, confidence, items,
+    ))
+}
+
+fn aws_managed_finding(
+    request: &ExportRequest,
+    bucket: &BucketFacts,
+    evidence: &Evidence,
+    doc: Option<&BucketDoc>,
+    confidence: Confidence,
+    items: Vec<EvidenceItem>,
+) -> Finding {
     let aes_allowed = match &bucket.policy.value {
         crate::model::FactValue::Absent => true,
         crate::model::FactValue::Known(_) => doc.is_some_and(|d| {
@@ -664,7 +712,7 @@ fn aws_managed_cross_account(
             ..Correction::default()
         });
     }
-    Some(f)
+    f
 }
 
 /// The key a KMS retry would use, and whether it is fit to use.
@@ -1766,6 +1814,90 @@ pub(super) mod tests {
         // Same account: aws/s3 is fine.
         let mut e = evidence("S3AccessDenied", BARE_DENIED);
         kms_key_id(&mut e, "alias/aws/s3");
+        assert!(!has(
+            &diagnose(&incident(), &e),
+            Cause::AwsManagedKeyCrossAccount
+        ));
+    }
+
+    #[test]
+    fn a_cross_account_bucket_defaulting_to_aws_s3_is_the_aws_managed_key_cause_for_an_export_without_flags(
+    ) {
+        // GIVEN an export without SSE flags to another account's bucket whose default is
+        // SSE-KMS with no key id (S3 then uses that account's aws/s3)
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        cross_account(&mut e);
+        e.request.as_mut().unwrap().s3_sse_algorithm = None;
+        bucket(&mut e).policy = policy(json!([crate::fakes::grant_statement(BUCKET)]));
+        bucket(&mut e).encryption = Fact::known(
+            "s3:GetBucketEncryption",
+            BucketEncryption {
+                algorithm: "aws:kms".into(),
+                kms_key_id: None,
+            },
+        );
+        let f = diagnose(&incident(), &e);
+        let m = f
+            .iter()
+            .find(|f| f.cause == Cause::AwsManagedKeyCrossAccount)
+            .unwrap_or_else(|| panic!("{:?}", causes(&f)));
+        assert_eq!(m.confidence, Confidence::Likely);
+        assert_eq!(
+            m.correction.as_ref().unwrap().s3_sse_algorithm,
+            Some(SseAlgorithm::Aes256)
+        );
+        assert!(!has(&f, Cause::Unclassified));
+        assert!(m
+            .remedy
+            .command
+            .as_deref()
+            .unwrap()
+            .contains("--s3-sse-algorithm AES256"));
+        // The same default naming alias/aws/s3, and a policy that requires KMS: the remedy is a
+        // customer managed key, with no retry.
+        bucket(&mut e).encryption = Fact::known(
+            "s3:GetBucketEncryption",
+            BucketEncryption {
+                algorithm: "aws:kms".into(),
+                kms_key_id: Some("alias/aws/s3".into()),
+            },
+        );
+        bucket(&mut e).policy = policy(json!([
+            crate::fakes::grant_statement(BUCKET),
+            deny_unless("aws:kms")
+        ]));
+        let f = diagnose(&incident(), &e);
+        let m = f
+            .iter()
+            .find(|f| f.cause == Cause::AwsManagedKeyCrossAccount)
+            .expect("aws managed");
+        assert!(m.correction.is_none());
+        assert!(
+            m.remedy.text.contains("customer managed key"),
+            "{}",
+            m.remedy.text
+        );
+        // A customer managed default key is not this cause; nor is aws/s3 in the table's account.
+        bucket(&mut e).encryption = Fact::known(
+            "s3:GetBucketEncryption",
+            BucketEncryption {
+                algorithm: "aws:kms".into(),
+                kms_key_id: Some(KEY_ARN.into()),
+            },
+        );
+        assert!(!has(
+            &diagnose(&incident(), &e),
+            Cause::AwsManagedKeyCrossAccount
+        ));
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        e.request.as_mut().unwrap().s3_sse_algorithm = None;
+        bucket(&mut e).encryption = Fact::known(
+            "s3:GetBucketEncryption",
+            BucketEncryption {
+                algorithm: "aws:kms".into(),
+                kms_key_id: None,
+            },
+        );
         assert!(!has(
             &diagnose(&incident(), &e),
             Cause::AwsManagedKeyCrossAccount
