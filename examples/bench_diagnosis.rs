@@ -114,6 +114,7 @@ fn evidence(cross_account: bool) -> (Incident, Evidence) {
                 },
             ),
             policy: Fact::known("kms:GetKeyPolicy", key_policy),
+            grants: Fact::known("kms:ListGrants", Vec::new()),
         }),
         default_key: None,
         caller_policies: None,

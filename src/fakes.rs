@@ -54,6 +54,7 @@ impl FakeBucket {
 pub struct FakeKey {
     pub info: KeyInfo,
     pub policy: String,
+    pub grants: Vec<crate::model::KeyGrant>,
 }
 
 /// One shared world: exports, tables, buckets and keys across accounts.
@@ -424,6 +425,16 @@ impl KeyPolicyStore for FakeKeys {
             }
             other => Ok(other.map(|k| k.policy.clone())),
         }
+    }
+    async fn grants(&self, key_id: &str) -> PortResult<Option<Vec<crate::model::KeyGrant>>> {
+        denied(&self.world, "kms:ListGrants")?;
+        Ok(self
+            .world
+            .read()
+            .unwrap()
+            .keys
+            .get(key_id)
+            .map(|k| k.grants.clone()))
     }
     async fn put_key_policy(&self, key_arn: &str, policy: &str) -> PortResult<()> {
         denied(&self.world, "kms:PutKeyPolicy")?;

@@ -350,6 +350,18 @@ pub struct KeyInfo {
     pub spec: String,
 }
 
+/// One KMS grant on a key (ListGrants): grants allow use of a key beside its key policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyGrant {
+    pub grant_id: String,
+    /// Usually the role or user ARN; for a grant to an AWS service, the service principal.
+    pub grantee: String,
+    /// `GenerateDataKey`, `Decrypt`, …
+    pub operations: Vec<String>,
+    /// The grant carries encryption-context constraints (it applies only to matching requests).
+    pub constrained: bool,
+}
+
 impl KeyInfo {
     pub fn region(&self) -> Option<String> {
         crate::arn::Arn::parse("keyArn", &self.arn)

@@ -6,8 +6,8 @@
 
 use crate::error::AwsError;
 use crate::model::{
-    BucketEncryption, ExportDescription, ExportRequest, ExportSummary, KeyInfo, PatchPurpose,
-    PitrInfo, TableInfo,
+    BucketEncryption, ExportDescription, ExportRequest, ExportSummary, KeyGrant, KeyInfo,
+    PatchPurpose, PitrInfo, TableInfo,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -70,6 +70,8 @@ pub trait BucketInspector: Send + Sync {
 pub trait KeyPolicyStore: Send + Sync {
     async fn describe_key(&self, key_id: &str) -> PortResult<Option<KeyInfo>>;
     async fn key_policy(&self, key_id: &str) -> PortResult<Option<String>>;
+    /// The key's grants (ListGrants; cross-account with the key ARN). `Ok(None)`: no such key.
+    async fn grants(&self, key_id: &str) -> PortResult<Option<Vec<KeyGrant>>>;
     /// Replaces the `default` key policy, with KMS's lockout safety check on (never bypassed).
     async fn put_key_policy(&self, key_arn: &str, policy: &str) -> PortResult<()>;
 }

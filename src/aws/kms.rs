@@ -1,11 +1,12 @@
 //! KMS adapter: key metadata and key policy.
 
 use super::{classify, missing};
-use crate::model::KeyInfo;
+use crate::model::{KeyGrant, KeyInfo};
 use crate::ports::{KeyPolicyStore, PortResult};
 use async_trait::async_trait;
 use aws_sdk_kms::operation::describe_key::DescribeKeyError;
 use aws_sdk_kms::operation::get_key_policy::GetKeyPolicyError;
+use aws_sdk_kms::operation::list_grants::ListGrantsError;
 use aws_sdk_kms::Client;
 
 pub struct KmsKeys {
@@ -107,6 +108,69 @@ impl KeyPolicyStore for KmsKeys {
         }
     }
 
+    /// ListGrants takes no alias either. Pages are read to the end, at most `GRANT_PAGES`.
+    #[tracing::instrument(skip(self))]
+    async fn grants(&self, key_id: &str) -> PortResult<Option<Vec<KeyGrant>>> {
+        const OP: &str = "kms:ListGrants";
+        const GRANT_PAGES: usize = 10;
+        let resolved;
+        let key = if is_alias(key_id) {
+            match self.describe_key(key_id).await? {
+                Some(info) => {
+                    resolved = info.arn;
+                    resolved.as_str()
+                }
+                None => return Ok(None),
+            }
+        } else {
+            key_id
+        };
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        for _ in 0..GRANT_PAGES {
+            let page = match self
+                .client
+                .list_grants()
+                .key_id(key)
+                .limit(100)
+                .set_marker(marker.take())
+                .send()
+                .await
+            {
+                Ok(page) => page,
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(ListGrantsError::NotFoundException(_))
+                    ) =>
+                {
+                    return Ok(None)
+                }
+                Err(e) => return Err(classify(OP, e)),
+            };
+            for g in page.grants() {
+                out.push(KeyGrant {
+                    grant_id: g.grant_id().unwrap_or_default().to_string(),
+                    grantee: g.grantee_principal().unwrap_or_default().to_string(),
+                    operations: g
+                        .operations()
+                        .iter()
+                        .map(|o| o.as_str().to_string())
+                        .collect(),
+                    constrained: g.constraints().is_some_and(|c| {
+                        c.encryption_context_subset().is_some_and(|m| !m.is_empty())
+                            || c.encryption_context_equals().is_some_and(|m| !m.is_empty())
+                    }),
+                });
+            }
+            match page.next_marker().filter(|_| page.truncated()) {
+                Some(m) => marker = Some(m.to_string()),
+                None => return Ok(Some(out)),
+            }
+        }
+        Err(missing(OP, "the last page within 10 pages of grants"))
+    }
+
     #[tracing::instrument(skip(self, policy), fields(bytes = policy.len()))]
     async fn put_key_policy(&self, key_arn: &str, policy: &str) -> PortResult<()> {
         const OP: &str = "kms:PutKeyPolicy";
@@ -172,6 +236,61 @@ mod tests {
         );
         assert_eq!(info.spec, "SYMMETRIC_DEFAULT");
         assert_eq!(kms.describe_key(KEY).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn grants_are_read_page_by_page_with_their_constraints() {
+        use aws_sdk_kms::operation::list_grants::ListGrantsOutput;
+        use aws_sdk_kms::types::{GrantConstraints, GrantListEntry, GrantOperation};
+        let first = mock!(Client::list_grants)
+            .match_requests(|r| r.key_id() == Some(KEY) && r.marker().is_none())
+            .then_output(|| {
+                ListGrantsOutput::builder()
+                    .grants(
+                        GrantListEntry::builder()
+                            .grant_id("g1")
+                            .grantee_principal("arn:aws:iam::111122223333:role/Exporter")
+                            .operations(GrantOperation::GenerateDataKey)
+                            .operations(GrantOperation::Decrypt)
+                            .build(),
+                    )
+                    .truncated(true)
+                    .next_marker("m1")
+                    .build()
+            });
+        let second = mock!(Client::list_grants)
+            .match_requests(|r| r.marker() == Some("m1"))
+            .then_output(|| {
+                ListGrantsOutput::builder()
+                    .grants(
+                        GrantListEntry::builder()
+                            .grant_id("g2")
+                            .grantee_principal("dynamodb.amazonaws.com")
+                            .operations(GrantOperation::Decrypt)
+                            .constraints(
+                                GrantConstraints::builder()
+                                    .encryption_context_subset("aws:dynamodb:tableName", "orders")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .truncated(false)
+                    .build()
+            });
+        let gone = mock!(Client::list_grants).then_error(|| {
+            ListGrantsError::NotFoundException(NotFoundException::builder().build())
+        });
+        let kms = KmsKeys::new(mock_client!(
+            aws_sdk_kms,
+            RuleMode::Sequential,
+            [&first, &second, &gone]
+        ));
+        let grants = kms.grants(KEY).await.unwrap().unwrap();
+        assert_eq!(grants.len(), 2);
+        assert_eq!(grants[0].operations, vec!["GenerateDataKey", "Decrypt"]);
+        assert!(!grants[0].constrained && grants[1].constrained);
+        assert_eq!(kms.grants(KEY).await.unwrap(), None);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
     }
 
     #[tokio::test]

@@ -1005,6 +1005,7 @@ pub(super) mod tests {
                 },
             ),
             policy: Fact::known("kms:GetKeyPolicy", "{}".into()),
+            grants: Fact::known("kms:ListGrants", Vec::new()),
         }
     }
 
@@ -1511,6 +1512,66 @@ pub(super) mod tests {
             st["Condition"]["StringEquals"]["kms:ViaService"],
             "s3.us-east-1.amazonaws.com"
         );
+    }
+
+    fn grant(grantee: &str, constrained: bool) -> crate::model::KeyGrant {
+        crate::model::KeyGrant {
+            grant_id: "0123abcd".into(),
+            grantee: grantee.into(),
+            operations: vec!["GenerateDataKey".into(), "Decrypt".into()],
+            constrained,
+        }
+    }
+
+    #[test]
+    fn a_grant_to_the_exporter_means_the_key_policy_is_not_the_cause() {
+        let admins_only = json!([{"Sid": "KeyAdmins", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111122223333:role/KeyAdmin"}, "Action": "kms:*", "Resource": "*"}]);
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        kms_export(&mut e, admins_only);
+        let mut i = incident();
+        // The exporter is a session of the role; the grant names the role (as ListGrants shows it).
+        i.caller =
+            Some("arn:aws:sts::111122223333:assumed-role/DataPlatformExporter/nightly".into());
+        let role = "arn:aws:iam::111122223333:role/DataPlatformExporter";
+        let k = e.export_key.as_mut().unwrap();
+        k.grants = Fact::known("kms:ListGrants", vec![grant(role, false)]);
+        assert!(!has(&diagnose(&i, &e), Cause::KmsKeyPolicyDeniesExporter));
+        // A grant to someone else: CONFIRMED as before.
+        let k = e.export_key.as_mut().unwrap();
+        k.grants = Fact::known(
+            "kms:ListGrants",
+            vec![grant("arn:aws:iam::111122223333:role/Other", false)],
+        );
+        let f = diagnose(&i, &e);
+        let m = f
+            .iter()
+            .find(|f| f.cause == Cause::KmsKeyPolicyDeniesExporter)
+            .unwrap();
+        assert_eq!(m.confidence, Confidence::Confirmed);
+        // Grants that could not be read: LIKELY at most, and the evidence says why.
+        let k = e.export_key.as_mut().unwrap();
+        k.grants = Fact::unknown("kms:ListGrants", "AccessDenied");
+        let f = diagnose(&i, &e);
+        let m = f
+            .iter()
+            .find(|f| f.cause == Cause::KmsKeyPolicyDeniesExporter)
+            .unwrap();
+        assert_eq!(m.confidence, Confidence::Likely);
+        assert!(
+            m.evidence.iter().any(|x| x.source == "kms:ListGrants"),
+            "{:?}",
+            m.evidence
+        );
+        // A grant under an encryption-context constraint may or may not cover the export.
+        let k = e.export_key.as_mut().unwrap();
+        k.grants = Fact::known("kms:ListGrants", vec![grant(role, true)]);
+        let f = diagnose(&i, &e);
+        let m = f
+            .iter()
+            .find(|f| f.cause == Cause::KmsKeyPolicyDeniesExporter)
+            .unwrap();
+        assert_eq!(m.confidence, Confidence::Possible);
     }
 
     /// The table in us-east-1 exports to a bucket (and a key) in eu-west-1.

@@ -5,7 +5,7 @@ use crate::arn::{account_of, Arn};
 use crate::error::{AwsErrorKind, Error};
 use crate::model::{
     BucketEncryption, EvidenceItem, ExportDescription, ExportRequest, Fact, FactValue, Incident,
-    KeyInfo, PitrInfo, TableInfo,
+    KeyGrant, KeyInfo, PitrInfo, TableInfo,
 };
 use crate::ports::{
     AccountReaders, BucketInspector, BucketPresence, KeyPolicyStore, PortResult, PrincipalPolicies,
@@ -105,6 +105,8 @@ pub struct KeyFacts {
     pub key_id: String,
     pub info: Fact<KeyInfo>,
     pub policy: Fact<String>,
+    /// Grants allow use beside the key policy (read in the same round).
+    pub grants: Fact<Vec<KeyGrant>>,
 }
 
 fn fact<T>(source: &'static str, r: PortResult<Option<T>>) -> Fact<T> {
@@ -654,7 +656,8 @@ async fn key_facts(
                     return KeyFacts {
                         key_id: key_id.to_string(),
                         info: Fact::unknown("kms:DescribeKey", reason.clone()),
-                        policy: Fact::unknown("kms:GetKeyPolicy", reason),
+                        policy: Fact::unknown("kms:GetKeyPolicy", reason.clone()),
+                        grants: Fact::unknown("kms:ListGrants", reason),
                     };
                 }
             },
@@ -662,11 +665,16 @@ async fn key_facts(
             None => app.keys.as_ref(),
         },
     };
-    let (info, policy) = tokio::join!(reader.describe_key(key_id), reader.key_policy(key_id));
+    let (info, policy, grants) = tokio::join!(
+        reader.describe_key(key_id),
+        reader.key_policy(key_id),
+        reader.grants(key_id)
+    );
     KeyFacts {
         key_id: key_id.to_string(),
         info: fact("kms:DescribeKey", info),
         policy: fact("kms:GetKeyPolicy", policy),
+        grants: fact("kms:ListGrants", grants),
     }
 }
 
@@ -794,6 +802,7 @@ mod tests {
                 spec: "SYMMETRIC_DEFAULT".into(),
             },
             policy: "{}".into(),
+            grants: Vec::new(),
         }
     }
 

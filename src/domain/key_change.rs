@@ -494,6 +494,7 @@ mod tests {
                 spec: "SYMMETRIC_DEFAULT".into(),
             },
             policy,
+            grants: Vec::new(),
         }
     }
 

@@ -9,7 +9,9 @@ use super::diagnosis::{ev, finding, started_object_arn, BucketDoc, Failure};
 use super::evidence::{BucketFacts, Evidence};
 use super::key_patch::{consumer_patch, exporter_patch};
 use crate::arn::{partition_of, Arn};
-use crate::model::{Cause, Confidence, ExportRequest, FactValue, Finding, Incident, SseAlgorithm};
+use crate::model::{
+    Cause, Confidence, ExportRequest, FactValue, Finding, Incident, KeyGrant, SseAlgorithm,
+};
 use crate::policy::{Context, DecisionKind, Effect, Policy, PolicyKind, Request};
 use serde_json::json;
 
@@ -584,6 +586,31 @@ fn missing_grant(
     f
 }
 
+/// The grant that gives `principal` the KMS `operation`: named as the grantee, or, for a role
+/// session, its role named (GranteePrincipal holds the role ARN).
+fn grant_for<'g>(grants: &'g [KeyGrant], principal: &str, operation: &str) -> Option<&'g KeyGrant> {
+    let role = session_role(principal);
+    grants.iter().find(|g| {
+        let names = g.grantee == principal
+            || role.as_ref().is_some_and(|(acct, name)| {
+                g.grantee.split(':').nth(4) == Some(acct.as_str())
+                    && g.grantee.contains(":role/")
+                    && g.grantee.rsplit('/').next() == Some(name.as_str())
+            });
+        names && g.operations.iter().any(|o| o == operation)
+    })
+}
+
+/// `(account, role name)` of `arn:…:sts::<acct>:assumed-role/<name>/<session>`.
+fn session_role(arn: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", _, "sts", "", acct, resource] = parts.as_slice() else {
+        return None;
+    };
+    let name = resource.strip_prefix("assumed-role/")?.split('/').next()?;
+    Some((acct.to_string(), name.to_string()))
+}
+
 fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
     if cx.request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
         return Vec::new();
@@ -613,10 +640,62 @@ fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
     if !decisions.iter().any(denied) {
         return Vec::new();
     }
-    let confidence = if decisions.iter().all(denied) {
+    // KMS authorizes with the key policy, IAM policies and grants together: a grant that gives
+    // the principal GenerateDataKey means the key policy is not why it was refused.
+    let grants = key.grants.get();
+    let granted: Vec<Option<&KeyGrant>> = cx
+        .principals
+        .iter()
+        .map(|p| grants.and_then(|gs| grant_for(gs, p, "GenerateDataKey")))
+        .collect();
+    let exporter_granted = caller.is_some_and(|c| {
+        grants.is_some_and(|gs| grant_for(gs, c, "GenerateDataKey").is_some_and(|g| !g.constrained))
+    });
+    let still_denied: Vec<bool> = decisions
+        .iter()
+        .zip(&granted)
+        .map(|(d, g)| denied(d) && !g.is_some_and(|g| !g.constrained))
+        .collect();
+    if exporter_granted || !still_denied.iter().any(|d| *d) {
+        return Vec::new();
+    }
+    let mut confidence = if still_denied.iter().all(|d| *d) && granted.iter().all(Option::is_none) {
         Confidence::Confirmed
     } else {
         Confidence::Possible
+    };
+    // Unread grants could still allow it: not CONFIRMED then.
+    if grants.is_none() {
+        confidence = confidence.min(Confidence::Likely);
+    }
+    let mut grant_items: Vec<_> = match (&key.grants.value, grants) {
+        (_, Some(gs)) => granted
+            .iter()
+            .zip(&cx.principals)
+            .filter_map(|(g, p)| {
+                g.map(|g| {
+                    ev(
+                        format!(
+                            "grant {} gives {p} GenerateDataKey only under an encryption-context constraint",
+                            g.grant_id
+                        ),
+                        key.grants.source,
+                    )
+                })
+            })
+            .chain(std::iter::once(ev(
+                format!(
+                    "{} grant(s) on the key; none gives the exporter GenerateDataKey unconditionally",
+                    gs.len()
+                ),
+                key.grants.source,
+            )))
+            .collect(),
+        (FactValue::Unknown(why), None) => vec![ev(
+            format!("the key's grants could not be read ({why}); a grant could still allow the exporter"),
+            key.grants.source,
+        )],
+        _ => Vec::new(),
     };
     let mut items: Vec<_> = decisions
         .iter()
@@ -633,6 +712,7 @@ fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
         })
         .collect();
     items.truncate(4);
+    items.append(&mut grant_items);
     let grantee = caller.filter(|c| c.contains(":role/") || c.contains(":user/"));
     let mut f = finding(
         Cause::KmsKeyPolicyDeniesExporter,
