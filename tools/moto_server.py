@@ -19,6 +19,18 @@ Seeding many exports at once: an ExportTableToPointInTime body with "MotoBulkBuc
 starts and runs one export per name in that request (answer: {"MotoBulkExports": [[arn,
 status], ...]}).
 
+Seeding history: "MotoBackdateHours": H in an ExportTableToPointInTime body dates the export
+(its id's millisecond stamp, StartTime, EndTime) H hours back. "MotoEnabledHoursAgo": H in an
+UpdateContinuousBackups body dates the table's point-in-time recovery H hours back; such a table
+then reports LatestRestorableDateTime = now - 5 minutes, as AWS typically does (stock moto
+reports the enable time for both ends).
+
+As on AWS, a FAILED export's description can lack fields: a bucket tagged
+moto-export-omit-fields = "S3Prefix,ExportType,..." makes DescribeExport leave those out of its
+failed exports. An export without S3SseAlgorithm to another account's bucket whose default
+encryption is SSE-KMS with the AWS managed key (no key id, or aws/s3) fails with a bare
+S3AccessDenied: that key's policy cannot admit another account.
+
 Key policies, for keys tagged moto-enforce-key-policy=true: an SSE-KMS export fails (as KMS
 would make it fail) unless an Allow statement for kms:GenerateDataKey names the principal that
 started the export (an assumed role's role ARN, else arn:aws:iam::<account>:user/moto), its
@@ -182,16 +194,47 @@ def _request_id() -> str:
     return secrets.token_hex(8).upper()
 
 
+def _default_encryption(bucket) -> tuple[str | None, str | None]:
+    """(SSEAlgorithm, KMSMasterKeyID) of the bucket's default encryption, wherever moto keeps it."""
+    found: dict = {}
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("SSEAlgorithm", "KMSMasterKeyID") and isinstance(v, str):
+                    found.setdefault(k, v)
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(getattr(bucket, "encryption", None) or {})
+    return found.get("SSEAlgorithm"), found.get("KMSMasterKeyID")
+
+
+def _is_aws_managed_key(owner: str, region: str, key_id: str | None) -> bool:
+    if key_id is None or key_id.endswith("alias/aws/s3"):
+        return True
+    from moto.kms.models import kms_backends
+
+    backend = kms_backends[owner][region]
+    try:
+        return backend.keys[backend.get_key_id(key_id)].key_manager == "AWS"
+    except Exception:
+        return False
+
+
 class AwsLikeTableExport(TableExport):
     def __init__(self, table, params: dict, region_name: str, table_account: str,
-                 principal: str = ""):
+                 principal: str = "", backdate_hours: float = 0.0):
         threading.Thread.__init__(self, daemon=True)
         self.principal = principal or f"arn:aws:iam::{table_account}:user/moto"
         self.partition = get_partition(region_name)
         self.table = table
         self.region_name = region_name
         self.account_id = table_account
-        started = _now()
+        self.backdate = dt.timedelta(hours=backdate_hours)
+        started = _now() - self.backdate
         export_id = f"{int(started.timestamp() * 1000):014d}-{secrets.token_hex(4)}"
         self.export_id = export_id
         self.arn = (
@@ -207,6 +250,8 @@ class AwsLikeTableExport(TableExport):
         self.client_token = params.get("ClientToken")
         self.export_format = params.get("ExportFormat", "DYNAMODB_JSON")
         self.export_type = params.get("ExportType", "FULL_EXPORT")
+        self.incremental = params.get("IncrementalExportSpecification")
+        self.omit: set[str] = set()
         self.export_time = _as_datetime(params.get("ExportTime")) or started
         self.start_time = started
         self.end_time: dt.datetime | None = None
@@ -221,7 +266,7 @@ class AwsLikeTableExport(TableExport):
         self.status = "FAILED"
         self.failure_code = code
         self.failure_message = message
-        self.end_time = _now()
+        self.end_time = _now() - self.backdate
 
     def _object_key(self, name: str) -> str:
         prefix = (self.s3_prefix or "").strip("/")
@@ -235,6 +280,7 @@ class AwsLikeTableExport(TableExport):
             return
         owner, backend, bucket = located
         tags = backend.tagger.get_tag_dict_for_resource(bucket.arn)
+        self.omit = {f.strip() for f in tags.get("moto-export-omit-fields", "").split(",") if f.strip()}
         delay = float(tags.get("moto-export-delay-seconds", "0") or 0)
         if delay > 0:
             time.sleep(delay)
@@ -257,6 +303,16 @@ class AwsLikeTableExport(TableExport):
             return
         if owner != self.account_id and not _grants_writes(bucket, self.account_id):
             # S3 does evaluate this one: another account's writer needs the owner's grant.
+            self._fail(
+                "S3AccessDenied",
+                "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; "
+                f"Request ID: {_request_id()})",
+            )
+            return
+        algorithm, default_key = _default_encryption(bucket)
+        if (not self.s3_sse_algorithm and owner != self.account_id and algorithm == "aws:kms"
+                and _is_aws_managed_key(owner, self.region_name, default_key)):
+            # S3 applies the bucket default; aws/s3's policy admits only its own account.
             self._fail(
                 "S3AccessDenied",
                 "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; "
@@ -308,7 +364,7 @@ class AwsLikeTableExport(TableExport):
             self.s3_bucket, self._object_key("manifest-summary.json"), json.dumps(summary).encode()
         )
         self.status = "COMPLETED"
-        self.end_time = _now()
+        self.end_time = _now() - self.backdate
 
     def response(self) -> dict:
         out = {
@@ -329,7 +385,11 @@ class AwsLikeTableExport(TableExport):
             "FailureMessage": self.failure_message,
             "ExportFormat": self.export_format,
             "ExportType": self.export_type,
+            "IncrementalExportSpecification": self.incremental,
         }
+        if self.status == "FAILED":
+            for field in self.omit:
+                out.pop(field, None)
         if self.status == "COMPLETED":
             out["ItemCount"] = self.item_count
             out["BilledSizeBytes"] = self.processed_bytes
@@ -340,7 +400,7 @@ class AwsLikeTableExport(TableExport):
 # Parameters that make two requests with one ClientToken "the same export".
 _IDEMPOTENT_KEYS = (
     "TableArn", "S3Bucket", "S3BucketOwner", "S3Prefix", "S3SseAlgorithm", "S3SseKmsKeyId",
-    "ExportFormat", "ExportType", "ExportTime",
+    "ExportFormat", "ExportType", "ExportTime", "IncrementalExportSpecification",
 )
 
 
@@ -369,20 +429,23 @@ def _export_table_to_point_in_time(self: DynamoHandler) -> ActionResult:
                 if not same:
                     raise ExportConflictException(token)
                 return ActionResult({"ExportDescription": existing.response()})
-    # The parsed body keeps modeled members only: the extension is read from the raw one.
-    bulk = json.loads(self.raw_body or b"{}").get("MotoBulkBuckets")
+    # The parsed body keeps modeled members only: the extensions are read from the raw one.
+    raw = json.loads(self.raw_body or b"{}")
+    backdate = float(raw.get("MotoBackdateHours") or 0)
+    bulk = raw.get("MotoBulkBuckets")
     if bulk is not None:
-        return _bulk_exports(self, table, body, bulk)
+        return _bulk_exports(self, table, body, bulk, backdate)
     export = AwsLikeTableExport(
         table, dict(body), backend.region_name, backend.account_id,
-        _caller_principal(self, backend.account_id),
+        _caller_principal(self, backend.account_id), backdate,
     )
     exports[export.arn] = export
     export.start()
     return ActionResult({"ExportDescription": export.response()})
 
 
-def _bulk_exports(self: DynamoHandler, table, body: dict, buckets: list) -> str:
+def _bulk_exports(self: DynamoHandler, table, body: dict, buckets: list,
+                  backdate: float = 0.0) -> str:
     """Seeding only (`seed.py bulk`): one export to each bucket named, run to its end here and
     now, so that 10,000 exports take one request instead of 10,000."""
     backend = self.dynamodb_backend
@@ -390,7 +453,7 @@ def _bulk_exports(self: DynamoHandler, table, body: dict, buckets: list) -> str:
     made = []
     for bucket in buckets:
         export = AwsLikeTableExport(table, {**body, "S3Bucket": bucket}, backend.region_name,
-                                    backend.account_id, principal)
+                                    backend.account_id, principal, backdate)
         backend.table_exports[export.arn] = export
         export.run()
         made.append([export.arn, export.status])
@@ -435,6 +498,29 @@ def _list_exports(self: DynamoHandler) -> ActionResult:
     return ActionResult(result)
 
 
+_stock_update_continuous_backups = DynamoHandler.update_continuous_backups
+_stock_describe_continuous_backups = DynamoHandler.describe_continuous_backups
+
+
+def _update_continuous_backups(self: DynamoHandler) -> ActionResult:
+    result = _stock_update_continuous_backups(self)
+    hours = json.loads(self.raw_body or b"{}").get("MotoEnabledHoursAgo")
+    if hours is not None:
+        table = self.dynamodb_backend.get_table(self.body["TableName"])
+        desc = table.continuous_backups["PointInTimeRecoveryDescription"]
+        desc["EarliestRestorableDateTime"] = time.time() - float(hours) * 3600
+        table.moto_pitr_backdated = True
+    return result
+
+
+def _describe_continuous_backups(self: DynamoHandler) -> ActionResult:
+    table = self.dynamodb_backend.tables.get(self.body.get("TableName"))
+    if table is not None and getattr(table, "moto_pitr_backdated", False):
+        desc = table.continuous_backups["PointInTimeRecoveryDescription"]
+        desc["LatestRestorableDateTime"] = time.time() - 300
+    return _stock_describe_continuous_backups(self)
+
+
 _stock_generate_default_keys = KmsBackend._generate_default_keys
 
 
@@ -450,6 +536,8 @@ def apply_patches() -> None:
     DynamoHandler.export_table_to_point_in_time = _export_table_to_point_in_time
     DynamoHandler.describe_export = _describe_export
     DynamoHandler.list_exports = _list_exports
+    DynamoHandler.update_continuous_backups = _update_continuous_backups
+    DynamoHandler.describe_continuous_backups = _describe_continuous_backups
     KmsBackend._generate_default_keys = _generate_default_keys
 
 

@@ -24,6 +24,13 @@ Scenarios (each creates its own table and bucket, named with the suffix):
                           delegates to the account): FAILED S3AccessDenied "Access Denied"; the
                           function runs as that account (credentials in the output) and reads
                           the SCPs through orgRoleArn in the management account
+  backdated-history       one table with 12 FAILED and 6 COMPLETED exports from 40 days ago and
+                          2 FAILED ones from now (a new deployment's first sweep)
+  incremental-ion         an incremental ION export under a deep prefix to another account's bucket,
+                          without --s3-bucket-owner: FAILED, its description (as AWS's can) without
+                          S3Prefix, ExportType and ExportFormat; PITR dated 2 hours back
+  cross-account-aws-s3-default  another account's bucket whose default encryption is SSE-KMS with
+                          the AWS managed key, exported with the right owner and no SSE flags: FAILED
   bulk                    --tables T --exports N --failed F: N exports spread over T tables,
                           F of them FAILED (bucket tagged with an injected S3AccessDenied)
   capture-events          an SQS queue and a rule that copies every "DynamoDB Export Failed"
@@ -125,6 +132,76 @@ def make_table(endpoint: str, name: str, pitr: bool = True, creds: dict | None =
     return table["TableArn"]
 
 
+def raw_call(endpoint: str, target: str, body: dict) -> dict:
+    """A DynamoDB call with the emulator's seeding extensions (botocore would refuse them)."""
+    req = urllib.request.Request(endpoint.rstrip("/") + "/", data=json.dumps(body).encode(), headers={
+        "X-Amz-Target": f"DynamoDB_20120810.{target}",
+        "Content-Type": "application/x-amz-json-1.0",
+        # The emulator reads the account (testing -> its default) and region from this.
+        "Authorization": f"AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/dynamodb/"
+                         "aws4_request, SignedHeaders=host, Signature=0"})
+    with urllib.request.urlopen(req, timeout=600) as resp:
+        return json.load(resp)
+
+
+def granting_bucket(endpoint: str, suffix: str, bucket: str, table_account: str) -> tuple[str, dict]:
+    """A bucket in a new member account whose policy lets the table's account write exports."""
+    account_id, creds = member_account(endpoint, suffix)
+    s3_owner = client(endpoint, "s3", creds)
+    s3_owner.create_bucket(Bucket=bucket)
+    s3_owner.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "AllowExportsFromTableAccount", "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{table_account}:root"},
+        "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl"],
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+    }]}))
+    return account_id, creds
+
+
+def backdated_history(endpoint: str, suffix: str) -> dict:
+    s3 = client(endpoint, "s3")
+    ok_bucket, bad_bucket = f"hist-ok-{suffix}", f"hist-bad-{suffix}"
+    s3.create_bucket(Bucket=ok_bucket)
+    s3.create_bucket(Bucket=bad_bucket)
+    s3.put_bucket_tagging(Bucket=bad_bucket, Tagging={"TagSet": [
+        {"Key": "moto-export-failure-code", "Value": "S3AccessDenied"},
+        {"Key": "moto-export-failure-message", "Value": "Access Denied"},
+    ]})
+    table_arn = make_table(endpoint, f"history-{suffix}")
+    old = raw_call(endpoint, "ExportTableToPointInTime", {
+        "TableArn": table_arn, "S3Prefix": "nightly", "MotoBackdateHours": 40 * 24,
+        "MotoBulkBuckets": [bad_bucket] * 12 + [ok_bucket] * 6})["MotoBulkExports"]
+    recent = raw_call(endpoint, "ExportTableToPointInTime", {
+        "TableArn": table_arn, "S3Prefix": "nightly",
+        "MotoBulkBuckets": [bad_bucket] * 2})["MotoBulkExports"]
+    return {"scenario": "backdated-history", "tableArn": table_arn,
+            "oldFailed": [a for a, s in old if s == "FAILED"],
+            "recentFailed": [a for a, s in recent if s == "FAILED"]}
+
+
+def incremental_ion(endpoint: str, suffix: str, out: dict) -> dict:
+    bucket = f"lake-{suffix}"
+    table_arn = make_table(endpoint, f"orders-{suffix}")
+    raw_call(endpoint, "UpdateContinuousBackups", {
+        "TableName": table_arn.rsplit("/", 1)[1], "MotoEnabledHoursAgo": 2,
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}})
+    account_id, _ = granting_bucket(endpoint, suffix, bucket, out["tableAccount"])
+    add_tags(endpoint, bucket, account_id, {
+        "moto-export-omit-fields": "S3Prefix,ExportType,ExportFormat"})
+    now = time.time()
+    params = dict(
+        TableArn=table_arn, S3Bucket=bucket, S3Prefix=f"lake/raw/orders-{suffix}/incremental/2026/12/02",
+        S3SseAlgorithm="AES256", ExportFormat="ION", ExportType="INCREMENTAL_EXPORT",
+        IncrementalExportSpecification={"ExportFromTime": int(now - 5400), "ExportToTime": int(now - 1800),
+                                        "ExportViewType": "NEW_IMAGE"},
+    )
+    desc = wait_terminal(endpoint, start_export(endpoint, **params)["ExportArn"])
+    out.update(tableArn=table_arn, bucket=bucket, bucketAccount=account_id, request=params,
+               exportArn=desc["ExportArn"], exportStatus=desc["ExportStatus"],
+               failureCode=desc.get("FailureCode"), describedPrefix=desc.get("S3Prefix"))
+    return out
+
+
 def start_export(endpoint: str, creds: dict | None = None, **params) -> dict:
     ddb = client(endpoint, "dynamodb", creds)
     return ddb.export_table_to_point_in_time(**params)["ExportDescription"]
@@ -159,6 +236,10 @@ def scenario(endpoint: str, name: str, suffix: str) -> dict:
 
     if name == "scp-denies-kms":
         return scp_denies_kms(endpoint, suffix, out)
+    if name == "backdated-history":
+        return backdated_history(endpoint, suffix)
+    if name == "incremental-ion":
+        return incremental_ion(endpoint, suffix, out)
 
     table_arn = make_table(endpoint, table_name)
     out["tableArn"] = table_arn
@@ -168,16 +249,8 @@ def scenario(endpoint: str, name: str, suffix: str) -> dict:
         s3.create_bucket(Bucket=bucket)
         params["S3SseAlgorithm"] = "AES256"
     elif name == "cross-account-no-owner":
-        account_id, creds = member_account(endpoint, suffix)
-        s3_owner = client(endpoint, "s3", creds)
-        s3_owner.create_bucket(Bucket=bucket)
         # A cross-account export needs the bucket owner's grant to the table's account.
-        s3_owner.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Sid": "AllowExportsFromTableAccount", "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{out['tableAccount']}:root"},
-            "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl"],
-            "Resource": f"arn:aws:s3:::{bucket}/*",
-        }]}))
+        account_id, _ = granting_bucket(endpoint, suffix, bucket, out["tableAccount"])
         out["bucketAccount"] = account_id
         params["S3SseAlgorithm"] = "AES256"
     elif name == "sse-kms-required":
@@ -221,6 +294,14 @@ def scenario(endpoint: str, name: str, suffix: str) -> dict:
         )
         out["keyArn"] = key["Arn"]
         params["S3SseAlgorithm"] = "AES256"
+    elif name == "cross-account-aws-s3-default":
+        account_id, creds = granting_bucket(endpoint, suffix, bucket, out["tableAccount"])
+        # SSE-KMS by default, no key id: S3 uses the bucket account's aws/s3.
+        client(endpoint, "s3", creds).put_bucket_encryption(
+            Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
+                "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+        out["bucketAccount"] = account_id
+        params["S3BucketOwner"] = account_id
     elif name == "bucket-missing":
         pass
     elif name == "cross-account-no-grant":
@@ -323,16 +404,9 @@ def bulk(endpoint: str, suffix: str, tables: int, exports: int, failed: int) -> 
     for i in range(exports):
         by_table.setdefault(i % tables, []).append(i)
     for t, indices in by_table.items():
-        body = json.dumps({"TableArn": arns[t], "S3Prefix": "bulk", "MotoBulkBuckets": [
-            bad_bucket if bad[i] else ok_bucket for i in indices]}).encode()
-        req = urllib.request.Request(endpoint.rstrip("/") + "/", data=body, headers={
-            "X-Amz-Target": "DynamoDB_20120810.ExportTableToPointInTime",
-            "Content-Type": "application/x-amz-json-1.0",
-            # The emulator reads the account (testing -> its default) and region from this.
-            "Authorization": f"AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/dynamodb/"
-                             "aws4_request, SignedHeaders=host, Signature=0"})
-        with urllib.request.urlopen(req, timeout=600) as resp:
-            made = json.load(resp)["MotoBulkExports"]
+        made = raw_call(endpoint, "ExportTableToPointInTime", {
+            "TableArn": arns[t], "S3Prefix": "bulk", "MotoBulkBuckets": [
+                bad_bucket if bad[i] else ok_bucket for i in indices]})["MotoBulkExports"]
         for i, (arn, status) in zip(indices, made):
             out["exports"] += 1
             if bad[i]:

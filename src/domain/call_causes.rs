@@ -58,7 +58,9 @@ fn iso(t: f64) -> String {
 fn time_problems(request: &ExportRequest, window: Option<(f64, f64)>) -> Vec<String> {
     let mut out = Vec::new();
     let outside = |t: f64| window.is_some_and(|(lo, hi)| t < lo || t > hi);
-    if let Some(t) = request.export_time.filter(|t| outside(*t)) {
+    // An incremental export is its window; ExportTime belongs to full exports.
+    let full = request.incremental.is_none();
+    if let Some(t) = request.export_time.filter(|t| full && outside(*t)) {
         out.push(format!(
             "ExportTime {} is outside the restorable window",
             iso(t)

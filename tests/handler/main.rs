@@ -4,6 +4,7 @@
 
 mod cli;
 mod faults;
+mod first_day;
 mod helpers;
 mod key_policy;
 mod ledger;
