@@ -1,8 +1,10 @@
 //! Condition operators (SPEC §5) with three-valued results: a context key whose value is
 //! unknown yields `Tri::Unknown`, never a silent "absent".
 
-use super::{resolve, Context, ContextValue, Resolved, Tri, LITERAL_NOTE, LITERAL_VARIABLE};
-use crate::domain::sse_rules::glob;
+use super::{
+    plain, resolve, wildcard_match, Context, ContextValue, Resolved, Tri, LITERAL_NOTE,
+    LITERAL_VARIABLE,
+};
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,11 +125,11 @@ impl Base {
     fn matches_one(self, policy: &str, actual: &str) -> Option<bool> {
         use Base::*;
         Some(match self {
-            StringEquals | StringNotEquals => policy == actual,
+            StringEquals | StringNotEquals => plain(policy) == actual,
             StringEqualsIgnoreCase | StringNotEqualsIgnoreCase => {
-                policy.eq_ignore_ascii_case(actual)
+                plain(policy).eq_ignore_ascii_case(actual)
             }
-            StringLike | StringNotLike => glob(policy, actual, false),
+            StringLike | StringNotLike => wildcard_match(policy, actual, false),
             ArnEquals | ArnNotEquals | ArnLike | ArnNotLike => arn_like(policy, actual),
             NumericEquals | NumericNotEquals => num(actual)? == num(policy)?,
             NumericLessThan => num(actual)? < num(policy)?,
@@ -267,7 +269,7 @@ impl Condition {
 fn arn_like(policy: &str, actual: &str) -> bool {
     let p: Vec<&str> = policy.splitn(6, ':').collect();
     let a: Vec<&str> = actual.splitn(6, ':').collect();
-    p.len() == 6 && a.len() == 6 && p.iter().zip(&a).all(|(p, a)| glob(p, a, false))
+    p.len() == 6 && a.len() == 6 && p.iter().zip(&a).all(|(p, a)| wildcard_match(p, a, false))
 }
 
 fn num(text: &str) -> Option<f64> {

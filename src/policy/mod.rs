@@ -458,6 +458,33 @@ pub enum Resolved {
     Unknown(String),
 }
 
+/// `${*}` and `${?}` "use where you need an * (asterisk) character" (and a `?`): resolved text
+/// holds them as these private-use characters, so that no matcher reads them as wildcards.
+const LITERAL_STAR: char = '\u{E000}';
+const LITERAL_QUESTION: char = '\u{E001}';
+
+/// Resolved text with `${*}` and `${?}` back as `*` and `?`, for comparisons without wildcards.
+pub(crate) fn plain(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([LITERAL_STAR, LITERAL_QUESTION]) {
+        text.replace(LITERAL_STAR, "*")
+            .replace(LITERAL_QUESTION, "?")
+            .into()
+    } else {
+        text.into()
+    }
+}
+
+/// Wildcard match of resolved text, where a `${*}` or `${?}` matches only that character.
+pub(crate) fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
+    if !pattern.contains([LITERAL_STAR, LITERAL_QUESTION]) {
+        return glob(pattern, text, ignore_case);
+    }
+    let text = text
+        .replace('*', &LITERAL_STAR.to_string())
+        .replace('?', &LITERAL_QUESTION.to_string());
+    glob(pattern, &text, ignore_case)
+}
+
 /// `key` or `key, 'default'` ("Specifying default values"); `''` inside the quotes is one `'`.
 fn split_default(var: &str) -> (&str, Option<String>) {
     if let Some((key, rest)) = var.split_once(',') {
@@ -499,8 +526,8 @@ pub fn resolve(text: &str, ctx: &Context) -> Resolved {
             break;
         };
         match &after[..end] {
-            "*" => out.push('*'),
-            "?" => out.push('?'),
+            "*" => out.push(LITERAL_STAR),
+            "?" => out.push(LITERAL_QUESTION),
             "$" => out.push('$'),
             var => {
                 let (key, default) = split_default(var);
@@ -669,7 +696,7 @@ fn statement_applies(
         let mut hit = Tri::False;
         for p in &r.values {
             match resolve(p, &req.context) {
-                Resolved::Text(t) if glob(&t, &req.resource, false) => {
+                Resolved::Text(t) if wildcard_match(&t, &req.resource, false) => {
                     hit = Tri::True;
                     break;
                 }
@@ -1148,7 +1175,7 @@ mod tests {
     /// The reference corpus (55 cases, expected decisions from AWS's documented logic, copied
     /// into the repo; C51 is unconfirmed there, and "How AWS enforcement code logic evaluates
     /// requests to allow or deny access" now says a role ARN in Principal is matched by the
-    /// role's sessions), 10 more documented cases of our own, and 37 cases each taken from an
+    /// role's sessions), 10 more documented cases of our own, and 39 cases each taken from an
     /// AWS page named in its `source` (issue 16). A case's `explains`, when given, must appear
     /// in the explanation: the rule that decided it.
     #[test]
@@ -1179,7 +1206,7 @@ mod tests {
                 .is_some_and(|s| !s.is_empty()));
         }
         cases.extend(documented.iter().cloned());
-        assert_eq!(cases.len(), 102);
+        assert_eq!(cases.len(), 104);
         for case in &cases {
             let id = case["id"].as_str().unwrap();
             let (policies, request) = parse_case(case).unwrap_or_else(|e| panic!("{id}: {e}"));
@@ -1394,7 +1421,18 @@ mod tests {
             resolve("home/${aws:username}/*", &ctx),
             text("home/alice/*")
         );
-        assert_eq!(resolve("a${*}b${?}${$}", &ctx), text("a*b?$"));
+        // `${*}` and `${?}` are the characters themselves, never wildcards.
+        let Resolved::Text(special) = resolve("a${*}b${?}${$}", &ctx) else {
+            panic!("resolves")
+        };
+        assert_eq!(plain(&special), "a*b?$");
+        assert!(wildcard_match(&special, "a*b?$", false));
+        assert!(!wildcard_match(&special, "axxb!$", false));
+        assert!(wildcard_match(
+            &format!("{special}*"),
+            "a*b?$-and-more",
+            false
+        ));
         assert_eq!(
             resolve("a${missing}", &ctx),
             Resolved::NoValue("missing".into())
@@ -1493,7 +1531,8 @@ mod crosscheck {
     /// Version" says that under 2008-10-17 `${aws:username}` is "treated as literal strings in
     /// the policy"; V03, it refuses a policy with no Version, which AWS reads as 2008-10-17;
     /// W02, it does not fill variables in condition values ("IAM policy elements: Variables and
-    /// tags" uses `${aws:PrincipalTag/owner}` in a StringEquals value).
+    /// tags" uses `${aws:PrincipalTag/owner}` in a StringEquals value); W14, it reads `${*}` as a
+    /// key with no value instead of a literal asterisk (same page, Special characters).
     #[test]
     fn iam_rs_differs_on_documented_identity_cases_only_where_the_docs_say_so() {
         let documented: Value = serde_json::from_str(super::tests::DOCUMENTED).unwrap();
@@ -1540,8 +1579,8 @@ mod crosscheck {
                 differ.push(case["id"].as_str().unwrap().to_string());
             }
         }
-        assert_eq!(compared, 15);
-        assert_eq!(differ, ["V01", "V03", "W02"]);
+        assert_eq!(compared, 17);
+        assert_eq!(differ, ["V01", "V03", "W02", "W14"]);
     }
 
     #[test]
