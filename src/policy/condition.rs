@@ -259,7 +259,7 @@ impl Condition {
         let values: Vec<String> = self
             .values
             .iter()
-            .map(|v| v.replace("${$}{", "${"))
+            .map(|v| v.replace(LITERAL_VARIABLE, "${"))
             .collect();
         format!("{} {} {:?}", self.operator, self.key, values)
     }
