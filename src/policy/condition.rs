@@ -1,8 +1,10 @@
 //! Condition operators (SPEC §5) with three-valued results: a context key whose value is
 //! unknown yields `Tri::Unknown`, never a silent "absent".
 
-use super::{substitute, Context, ContextValue, Tri};
-use crate::domain::sse_rules::glob;
+use super::{
+    plain, resolve, wildcard_match, Context, ContextValue, Resolved, Tri, LITERAL_NOTE,
+    LITERAL_VARIABLE,
+};
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,11 +125,11 @@ impl Base {
     fn matches_one(self, policy: &str, actual: &str) -> Option<bool> {
         use Base::*;
         Some(match self {
-            StringEquals | StringNotEquals => policy == actual,
+            StringEquals | StringNotEquals => plain(policy) == actual,
             StringEqualsIgnoreCase | StringNotEqualsIgnoreCase => {
-                policy.eq_ignore_ascii_case(actual)
+                plain(policy).eq_ignore_ascii_case(actual)
             }
-            StringLike | StringNotLike => glob(policy, actual, false),
+            StringLike | StringNotLike => wildcard_match(policy, actual, false),
             ArnEquals | ArnNotEquals | ArnLike | ArnNotLike => arn_like(policy, actual),
             NumericEquals | NumericNotEquals => num(actual)? == num(policy)?,
             NumericLessThan => num(actual)? < num(policy)?,
@@ -148,28 +150,90 @@ impl Base {
 }
 
 impl Condition {
-    pub fn evaluate(&self, ctx: &Context) -> Tri {
-        let values: Vec<String> = self.values.iter().map(|v| substitute(v, ctx)).collect();
-        if values.iter().any(|v| v.contains("${")) {
-            // A policy variable the context cannot fill: the condition cannot match.
-            return Tri::False;
+    /// Variables fill only string and ARN operators' values ("You can't use a policy variable
+    /// with other operators, such as Numeric, Date, Boolean, Binary, IP Address, or Null").
+    fn takes_variables(&self) -> bool {
+        use Base::*;
+        !matches!(
+            self.base,
+            NumericEquals
+                | NumericNotEquals
+                | NumericLessThan
+                | NumericLessThanEquals
+                | NumericGreaterThan
+                | NumericGreaterThanEquals
+                | DateEquals
+                | DateNotEquals
+                | DateLessThan
+                | DateLessThanEquals
+                | DateGreaterThan
+                | DateGreaterThanEquals
+                | Bool
+                | IpAddress
+                | NotIpAddress
+                | Null
+        )
+    }
+
+    /// The policy values filled from the request: the ones that resolved, the variables with
+    /// no value (they match nothing), and a variable whose value is Unknown.
+    fn resolved_values(&self, ctx: &Context) -> (Vec<String>, Vec<String>, Option<String>) {
+        let (mut values, mut no_value, mut unknown) = (Vec::new(), Vec::new(), None);
+        for v in &self.values {
+            if !self.takes_variables() {
+                values.push(v.clone());
+                continue;
+            }
+            match resolve(v, ctx) {
+                Resolved::Text(t) => values.push(t),
+                Resolved::NoValue(key) => no_value.push(key),
+                Resolved::Unknown(key) => unknown = Some(key),
+            }
         }
+        (values, no_value, unknown)
+    }
+
+    /// Says which of this condition's policy variables had no value in the request, or that
+    /// `${…}` was literal text, if either shaped the result.
+    pub fn variable_note(&self, ctx: &Context) -> Option<String> {
+        let (_, no_value, _) = self.resolved_values(ctx);
+        if !no_value.is_empty() {
+            return Some(format!(
+                "${{{}}} has no value in the request",
+                no_value.join("}, ${")
+            ));
+        }
+        self.values
+            .iter()
+            .any(|v| v.contains(LITERAL_VARIABLE))
+            .then(|| LITERAL_NOTE.to_string())
+    }
+
+    pub fn evaluate(&self, ctx: &Context) -> Tri {
         let actual = match ctx.get(&self.key) {
             Some(ContextValue::Unknown) => return Tri::Unknown,
             Some(ContextValue::Values(v)) => Some(v),
             None => None,
         };
+        let (values, _, unknown_variable) = self.resolved_values(ctx);
         if self.base == Base::Null {
             let want_absent = values.iter().any(|v| v.eq_ignore_ascii_case("true"));
             return Tri::from(actual.is_none() == want_absent);
         }
         let Some(actual) = actual else {
+            // A missing key decides without the values (condition operators page).
             return Tri::from(match self.qualifier {
                 SetQualifier::ForAllValues => true,
                 SetQualifier::ForAnyValue => false,
                 SetQualifier::None => self.if_exists || self.base.negated(),
             });
         };
+        if unknown_variable.is_some() {
+            return Tri::Unknown;
+        }
+        // A variable with no value left no policy value behind: "StringEquals or StringLike do
+        // not match", and "Inverted condition operators like StringNotEquals or StringNotLike
+        // do match against a null value" (Variables and tags, "Policy variables with no value").
         let any_policy = |a: &str| {
             values
                 .iter()
@@ -191,7 +255,13 @@ impl Condition {
     }
 
     pub fn describe(&self) -> String {
-        format!("{} {} {:?}", self.operator, self.key, self.values)
+        // Values parsed under a Version without variables hold `${` as `${$}{`: show it as written.
+        let values: Vec<String> = self
+            .values
+            .iter()
+            .map(|v| v.replace(LITERAL_VARIABLE, "${"))
+            .collect();
+        format!("{} {} {:?}", self.operator, self.key, values)
     }
 }
 
@@ -199,7 +269,7 @@ impl Condition {
 fn arn_like(policy: &str, actual: &str) -> bool {
     let p: Vec<&str> = policy.splitn(6, ':').collect();
     let a: Vec<&str> = actual.splitn(6, ':').collect();
-    p.len() == 6 && a.len() == 6 && p.iter().zip(&a).all(|(p, a)| glob(p, a, false))
+    p.len() == 6 && a.len() == 6 && p.iter().zip(&a).all(|(p, a)| wildcard_match(p, a, false))
 }
 
 fn num(text: &str) -> Option<f64> {
@@ -304,6 +374,87 @@ mod tests {
             Some(false)
         );
         assert_eq!(cidr_contains("not-a-cidr", "203.0.113.10"), None);
+    }
+
+    fn condition(operator: &str, value: &str) -> Condition {
+        let (base, qualifier, if_exists) = parse_operator(operator).unwrap();
+        Condition {
+            operator: operator.into(),
+            base,
+            qualifier,
+            if_exists,
+            key: "s3:existingobjecttag/team".into(),
+            values: vec![value.into()],
+        }
+    }
+
+    /// "IAM policy elements: Variables and tags", Policy variables with no value: "StringEquals
+    /// or StringLike do not match", "Inverted condition operators like StringNotEquals or
+    /// StringNotLike do match against a null value"; with the key itself absent, the condition
+    /// operators page decides (IfExists and negated operators true, ForAllValues true).
+    #[test]
+    fn a_variable_with_no_value_matches_nothing() {
+        let mut tagged = Context::default();
+        tagged.set(
+            "s3:ExistingObjectTag/Team",
+            ContextValue::Values(vec!["blue".into()]),
+        );
+        let untagged = Context::default();
+        let var = "${aws:PrincipalTag/Team}";
+        let cases = [
+            ("StringEquals", &tagged, Tri::False),
+            ("StringLike", &tagged, Tri::False),
+            ("StringEqualsIfExists", &tagged, Tri::False),
+            ("ForAnyValue:StringEquals", &tagged, Tri::False),
+            ("ArnLike", &tagged, Tri::False),
+            ("StringNotEquals", &tagged, Tri::True),
+            ("StringNotLike", &tagged, Tri::True),
+            ("StringNotEqualsIfExists", &tagged, Tri::True),
+            ("ForAllValues:StringNotEquals", &tagged, Tri::True),
+            ("StringEquals", &untagged, Tri::False),
+            ("StringEqualsIfExists", &untagged, Tri::True),
+            ("StringNotEquals", &untagged, Tri::True),
+            ("ForAllValues:StringEquals", &untagged, Tri::True),
+        ];
+        for (op, ctx, want) in cases {
+            assert_eq!(condition(op, var).evaluate(ctx), want, "{op}");
+        }
+        // The same variable with a value compares as usual.
+        let mut both = tagged.clone();
+        both.set(
+            "aws:PrincipalTag/Team",
+            ContextValue::Values(vec!["blue".into()]),
+        );
+        assert_eq!(condition("StringEquals", var).evaluate(&both), Tri::True);
+        assert_eq!(
+            condition("StringNotEquals", var).evaluate(&both),
+            Tri::False
+        );
+        // Unknown is not absent: the condition stays Unknown.
+        let mut unknown = tagged.clone();
+        unknown.set("aws:PrincipalTag/Team", ContextValue::Unknown);
+        assert_eq!(
+            condition("StringNotEquals", var).evaluate(&unknown),
+            Tri::Unknown
+        );
+        assert_eq!(
+            condition("StringEquals", var).evaluate(&unknown),
+            Tri::Unknown
+        );
+        // Numeric operators take no variables: the text is compared as written and is no number.
+        let mut n = Context::default();
+        n.set(
+            "s3:existingobjecttag/team",
+            ContextValue::Values(vec!["5".into()]),
+        );
+        n.set(
+            "aws:PrincipalTag/Team",
+            ContextValue::Values(vec!["5".into()]),
+        );
+        assert_eq!(condition("NumericEquals", var).evaluate(&n), Tri::False);
+        assert!(condition("StringEquals", var)
+            .variable_note(&tagged)
+            .is_some_and(|n| n.contains("${aws:PrincipalTag/Team} has no value")));
     }
 
     #[test]
