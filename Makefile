@@ -45,8 +45,8 @@ checkov: lint-tools ## checkov on template.yaml, offline; every suppression is j
 
 # demo echoes before installing anything, so a cold clone says what it is doing at once.
 demo: ## emulator + function under cargo lambda watch, four scenarios end to end (first run ~9 min)
-	@echo "make demo: a first run installs the pinned tools into $(VENV), then compiles the function"
-	@echo "(about 8 min cold on 2 cores, with cargo's progress); later runs take about a minute."
+	@echo "make demo: a first run installs the pinned tools into $(VENV), then builds the"
+	@echo "function (about 8 min cold on 2 cores, cargo's progress below); then ~1 min."
 	@$(MAKE) -s --no-print-directory tools
 	$(PY) tools/demo.py
 

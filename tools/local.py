@@ -145,14 +145,14 @@ def wait_export(endpoint: str, arn: str, timeout: float = 60) -> dict:
 
 # Measured on 2 cores: ~8 min for the function's first (cold) debug build, ~12 min for a cold
 # release build of the SDK crates (`make build`).
-COLD_BUILD = "a cold build takes about 8 min on 2 cores"
+COLD_BUILD = "cold: about 8 min on 2 cores"
 
 
 def build_function(env: dict) -> None:
     """Builds the function binary with cargo's own progress on this terminal, so the watch below
     finds it built: `cargo lambda watch` runs `cargo run --bin ddb-export-remediator` (same
     profile, features and environment), and would otherwise compile silently into its log."""
-    print(f"building the function with cargo ({COLD_BUILD}, seconds when warm)", flush=True)
+    print(f"building the function with cargo ({COLD_BUILD}; warm: seconds)", flush=True)
     started = time.monotonic()
     done = subprocess.run(["cargo", "build", "--bin", "ddb-export-remediator"], cwd=ROOT, env=env)
     if done.returncode != 0:
