@@ -13,7 +13,7 @@ mod explain;
 mod sdk_setup;
 
 use aws_types::SdkConfig;
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, ValueHint};
 use ddb_export_remediator::arn::Arn;
 use ddb_export_remediator::domain::report::RemediationResult;
 use ddb_export_remediator::model::Mode;
@@ -142,7 +142,7 @@ ImplicitDeny), the statement that decided it, and why; for a file of cases, one 
     )]
     Explain {
         /// A JSON file of one or more cases, or - for standard input
-        #[arg(value_name = "FILE")]
+        #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
         file: PathBuf,
         /// Evaluate only the case with this "id" (prints it in full)
         #[arg(long, value_name = "ID")]
@@ -231,8 +231,8 @@ fn table_arn(text: &str) -> Result<String, String> {
         .map_err(|e| e.reason)
 }
 
-/// The rule DynamoDB's ExportTableToPointInTime applies to S3Bucket (3-63 characters of
-/// lowercase letters, digits, '-' and '.'); the function checks the same.
+/// S3's bucket naming rule (3-63 lowercase letters, digits, '-' and '.', "General purpose
+/// bucket naming rules"), which the function's intake applies to a preflight too.
 fn bucket_name(text: &str) -> Result<String, String> {
     let ok = (3..=63).contains(&text.len())
         && text

@@ -4,7 +4,9 @@
 //! The chains named here are aws-config's: region from `AWS_REGION`, `AWS_DEFAULT_REGION`, the
 //! profile, then EC2 instance metadata; credentials from environment variables, the shared
 //! config and credentials files, web identity, ECS/container, then EC2 IMDSv2 (docs.rs,
-//! aws-config `DefaultCredentialsChain` and `DefaultRegionChain`).
+//! aws-config `DefaultCredentialsChain` and `DefaultRegionChain`). AWS_EC2_METADATA_DISABLED
+//! turns IMDS off ("IMDS credential provider", AWS SDKs and Tools Reference Guide);
+//! AWS_ENDPOINT_URL_<SERVICE> overrides AWS_ENDPOINT_URL ("Service-specific endpoints", same).
 
 use aws_credential_types::provider::{
     error::CredentialsError, future, ProvideCredentials, SharedCredentialsProvider,
@@ -167,7 +169,7 @@ fn no_region(args: &AwsArgs) -> String {
         if imds_disabled() {
             " (disabled by AWS_EC2_METADATA_DISABLED)"
         } else {
-            " (no answer: not on EC2)"
+            " (no region from it)"
         }
     )
 }
@@ -205,7 +207,7 @@ fn no_credentials(args: &AwsArgs, e: &CredentialsError) -> String {
         if imds_disabled() {
             ": disabled by AWS_EC2_METADATA_DISABLED"
         } else {
-            ": no credentials (not on EC2, or no instance role)"
+            ": tried, see the SDK's answer below"
         },
         chain(e)
     )
