@@ -21,6 +21,7 @@ help: ## list the targets
 
 $(TOOLS_STAMP): tools/requirements.txt tools/constraints.txt
 	@test -n "$(SYS_PY)" || { echo "python3 is required" >&2; exit 1; }
+	@echo "installing the pinned tools into $(VENV) (once: about 850 MB)"
 	$(SYS_PY) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r tools/requirements.txt -c tools/constraints.txt
@@ -42,7 +43,11 @@ lint-tools: $(LINT_STAMP) ## install the pinned CloudFormation security linter (
 checkov: lint-tools ## checkov on template.yaml, offline; every suppression is justified in the template
 	$(LINT_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
-demo: tools ## emulator + function under cargo lambda watch, three scenarios end to end
+# demo echoes before installing anything, so a cold clone says what it is doing at once.
+demo: ## emulator + function under cargo lambda watch, four scenarios end to end (first run ~9 min)
+	@echo "make demo: a first run installs the pinned tools into $(VENV), then builds the"
+	@echo "function (about 8 min cold on 2 cores, cargo's progress below); then ~1 min."
+	@$(MAKE) -s --no-print-directory tools
 	$(PY) tools/demo.py
 
 test: tools lint ## everything: fmt, clippy, unit, adapter, integration (moto) and template checks

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end demo on this machine: emulator + the function under `cargo lambda watch`.
 
+0. builds the function with `cargo build`, its progress on the terminal (about 8 minutes cold
+   on 2 cores), so that the watch starts it without compiling into its log;
 1. starts the patched moto emulator on a free 127.0.0.1 port, with the ledger table and a queue
    that captures the "DynamoDB Export Failed" events of the default bus;
 2. seeds four exports: a same-account AES256 export that completes, a cross-account bucket
@@ -15,49 +17,114 @@
 5. delivers one failure event again: the ledger makes it a no-op;
 6. rolls the key-policy patch back with a `{"rollback": {"changeId": ...}}` event.
 
-Every process it starts is stopped by its PID on exit.
+Output wraps to the terminal's width (100 columns when it has none) at spaces; an ARN wider
+than the text column goes whole on a line of its own. Every process it starts is stopped by its
+PID on exit.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 from local import (
-    ROOT, WORK, invoke, receive_events, seed, start_emulator, start_function, stop_all, wait_export,
+    ROOT, WORK, build_function, function_env, invoke, receive_events, seed, start_emulator,
+    start_function, stop_all, wait_export,
 )
+
+WIDTH = shutil.get_terminal_size((100, 24)).columns
+LABEL = 9  # "finding  " and the other labels: the text column starts here
+SEEN_NOTES: set[str] = set()
+
+
+def wrap(text: str, indent: int, width: int = 0) -> list[str]:
+    """Breaks text at spaces to fit the terminal; a word wider than the text column (an ARN, a
+    command) is never cut: it goes whole on a line of its own, from column 0."""
+    width = width or WIDTH
+    room = max(width - indent, 20)
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        if len(word) > room:
+            if line:
+                lines.append(" " * indent + line)
+            lines.append(word)  # may pass the edge, but whole: copy-paste still works
+            line = ""
+        elif not line:
+            line = word
+        elif len(line) + 1 + len(word) <= room:
+            line += " " + word
+        else:
+            lines.append(" " * indent + line)
+            line = word
+    if line:
+        lines.append(" " * indent + line)
+    return lines or [" " * indent]
+
+
+def emit(label: str, text: str, indent: int = LABEL) -> None:
+    """One labelled item: the label, then the text wrapped in the text column."""
+    lines = wrap(text, indent)
+    first = lines[0]
+    if first.startswith(" " * indent):
+        print(f"{label:<{indent}}{first[indent:]}")
+        lines = lines[1:]
+    else:
+        print(label.rstrip())
+    for line in lines:
+        print(line)
+
+
+def note(text: str) -> None:
+    """A note, once: the caller-unknown explanation is the same in every scenario."""
+    key = text.split("; considered")[0]
+    if key in SEEN_NOTES:
+        tail = text[len(key):].lstrip("; ")
+        emit("note", f"{key.split(':')[0]} (as above){'; ' + tail if tail else ''}")
+        return
+    SEEN_NOTES.add(key)
+    emit("note", text)
+
+
+def heading(text: str) -> None:
+    print()
+    emit("===", text, indent=4)
 
 
 def show(title: str, seeded: dict, result: dict, endpoint: str) -> bool:
-    print(f"\n=== {title}")
-    print(f"export   {seeded['exportArn']}")
-    print(f"status   {seeded['exportStatus']}  {seeded.get('failureCode') or ''}  {seeded.get('failureMessage') or ''}"[:200])
+    heading(title)
+    emit("export", seeded["exportArn"])
+    emit("status", " ".join(filter(None, [seeded["exportStatus"], seeded.get("failureCode"),
+                                          seeded.get("failureMessage")])))
     findings = result.get("findings", [])
     if not findings:
-        print("findings none")
+        emit("findings", "none")
     for f in findings:
-        print(f"finding  {f['cause']} ({f['confidence']}): {f['summary']}")
+        emit("finding", f"{f['cause']} ({f['confidence']}): {f['summary']}")
         for e in f["evidence"][:3]:
-            print(f"         - {e['fact'][:150]}  [{e['source']}]")
+            emit(" " * LABEL + "-", f"{e['fact']} [{e['source']}]", indent=LABEL + 2)
         if f["remedy"].get("command"):
-            print(f"command  {f['remedy']['command']}")
-    for note in result.get("notes", []):
-        print(f"note     {note}")
+            emit("command", f["remedy"]["command"])
+    for n in result.get("notes", []):
+        note(n)
     ok = True
     for a in result.get("applied", []):
-        print(f"applied  {a['action']} {a['status']} {json.dumps(a['result'])}")
+        emit("applied", f"{a['action']} {a['status']} {json.dumps(a['result'])}")
         arn = a["result"].get("exportArn")
         if a["status"] == "DONE" and arn:
             desc = wait_export(endpoint, arn)
-            print(f"retried  {arn} -> {desc['ExportStatus']}")
+            emit("retried", f"{desc['ExportStatus']}: {arn}")
             ok = ok and desc["ExportStatus"] == "COMPLETED"
     return ok
 
 
 def main() -> int:
     try:
+        # First, with cargo's progress on the terminal; the watch below then starts it warm.
+        build_function(function_env("http://127.0.0.1"))
         endpoint = start_emulator()
-        print(f"emulator {endpoint} (moto, patched; log {WORK / 'moto.log'})")
+        emit("emulator", f"{endpoint} (moto, patched; log {WORK / 'moto.log'})")
         ledger = seed(endpoint, "ledger", "--table", "ddb-export-remediator-ledger")["ledgerTable"]
         queue = seed(endpoint, "capture-events")["queueUrl"]
         scenarios = {
@@ -71,15 +138,16 @@ def main() -> int:
             ]
         }
         kms_seed = next(s for t, s in scenarios.values() if s.get("exporterRoleArn"))
-        port, env = start_function(endpoint, ledger)
-        print(f"function under cargo lambda watch on 127.0.0.1:{port} (ledger {ledger}; log {WORK / 'watch.log'})")
+        port, env = start_function(endpoint, ledger, build=False)
+        emit("function", f"under cargo lambda watch on 127.0.0.1:{port} (ledger {ledger}; "
+                         f"log {WORK / 'watch.log'})")
         # CloudTrail's record of the pipeline role starting its export: the ledger keeps the caller.
         started = json.loads((ROOT / "events" / "cloudtrail-export-started.json").read_text())
         started["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = kms_seed["exporterRoleArn"]
         started["detail"]["responseElements"]["exportDescription"]["exportArn"] = kms_seed["exportArn"]
         invoke(port, started, env)
 
-        # The first invocation also compiles the function (cargo lambda watch builds on demand).
+        # The first invocation starts the built function (cargo lambda watch runs it on demand).
         healthy = next(s for t, s in scenarios.values() if s["exportStatus"] == "COMPLETED")
         result = invoke(port, {"exportArn": healthy["exportArn"], "mode": "apply"}, env)
         healthy_ok = show("same-account AES256 export (manual check)", healthy, result, endpoint)
@@ -88,8 +156,9 @@ def main() -> int:
         sweep = invoke(port, {"version": "0", "id": "demo", "detail-type": "Scheduled Event",
                               "source": "aws.events", "detail": {}}, env)["sweep"]
         (WORK / "sweep.json").write_text(json.dumps(sweep, indent=2))
-        print(f"\n=== sweep: {sweep['exportsListed']} exports in {sweep['tables']} tables, "
-              f"{sweep['listCalls']} ListExports calls, {len(sweep['published'])} failure events published")
+        heading(f"sweep: {sweep['exportsListed']} exports in {sweep['tables']} tables, "
+                f"{sweep['listCalls']} ListExports calls, {len(sweep['published'])} failure events "
+                "published")
         events = [e for e in receive_events(endpoint, queue) if e["detail"]["exportArn"] in scenarios]
         all_ok = healthy_ok and len(events) == 3
         change_id = None
@@ -109,18 +178,22 @@ def main() -> int:
             # published first varies; after the key-policy patch that incident plans no action.)
             skipped = (all(a["status"] == "SKIPPED" for a in again.get("applied", []))
                        and any(n.startswith("already handled") for n in again.get("notes", [])))
-            print(f"\n=== the first failure event delivered again: applied {[a['status'] for a in again['applied']]}"
-                  f" ({'; '.join(again.get('notes', []))})")
+            heading("the first failure event delivered again: applied "
+                    f"{[a['status'] for a in again['applied']]}")
+            for n in again.get("notes", []):
+                note(n)
             all_ok = all_ok and skipped
         if change_id:
             rolled = invoke(port, {"rollback": {"changeId": change_id}}, env)["rollback"]
-            print(f"\n=== rollback of key-policy change {change_id}: {rolled['outcome']} ({rolled['detail']})")
+            heading(f"rollback of key-policy change {change_id}: {rolled['outcome']} ({rolled['detail']})")
             all_ok = all_ok and rolled["outcome"] == "RESTORED"
         else:
             all_ok = False
-        print("\ndemo " + ("passed: the three failures found by the sweep, diagnosed, fixed (one by an "
-                            "audited key-policy patch, then rolled back), retried once, and COMPLETED"
-                            if all_ok else "FAILED"))
+        print()
+        emit("demo", "passed: four scenarios; the healthy export has no findings, and the three "
+                     "failures found by the sweep were diagnosed, fixed (one by an audited "
+                     "key-policy patch, then rolled back), retried once, and COMPLETED"
+             if all_ok else "FAILED", indent=5)
         return 0 if all_ok else 1
     finally:
         stop_all()

@@ -1,73 +1,256 @@
 //! `ddb-export-doctor`: the remediator's library on an engineer's laptop.
 //!
-//! `explain CASE.json` (SPEC §5.1) evaluates one IAM request against the policies in the case,
-//! offline, and says why it is allowed or denied. `-` reads the case from standard input.
-//! `diagnose`, `preflight` and `sweep` run the Lambda's pipeline read-only with the caller's
-//! own credentials (the standard SDK chain): nothing is written and no report is published.
+//! `explain` (SPEC §5.1) evaluates IAM requests against the policies in a case, offline, and
+//! says why each is allowed or denied. `diagnose`, `preflight` and `sweep` run the Lambda's
+//! pipeline read-only with the caller's own credentials (the standard SDK chain): nothing is
+//! written and no report is published. The command line is clap's (derive); clap is linked
+//! into this binary only (tests/handler/cli.rs checks the Lambda binary does not carry it).
 
+// A crate root looks for modules beside itself, where cargo would take them for binaries.
+#[path = "ddb-export-doctor/explain.rs"]
+mod explain;
+#[path = "ddb-export-doctor/sdk_setup.rs"]
+mod sdk_setup;
+
+use aws_types::SdkConfig;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, ValueHint};
+use ddb_export_remediator::arn::Arn;
 use ddb_export_remediator::domain::report::RemediationResult;
 use ddb_export_remediator::model::Mode;
 use ddb_export_remediator::model::{ExportDescription, ExportRequest, PitrInfo, TableInfo};
-use ddb_export_remediator::policy::{evaluate, parse_case, Decision};
 use ddb_export_remediator::ports::{ExportPage, ExportService, PortResult};
 use ddb_export_remediator::{aws, App, Config};
 use serde_json::{json, Value};
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-const HELP: &str = "\
-NAME
-    ddb-export-doctor - explain and fix DynamoDB export failures
+const ABOUT: &str = "Explain and fix DynamoDB export failures, from your laptop";
 
-SYNOPSIS
-    ddb-export-doctor diagnose <export-arn> [--member-role NAME] [--output json|text]
-    ddb-export-doctor preflight --table-arn ARN --s3-bucket NAME [--s3-bucket-owner ID]
-                                [--s3-prefix P] [--s3-sse-algorithm AES256|KMS]
-                                [--s3-sse-kms-key-id KEY] [--member-role NAME] [--output json|text]
-    ddb-export-doctor sweep [--progress on|off] [--output json|text]
-    ddb-export-doctor explain <CASE.json | -> [--output json|text]
+const LONG_ABOUT: &str = "\
+Explain and fix DynamoDB export failures, from your laptop.
 
-DESCRIPTION
-    diagnose
-        Diagnoses one export (failed or completed) with your credentials: the findings, their
-        evidence and the corrected command. Read-only: it never retries or changes anything.
-    preflight
-        Checks an export before you run it: what would fail, and the corrected command.
-    sweep
-        Lists the account's exports in the region and reports the failed ones.
-    explain
-        Evaluates one request against identity, resource, key, boundary, session, SCP and RCP
-        policies, offline, with AWS's documented logic, and prints the decision (Allow,
-        ExplicitDeny, ImplicitDeny), the statement that decided it, and why. CASE.json is
-        {\"policies\": [{\"kind\", \"name\", \"level\"?, \"doc\"}], \"request\": {\"principal\",
-        \"action\", \"resource\", \"resource_account\"?, \"context\"?}}; a context value
-        {\"unknown\": true} is a value the request has but you do not know.
+diagnose, preflight and sweep run the remediator's pipeline read-only with your own credentials \
+(the standard AWS SDK chain): they never retry, write a ledger or publish a report. explain \
+evaluates IAM cases offline.";
 
-OPTIONS
-    --output json|text
-        json prints the Lambda's result (explain: {\"decision\", \"decidedBy\", \"explanation\"});
-        text is the default on a terminal.
-    --member-role NAME
-        Role to assume in other accounts (bucket or key owners) to read their side.
-    --progress on|off
-        sweep: show the pages and exports listed so far on standard error (default: on when
-        standard error is a terminal).
+const TOP_AFTER_HELP: &str = "\
+Environment:
+  The standard AWS variables and profiles (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...);
+  S3_FORCE_PATH_STYLE=true for local emulators.
 
-ENVIRONMENT
-    The standard AWS variables and profiles (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL ...);
-    S3_FORCE_PATH_STYLE=true for local emulators.
-    -h, --help
-        Show this help.
+Exit status:
+  0 when the command ran, whatever it found; 1 when AWS (or its setup: region, credentials,
+  endpoint) failed a call the command needs; 2 for invalid input, with the flag it concerns.
 
-EXIT STATUS
-    0 when the command ran, whatever it found; 1 when AWS refused or failed a call the command
-    needs (e.g. the export does not exist); 2 for invalid input, with a one-line error.
-";
+Run `ddb-export-doctor <COMMAND> --help` for a command's options and examples.";
 
-enum Output {
+const DIAGNOSE_EXAMPLES: &str = "\
+Examples:
+  ddb-export-doctor diagnose arn:aws:dynamodb:us-east-1:111122223333:table/orders/export/01795508400000-9f8e7d6c
+  ddb-export-doctor diagnose \"$ARN\" --member-role DdbExportRemediatorMember --output json
+  ddb-export-doctor diagnose \"$ARN\" --profile prod --region eu-west-1";
+
+const PREFLIGHT_EXAMPLES: &str = "\
+Examples:
+  ddb-export-doctor preflight --table-arn arn:aws:dynamodb:us-east-1:111122223333:table/orders \\
+      --s3-bucket amzn-s3-demo-bucket --s3-sse-algorithm AES256
+  ddb-export-doctor preflight --table-arn \"$TABLE_ARN\" --s3-bucket amzn-s3-demo-bucket \\
+      --s3-bucket-owner 444455556666 --s3-sse-algorithm KMS --s3-sse-kms-key-id \"$KEY_ARN\" \\
+      --member-role DdbExportRemediatorMember --output json";
+
+const SWEEP_EXAMPLES: &str = "\
+Examples:
+  ddb-export-doctor sweep
+  ddb-export-doctor sweep --region eu-west-1 --progress off --output json > sweep.json";
+
+const EXPLAIN_EXAMPLES: &str = "\
+A case is {\"policies\": [{\"kind\", \"name\", \"level\"?, \"doc\"}], \"request\": {\"principal\",
+\"action\", \"resource\", \"resource_account\"?, \"context\"?}}; a context value {\"unknown\": true}
+is a value the request has but you do not know. FILE holds one case, a JSON array of cases, or
+an object with a \"cases\" list (each case with an \"id\" and, optionally, an \"expected\"
+decision), like events/fixtures/iam-policy-corpus.json.
+
+Examples:
+  ddb-export-doctor explain case.json --output text
+  ddb-export-doctor explain events/fixtures/iam-policy-corpus.json            # one line per case
+  ddb-export-doctor explain events/fixtures/iam-policy-corpus.json --case C07 # one case, in full
+  ddb-export-doctor explain - --output json < case.json";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  source <(ddb-export-doctor completions bash)
+  ddb-export-doctor completions zsh > ~/.zfunc/_ddb-export-doctor
+  ddb-export-doctor completions fish > ~/.config/fish/completions/ddb-export-doctor.fish";
+
+#[derive(Parser)]
+#[command(
+    name = "ddb-export-doctor",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = TOP_AFTER_HELP,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Diagnose one export (failed or completed): findings, evidence, the corrected command
+    #[command(after_help = DIAGNOSE_EXAMPLES)]
+    Diagnose {
+        /// The export's ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/export/ID)
+        #[arg(value_name = "EXPORT_ARN", value_parser = export_arn)]
+        export_arn: String,
+        #[command(flatten)]
+        member: Member,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Check an export before you run it: what would fail, and the corrected command
+    #[command(after_help = PREFLIGHT_EXAMPLES)]
+    Preflight {
+        #[command(flatten)]
+        export: PreflightArgs,
+        #[command(flatten)]
+        member: Member,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the account's exports in the region and report the failed ones
+    #[command(after_help = SWEEP_EXAMPLES)]
+    Sweep {
+        /// Show the pages and exports listed so far on standard error [default: on when
+        /// standard error is a terminal]
+        #[arg(long, value_enum, value_name = "WHEN")]
+        progress: Option<OnOff>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Evaluate IAM cases offline and say why each request is allowed or denied
+    #[command(
+        long_about = "Evaluate IAM cases offline: identity, resource, key, boundary, session, SCP \
+and RCP policies with AWS's documented logic. Prints the decision (Allow, ExplicitDeny, \
+ImplicitDeny), the statement that decided it, and why; for a file of cases, one line per case.",
+        after_help = EXPLAIN_EXAMPLES
+    )]
+    Explain {
+        /// A JSON file of one or more cases, or - for standard input
+        #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+        file: PathBuf,
+        /// Evaluate only the case with this "id" (prints it in full)
+        #[arg(long, value_name = "ID")]
+        case: Option<String>,
+        /// json: {"decision", "decidedBy", "explanation"} (one JSON object per line for several
+        /// cases); text: for people [default: text on a terminal, json otherwise]
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        output: Option<Format>,
+    },
+    /// Print a shell completion script (bash, zsh or fish) on standard output
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+#[derive(Args)]
+struct PreflightArgs {
+    /// The table to export (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)
+    #[arg(long, value_name = "ARN", required = true, value_parser = table_arn)]
+    table_arn: String,
+    /// The destination bucket
+    #[arg(long, value_name = "NAME", required = true, value_parser = bucket_name)]
+    s3_bucket: String,
+    /// The bucket owner's 12-digit account id (needed when the bucket is in another account)
+    #[arg(long, value_name = "ACCOUNT_ID", value_parser = account_id)]
+    s3_bucket_owner: Option<String>,
+    /// Key prefix in the bucket
+    #[arg(long, value_name = "PREFIX")]
+    s3_prefix: Option<String>,
+    /// The export's server-side encryption
+    #[arg(long, value_name = "ALGORITHM", value_parser = ["AES256", "KMS"])]
+    s3_sse_algorithm: Option<String>,
+    /// The KMS key for --s3-sse-algorithm KMS
+    #[arg(long, value_name = "KEY")]
+    s3_sse_kms_key_id: Option<String>,
+}
+
+#[derive(Args)]
+struct Member {
+    /// Role to assume in other accounts (bucket or key owners) to read their side
+    #[arg(long, value_name = "NAME")]
+    member_role: Option<String>,
+}
+
+/// Options every AWS-calling command takes.
+#[derive(Args)]
+struct Common {
+    /// json: the Lambda's result schema; text: findings, evidence and the corrected command
+    /// [default: text on a terminal, json otherwise]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    output: Option<Format>,
+    #[command(flatten)]
+    aws: sdk_setup::AwsArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
     Json,
     Text,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+fn export_arn(text: &str) -> Result<String, String> {
+    Arn::export("EXPORT_ARN", text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.reason)
+}
+
+fn table_arn(text: &str) -> Result<String, String> {
+    Arn::table("--table-arn", text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.reason)
+}
+
+/// S3's bucket naming rule (3-63 lowercase letters, digits, '-' and '.', "General purpose
+/// bucket naming rules"), which the function's intake applies to a preflight too.
+fn bucket_name(text: &str) -> Result<String, String> {
+    let ok = (3..=63).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err("a bucket name is 3-63 lowercase letters, digits, '-' or '.'".into())
+    }
+}
+
+fn account_id(text: &str) -> Result<String, String> {
+    if text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(text.to_string())
+    } else {
+        Err("expected a 12-digit account id".into())
+    }
 }
 
 fn fail(msg: &str) -> ExitCode {
@@ -75,124 +258,126 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The format asked for, or text on a terminal and JSON otherwise.
+fn format_or_default(output: Option<Format>) -> Format {
+    output.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Text
+    } else {
+        Format::Json
+    })
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{HELP}");
-        return if args.is_empty() {
-            ExitCode::from(2)
-        } else {
+    // clap prints usage errors with the flag concerned and exits 2; --help and --version exit 0.
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Explain { file, case, output } => {
+            explain::run(&file, case.as_deref(), format_or_default(output))
+        }
+        Command::Completions { shell } => {
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ddb-export-doctor",
+                &mut std::io::stdout(),
+            );
             ExitCode::SUCCESS
-        };
-    }
-    match args[0].as_str() {
-        "explain" => explain(&args[1..]),
-        "diagnose" | "preflight" | "sweep" => pipeline(&args[0], &args[1..]),
-        other => fail(&format!("unknown command {other:?}; see --help")),
+        }
+        Command::Diagnose {
+            export_arn,
+            member,
+            common,
+        } => {
+            let event = json!({"exportArn": export_arn, "mode": "diagnose"});
+            pipeline(event, member.member_role, common, false)
+        }
+        Command::Preflight {
+            export,
+            member,
+            common,
+        } => {
+            let mut body = serde_json::Map::new();
+            body.insert("tableArn".into(), Value::String(export.table_arn));
+            body.insert("s3Bucket".into(), Value::String(export.s3_bucket));
+            for (field, value) in [
+                ("s3BucketOwner", export.s3_bucket_owner),
+                ("s3Prefix", export.s3_prefix),
+                ("s3SseAlgorithm", export.s3_sse_algorithm),
+                ("s3SseKmsKeyId", export.s3_sse_kms_key_id),
+            ] {
+                if let Some(v) = value {
+                    body.insert(field.into(), Value::String(v));
+                }
+            }
+            let event = json!({"preflight": body, "mode": "diagnose"});
+            pipeline(event, member.member_role, common, false)
+        }
+        Command::Sweep { progress, common } => {
+            let event =
+                json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+            let progress = match progress {
+                Some(OnOff::On) => true,
+                Some(OnOff::Off) => false,
+                None => std::io::stderr().is_terminal(),
+            };
+            pipeline(event, None, common, progress)
+        }
     }
 }
 
-fn explain(args: &[String]) -> ExitCode {
-    let mut file = None;
-    let mut output = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--output" => match it.next().map(String::as_str) {
-                Some("json") => output = Some(Output::Json),
-                Some("text") => output = Some(Output::Text),
-                _ => return fail("--output takes json or text"),
-            },
-            f if file.is_none() => file = Some(f.to_string()),
-            extra => return fail(&format!("unexpected argument {extra:?}")),
-        }
-    }
-    let Some(file) = file else {
-        return fail("explain needs a CASE.json file or - for standard input");
-    };
-    let text = if file == "-" {
-        let mut s = String::new();
-        match std::io::stdin().read_to_string(&mut s) {
-            Ok(_) => s,
-            Err(e) => return fail(&format!("standard input: {e}")),
-        }
-    } else {
-        match std::fs::read_to_string(&file) {
-            Ok(s) => s,
-            Err(e) => return fail(&format!("{file}: {e}")),
-        }
-    };
-    let case: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => return fail(&format!("{file}: not JSON: {e}")),
-    };
-    let (policies, request) = match parse_case(&case) {
-        Ok(c) => c,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let decision = evaluate(&policies, &request);
-    let output = output.unwrap_or(if std::io::stdout().is_terminal() {
-        Output::Text
-    } else {
-        Output::Json
-    });
-    match output {
-        Output::Json => match serde_json::to_string_pretty(&decision) {
-            Ok(s) => println!("{s}"),
-            Err(e) => return fail(&e.to_string()),
-        },
-        Output::Text => print_text(&decision),
-    }
-    ExitCode::SUCCESS
-}
-
-fn print_text(d: &Decision) {
-    let by = d.decided_by.as_deref().unwrap_or("nothing allowed it");
-    println!(
-        "{:?} ({by}){}",
-        d.decision,
-        if d.uncertain {
-            " - depends on an unknown value"
-        } else {
-            ""
-        }
-    );
-    for line in &d.explanation {
-        println!("  - {line}");
-    }
-}
-
-/// The export service with a running count of what a sweep has listed, on standard error.
+/// The export service with a running count of what a sweep has listed, on standard error, and
+/// the first region, credential or endpoint problem its calls met (the pipeline turns a failed
+/// read into an unknown fact, which would otherwise hide an unreachable endpoint).
 struct Progress {
     inner: Box<dyn ExportService>,
     show: bool,
     pages: AtomicUsize,
     exports: AtomicUsize,
+    sdk: SdkConfig,
+    problem: Arc<Mutex<Option<String>>>,
+}
+
+impl Progress {
+    fn watch<T>(&self, result: PortResult<T>) -> PortResult<T> {
+        if let Err(e) = &result {
+            if let Some(p) = sdk_setup::setup_problem(e, &self.sdk) {
+                if let Ok(mut first) = self.problem.lock() {
+                    first.get_or_insert(p);
+                }
+            }
+        }
+        result
+    }
 }
 
 #[async_trait::async_trait]
 impl ExportService for Progress {
     async fn describe_export(&self, arn: &str) -> PortResult<Option<ExportDescription>> {
-        self.inner.describe_export(arn).await
+        self.watch(self.inner.describe_export(arn).await)
     }
     async fn start_export(&self, request: &ExportRequest, token: &str) -> PortResult<String> {
-        self.inner.start_export(request, token).await
+        self.watch(self.inner.start_export(request, token).await)
     }
     async fn describe_table(&self, table: &str) -> PortResult<Option<TableInfo>> {
-        self.inner.describe_table(table).await
+        self.watch(self.inner.describe_table(table).await)
     }
     async fn continuous_backups(&self, table: &str) -> PortResult<Option<PitrInfo>> {
-        self.inner.continuous_backups(table).await
+        self.watch(self.inner.continuous_backups(table).await)
     }
     async fn table_policy(&self, table_arn: &str) -> PortResult<Option<String>> {
-        self.inner.table_policy(table_arn).await
+        self.watch(self.inner.table_policy(table_arn).await)
     }
     async fn list_exports(
         &self,
         table_arn: Option<&str>,
         next_token: Option<String>,
     ) -> PortResult<ExportPage> {
-        let page = self.inner.list_exports(table_arn, next_token).await?;
+        let page = self.watch(self.inner.list_exports(table_arn, next_token).await)?;
         let pages = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
         let listed = self
             .exports
@@ -204,73 +389,12 @@ impl ExportService for Progress {
         Ok(page)
     }
     async fn table_names(&self) -> PortResult<Vec<String>> {
-        self.inner.table_names().await
+        self.watch(self.inner.table_names().await)
     }
 }
 
-/// Parses `--flag value` pairs and positional arguments.
-fn flags(
-    args: &[String],
-) -> Result<(Vec<String>, std::collections::HashMap<String, String>), String> {
-    let mut positional = Vec::new();
-    let mut named = std::collections::HashMap::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if let Some(name) = a.strip_prefix("--") {
-            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-            named.insert(name.to_string(), value.clone());
-        } else {
-            positional.push(a.clone());
-        }
-    }
-    Ok((positional, named))
-}
-
-fn pipeline(command: &str, args: &[String]) -> ExitCode {
-    let (positional, mut named) = match flags(args) {
-        Ok(f) => f,
-        Err(e) => return fail(&e),
-    };
-    let output = match named.remove("output").as_deref() {
-        Some("json") => Output::Json,
-        Some("text") => Output::Text,
-        None if std::io::stdout().is_terminal() => Output::Text,
-        None => Output::Json,
-        Some(other) => return fail(&format!("--output takes json or text, not {other:?}")),
-    };
-    let member_role = named.remove("member-role");
-    let progress = match named.remove("progress").as_deref() {
-        Some("on") => true,
-        Some("off") => false,
-        None => std::io::stderr().is_terminal(),
-        Some(other) => return fail(&format!("--progress takes on or off, not {other:?}")),
-    };
-    let event = match command {
-        "diagnose" => match positional.as_slice() {
-            [arn] => json!({"exportArn": arn, "mode": "diagnose"}),
-            _ => return fail("diagnose takes one export ARN"),
-        },
-        "preflight" => {
-            let mut body = serde_json::Map::new();
-            for (flag, field) in [
-                ("table-arn", "tableArn"),
-                ("s3-bucket", "s3Bucket"),
-                ("s3-bucket-owner", "s3BucketOwner"),
-                ("s3-prefix", "s3Prefix"),
-                ("s3-sse-algorithm", "s3SseAlgorithm"),
-                ("s3-sse-kms-key-id", "s3SseKmsKeyId"),
-            ] {
-                if let Some(v) = named.remove(flag) {
-                    body.insert(field.into(), Value::String(v));
-                }
-            }
-            json!({"preflight": body, "mode": "diagnose"})
-        }
-        _ => json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}),
-    };
-    if let Some(unknown) = named.keys().next() {
-        return fail(&format!("unknown option --{unknown} for {command}"));
-    }
+fn pipeline(event: Value, member_role: Option<String>, common: Common, progress: bool) -> ExitCode {
+    let output = format_or_default(common.output);
     let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
@@ -290,44 +414,46 @@ fn pipeline(command: &str, args: &[String]) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let result = runtime.block_on(async {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        // Region and credentials are resolved here, before the first call, so that a missing
+        // one is reported as such rather than as a failed call.
+        let sdk = sdk_setup::load(&common.aws).await?;
         let app = aws::build_app(config, &sdk);
+        let problem = Arc::new(Mutex::new(None));
         let app = App {
             exports: Box::new(Progress {
                 inner: app.exports,
-                show: progress && command == "sweep",
+                show: progress,
                 pages: AtomicUsize::new(0),
                 exports: AtomicUsize::new(0),
+                sdk: sdk.clone(),
+                problem: problem.clone(),
             }),
             ..app
         };
         let result = app.handle(&event, None).await;
-        if progress && command == "sweep" {
+        if progress {
             eprintln!();
         }
-        result
+        let result = result.map_err(|e| sdk_setup::explain_failure(&e, &sdk))?;
+        match problem.lock().ok().and_then(|mut p| p.take()) {
+            Some(p) => Err(sdk_setup::absorbed(p)),
+            None => Ok(result),
+        }
     });
     match result {
         Ok(r) => {
             match output {
-                Output::Json => match serde_json::to_string_pretty(&r) {
+                Format::Json => match serde_json::to_string_pretty(&r) {
                     Ok(s) => println!("{s}"),
                     Err(e) => return fail(&e.to_string()),
                 },
-                Output::Text => print_result(&r),
+                Format::Text => print_result(&r),
             }
             ExitCode::SUCCESS
         }
-        Err(e) if e.error_type() == "InvalidEvent" => fail(&e.public_message()),
-        Err(e) => {
-            eprintln!(
-                "ddb-export-doctor: {}: {}",
-                e.error_type(),
-                e.public_message()
-            );
-            ExitCode::from(1)
+        Err(failure) => {
+            eprintln!("ddb-export-doctor: {}", failure.message);
+            ExitCode::from(failure.exit_code)
         }
     }
 }

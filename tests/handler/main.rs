@@ -3,6 +3,7 @@
 //! free loopback port, and the server exits when this process does.
 
 mod cli;
+mod demo;
 mod faults;
 mod first_day;
 mod helpers;
