@@ -17,6 +17,16 @@ impl KmsKeys {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// GetKeyPolicy and ListGrants take no alias: an alias is resolved with DescribeKey first.
+    /// `None` when the alias names no key.
+    async fn without_alias(&self, key_id: &str) -> PortResult<Option<String>> {
+        if is_alias(key_id) {
+            Ok(self.describe_key(key_id).await?.map(|info| info.arn))
+        } else {
+            Ok(Some(key_id.to_string()))
+        }
+    }
 }
 
 fn is_alias(key_id: &str) -> bool {
@@ -68,22 +78,13 @@ impl KeyPolicyStore for KmsKeys {
         }
     }
 
-    /// GetKeyPolicy takes no alias, so an alias is resolved with DescribeKey first.
     #[tracing::instrument(skip(self))]
     async fn key_policy(&self, key_id: &str) -> PortResult<Option<String>> {
         const OP: &str = "kms:GetKeyPolicy";
-        let resolved;
-        let key = if is_alias(key_id) {
-            match self.describe_key(key_id).await? {
-                Some(info) => {
-                    resolved = info.arn;
-                    resolved.as_str()
-                }
-                None => return Ok(None),
-            }
-        } else {
-            key_id
+        let Some(key) = self.without_alias(key_id).await? else {
+            return Ok(None);
         };
+        let key = key.as_str();
         match self
             .client
             .get_key_policy()
@@ -108,23 +109,15 @@ impl KeyPolicyStore for KmsKeys {
         }
     }
 
-    /// ListGrants takes no alias either. Pages are read to the end, at most `GRANT_PAGES`.
+    /// Pages are read to the end, at most `GRANT_PAGES`.
     #[tracing::instrument(skip(self))]
     async fn grants(&self, key_id: &str) -> PortResult<Option<Vec<KeyGrant>>> {
         const OP: &str = "kms:ListGrants";
         const GRANT_PAGES: usize = 10;
-        let resolved;
-        let key = if is_alias(key_id) {
-            match self.describe_key(key_id).await? {
-                Some(info) => {
-                    resolved = info.arn;
-                    resolved.as_str()
-                }
-                None => return Ok(None),
-            }
-        } else {
-            key_id
+        let Some(key) = self.without_alias(key_id).await? else {
+            return Ok(None);
         };
+        let key = key.as_str();
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
         for _ in 0..GRANT_PAGES {

@@ -745,7 +745,7 @@ mod tests {
         let p = plan(
             &incident(),
             &evidence(),
-            &[fix.clone()],
+            std::slice::from_ref(&fix),
             &scoped(Some("*"), Some(other)),
             None,
             None,
