@@ -12,3 +12,4 @@ mod readme;
 mod runtime;
 mod scenarios;
 mod security;
+mod template;
