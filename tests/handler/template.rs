@@ -460,6 +460,10 @@ fn every_dashboard_metric_of_the_function_is_one_it_emits_and_every_emitted_one_
         body.matches("SOURCE '${RemediatorLogGroup}'").count(),
         logs.len()
     );
+    // The two alarms' states are on it.
+    for alarm in ["${DeadLetterQueueAlarm.Arn}", "${FunctionErrorsAlarm.Arn}"] {
+        assert!(body.contains(alarm), "{alarm}");
+    }
     // Its URL is an output.
     let url = s(tagged(&t["Outputs"]["DashboardUrl"]["Value"], "Sub").unwrap());
     assert!(url.ends_with("#dashboards/dashboard/${Dashboard}"), "{url}");
