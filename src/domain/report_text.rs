@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 pub const MAX_CHARS: usize = 1000;
 
 /// Where the full result is, named the same way for every result.
-const FULL_RESULT: &str = "Full result: the function's log group, line remediation result";
+const FULL_RESULT: &str = "Full result: the remediation result line in the function's log";
 
 impl Serialize for RemediationResult {
     /// The derived fields (report.rs, `remote = "Self"`) followed by `text`.
@@ -251,7 +251,7 @@ mod tests {
                 "BUCKET_OWNER_MISSING (CONFIRMED), SSE_MISMATCH_REQUIRES_KMS (LIKELY) for export {EXPORT}. \
                  Remedy: Pass the bucket owner's account id. \
                  Applied: RETRY_EXPORT DONE arn:aws:dynamodb:us-east-1:111122223333:table/orders/export/0170-retry. \
-                 Full result: the function's log group, line remediation result."
+                 Full result: the remediation result line in the function's log."
             )
         );
         assert!(!t.contains("444455556666"), "only the remedy's first line");
@@ -365,7 +365,7 @@ mod tests {
         );
         assert_eq!(
             text(&healthy),
-            format!("No failure cause found for export {EXPORT}. export completed: healthy, nothing to do. Full result: the function's log group, line remediation result.")
+            format!("No failure cause found for export {EXPORT}. export completed: healthy, nothing to do. Full result: the remediation result line in the function's log.")
         );
     }
 
