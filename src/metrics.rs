@@ -5,7 +5,7 @@
 //! - per result with applied actions (no dimension): `RetriesStarted`, `RetriesFailed`,
 //!   `KeyPolicyChanges`;
 //! - per sweep (no dimension): `SweepDuration` (ms), `SweepTables`, `SweepListCalls`,
-//!   `SweepDescribeCalls`, `SweepPublished`, `SweepErrors`.
+//!   `SweepDescribeCalls`, `SweepPublished`, `SweepOlderThanLookback`, `SweepErrors`.
 //!
 //! An empty dimension set publishes a metric without dimensions ("A DimensionSet MAY be empty",
 //! CloudWatch User Guide, "Specification: Embedded metric format").
@@ -79,6 +79,11 @@ pub fn documents(result: &RemediationResult, timestamp_ms: u128, elapsed_ms: u64
                 ("SweepListCalls", "Count", s.list_calls as u64),
                 ("SweepDescribeCalls", "Count", s.describe_calls as u64),
                 ("SweepPublished", "Count", s.published.len() as u64),
+                (
+                    "SweepOlderThanLookback",
+                    "Count",
+                    s.older_than_lookback as u64,
+                ),
                 ("SweepErrors", "Count", s.errors.len() as u64),
             ],
         ));
@@ -273,6 +278,7 @@ mod tests {
             describe_calls: 2,
             published: vec!["a".into(), "b".into()],
             errors: vec!["x".into()],
+            older_than_lookback: 40,
             ..Default::default()
         });
         let docs = documents(&r, 5, 1234);
@@ -289,12 +295,13 @@ mod tests {
             "SweepListCalls",
             "SweepDescribeCalls",
             "SweepPublished",
+            "SweepOlderThanLookback",
             "SweepErrors",
         ]
         .iter()
         .map(|k| d[*k].as_u64().unwrap())
         .collect();
-        assert_eq!(got, [1234, 7, 9, 2, 2, 1]);
+        assert_eq!(got, [1234, 7, 9, 2, 2, 40, 1]);
         members_are_present(d);
     }
 }

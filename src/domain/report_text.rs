@@ -67,19 +67,30 @@ pub fn text(r: &RemediationResult) -> String {
             parts.push(format!("Remedy: {}", end_sentence(line)));
         }
         parts.push(applied(r));
+        for gap in &r.outside_write_scope {
+            parts.push(format!(
+                "Not retried by the function: {} is outside {}; to allow it, redeploy with {}.",
+                gap.value, gap.parameter, gap.fragment
+            ));
+        }
     } else if let Some(s) = &r.sweep {
+        let mut extra = String::new();
+        if s.older_than_lookback > 0 {
+            extra.push_str(&format!(
+                ", {} older than the look-back not published",
+                s.older_than_lookback
+            ));
+        }
+        if !s.errors.is_empty() {
+            extra.push_str(&format!(", {} errors", s.errors.len()));
+        }
         parts.push(format!(
-            "Sweep: {} tables, {} exports listed, {} failures published ({} ListExports, {} DescribeExport calls{}).",
+            "Sweep: {} tables, {} exports listed, {} failures published ({} ListExports, {} DescribeExport calls{extra}).",
             s.tables,
             s.exports_listed,
             s.published.len(),
             s.list_calls,
             s.describe_calls,
-            if s.errors.is_empty() {
-                String::new()
-            } else {
-                format!(", {} errors", s.errors.len())
-            }
         ));
     } else if let Some(rb) = &r.rollback {
         parts.push(format!(
@@ -111,6 +122,10 @@ fn name<T: Serialize>(v: T) -> String {
 /// What was done: each applied action with its handle, or why nothing was.
 fn applied(r: &RemediationResult) -> String {
     if r.applied.is_empty() {
+        if !r.outside_write_scope.is_empty() {
+            // The scope sentence that follows says why, from the typed gap.
+            return "Applied: nothing.".into();
+        }
         return match r.notes.first() {
             Some(n) => format!(
                 "Applied: nothing ({}).",
@@ -177,6 +192,7 @@ fn clip(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::plan::ScopeGap;
     use crate::domain::report::{
         Applied, IncidentReport, RollbackOutcome, RollbackReport, SweepReport,
     };
@@ -217,6 +233,7 @@ mod tests {
             plan: vec![],
             applied,
             notes,
+            outside_write_scope: Vec::new(),
             sweep: None,
             rollback: None,
         }
@@ -285,6 +302,20 @@ mod tests {
             vec![],
         );
         assert!(text(&quiet).contains("Applied: nothing (mode apply)."));
+        let mut outside = quiet.clone();
+        outside.outside_write_scope = vec![ScopeGap {
+            parameter: "ExportBuckets",
+            value: "other-bucket".into(),
+            fragment: "--parameter-overrides ExportBuckets=\"mine,other-bucket\"".into(),
+        }];
+        assert!(
+            text(&outside).contains(
+                "Applied: nothing. Not retried by the function: other-bucket is outside ExportBuckets; to allow it, \
+                 redeploy with --parameter-overrides ExportBuckets='mine,other-bucket'."
+            ),
+            "{}",
+            text(&outside)
+        );
     }
 
     #[test]
@@ -347,6 +378,12 @@ mod tests {
         });
         assert!(text(&sweep).starts_with(
             "Sweep: 3 tables, 12 exports listed, 2 failures published (4 ListExports, 2 DescribeExport calls)."
+        ));
+        if let Some(s) = sweep.sweep.as_mut() {
+            s.older_than_lookback = 40;
+        }
+        assert!(text(&sweep).contains(
+            "(4 ListExports, 2 DescribeExport calls, 40 older than the look-back not published)."
         ));
         let mut rb = result(vec![], vec![], vec![]);
         rb.rollback = Some(RollbackReport {

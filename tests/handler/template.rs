@@ -311,6 +311,7 @@ fn sample(
         plan: vec![],
         applied,
         notes: vec!["gave up: attempt 3 would exceed MAX_RETRIES=2".into()],
+        outside_write_scope: Vec::new(),
         sweep,
         rollback: None,
     }
