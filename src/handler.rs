@@ -19,7 +19,8 @@ fn remaining(deadline_ms: u64) -> Option<Duration> {
 pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let left = remaining(event.context.deadline);
     tracing::debug!(deadline_ms = event.context.deadline, remaining_ms = ?left.map(|d| d.as_millis()), "invocation");
-    let deadline = left.map(|left| Instant::now() + left);
+    let started = Instant::now();
+    let deadline = left.map(|left| started + left);
     match app.handle(&event.payload, deadline).await {
         Ok(result) => {
             let causes: Vec<&str> = result.findings.iter().map(|f| f.cause.code()).collect();
@@ -29,7 +30,8 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error
                 .map(|d| d.as_millis())
                 .unwrap_or(0);
             // EMF lines go to stdout as they are: Lambda's log pipeline reads them as metrics.
-            for doc in crate::metrics::documents(&result, now_ms) {
+            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            for doc in crate::metrics::documents(&result, now_ms, elapsed_ms) {
                 println!("{doc}");
             }
             tracing::info!(

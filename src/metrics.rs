@@ -1,14 +1,23 @@
-//! CloudWatch embedded metric format (EMF): one JSON line per result on stdout, which Lambda's
-//! log pipeline turns into metrics without an API call. Namespace `DdbExportRemediator`.
+//! CloudWatch embedded metric format (EMF): JSON lines on stdout, which Lambda's log pipeline
+//! turns into metrics without an API call. Namespace `DdbExportRemediator`.
+//!
+//! - per cause (dimension `Cause`): `FailuresSeen`, `Remediated`, `GaveUp`;
+//! - per result with applied actions (no dimension): `RetriesStarted`, `RetriesFailed`,
+//!   `KeyPolicyChanges`;
+//! - per sweep (no dimension): `SweepDuration` (ms), `SweepTables`, `SweepListCalls`,
+//!   `SweepDescribeCalls`, `SweepPublished`, `SweepOlderThanLookback`, `SweepErrors`.
+//!
+//! An empty dimension set publishes a metric without dimensions ("A DimensionSet MAY be empty",
+//! CloudWatch User Guide, "Specification: Embedded metric format").
 
 use crate::domain::report::{AppliedStatus, RemediationResult};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 pub const NAMESPACE: &str = "DdbExportRemediator";
 
-/// The EMF documents for one result: per cause, FailuresSeen / Remediated / GaveUp counts.
-/// A result without findings (a healthy export, a sweep, an observed start) yields none.
-pub fn documents(result: &RemediationResult, timestamp_ms: u128) -> Vec<Value> {
+/// The EMF documents for one result. `elapsed_ms` is how long the invocation took (the sweep's
+/// duration when the result is a sweep's). A healthy export or an observed start yields none.
+pub fn documents(result: &RemediationResult, timestamp_ms: u128, elapsed_ms: u64) -> Vec<Value> {
     let remediated = result
         .applied
         .iter()
@@ -16,29 +25,100 @@ pub fn documents(result: &RemediationResult, timestamp_ms: u128) -> Vec<Value> {
     let gave_up = result.notes.iter().any(|n| n.starts_with("gave up"));
     let mut causes: Vec<&str> = result.findings.iter().map(|f| f.cause.code()).collect();
     causes.dedup();
-    causes
+    let mut docs: Vec<Value> = causes
         .into_iter()
         .map(|cause| {
-            json!({
-                "_aws": {
-                    "Timestamp": timestamp_ms as u64,
-                    "CloudWatchMetrics": [{
-                        "Namespace": NAMESPACE,
-                        "Dimensions": [["Cause"]],
-                        "Metrics": [
-                            {"Name": "FailuresSeen", "Unit": "Count"},
-                            {"Name": "Remediated", "Unit": "Count"},
-                            {"Name": "GaveUp", "Unit": "Count"}
-                        ]
-                    }]
-                },
-                "Cause": cause,
-                "FailuresSeen": 1,
-                "Remediated": u8::from(remediated),
-                "GaveUp": u8::from(gave_up),
-            })
+            document(
+                timestamp_ms,
+                &[("Cause", cause)],
+                &[
+                    ("FailuresSeen", "Count", 1),
+                    ("Remediated", "Count", u64::from(remediated)),
+                    ("GaveUp", "Count", u64::from(gave_up)),
+                ],
+            )
         })
-        .collect()
+        .collect();
+    if !result.applied.is_empty() {
+        let count = |action: &str, status: AppliedStatus| {
+            result
+                .applied
+                .iter()
+                .filter(|a| a.action == action && a.status == status)
+                .count() as u64
+        };
+        docs.push(document(
+            timestamp_ms,
+            &[],
+            &[
+                (
+                    "RetriesStarted",
+                    "Count",
+                    count("RETRY_EXPORT", AppliedStatus::Done),
+                ),
+                (
+                    "RetriesFailed",
+                    "Count",
+                    count("RETRY_EXPORT", AppliedStatus::Failed),
+                ),
+                (
+                    "KeyPolicyChanges",
+                    "Count",
+                    count("PATCH_KEY_POLICY", AppliedStatus::Done),
+                ),
+            ],
+        ));
+    }
+    if let Some(s) = &result.sweep {
+        docs.push(document(
+            timestamp_ms,
+            &[],
+            &[
+                ("SweepDuration", "Milliseconds", elapsed_ms),
+                ("SweepTables", "Count", s.tables as u64),
+                ("SweepListCalls", "Count", s.list_calls as u64),
+                ("SweepDescribeCalls", "Count", s.describe_calls as u64),
+                ("SweepPublished", "Count", s.published.len() as u64),
+                (
+                    "SweepOlderThanLookback",
+                    "Count",
+                    s.older_than_lookback as u64,
+                ),
+                ("SweepErrors", "Count", s.errors.len() as u64),
+            ],
+        ));
+    }
+    docs
+}
+
+/// One EMF document: the directive, then each dimension and metric as a member of the root.
+fn document(
+    timestamp_ms: u128,
+    dimensions: &[(&str, &str)],
+    metrics: &[(&str, &str, u64)],
+) -> Value {
+    let mut doc = Map::new();
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms as u64,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+                    .collect::<Vec<_>>(),
+            }]
+        }),
+    );
+    for (k, v) in dimensions {
+        doc.insert((*k).into(), json!(v));
+    }
+    for (name, _, value) in metrics {
+        doc.insert((*name).into(), json!(value));
+    }
+    Value::Object(doc)
 }
 
 #[cfg(test)]
@@ -98,8 +178,10 @@ mod tests {
                 vec![],
             ),
             1_795_500_000_000,
+            0,
         );
-        assert_eq!(docs.len(), 1);
+        // The cause's document, then the applied actions' (asserted below).
+        assert_eq!(docs.len(), 2);
         let d = &docs[0];
         assert_eq!(d["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
         assert_eq!(
@@ -133,11 +215,93 @@ mod tests {
                 vec!["gave up: attempt 3 would exceed MAX_RETRIES=2".into()],
             ),
             0,
+            0,
         );
         assert_eq!(
             (docs[0]["Remediated"].as_u64(), docs[0]["GaveUp"].as_u64()),
             (Some(0), Some(1))
         );
-        assert!(documents(&result(&[], None, vec![]), 0).is_empty());
+        assert!(documents(&result(&[], None, vec![]), 0, 0).is_empty());
+    }
+
+    fn members_are_present(d: &Value) {
+        for m in d["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+        {
+            assert!(d.get(m["Name"].as_str().unwrap()).is_some(), "{m}");
+        }
+    }
+
+    #[test]
+    fn applied_actions_count_retries_started_and_failed_and_key_policy_changes() {
+        let mut r = result(&[Cause::KmsKeyPolicyDeniesExporter], None, vec![]);
+        let applied = |action, status| Applied {
+            action,
+            status,
+            result: json!({}),
+        };
+        r.applied = vec![
+            applied("PATCH_KEY_POLICY", AppliedStatus::Done),
+            applied("RETRY_EXPORT", AppliedStatus::Done),
+            applied("RETRY_EXPORT", AppliedStatus::Failed),
+        ];
+        let docs = documents(&r, 0, 0);
+        assert_eq!(docs.len(), 2);
+        let d = &docs[1];
+        assert_eq!(d["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]));
+        assert_eq!(
+            (
+                d["RetriesStarted"].as_u64(),
+                d["RetriesFailed"].as_u64(),
+                d["KeyPolicyChanges"].as_u64()
+            ),
+            (Some(1), Some(1), Some(1))
+        );
+        members_are_present(d);
+        // A skipped retry is neither started nor failed.
+        r.applied = vec![applied("RETRY_EXPORT", AppliedStatus::Skipped)];
+        let d = &documents(&r, 0, 0)[1];
+        assert_eq!(
+            (d["RetriesStarted"].as_u64(), d["RetriesFailed"].as_u64()),
+            (Some(0), Some(0))
+        );
+    }
+
+    #[test]
+    fn a_sweep_reports_its_duration_and_calls() {
+        let mut r = result(&[], None, vec![]);
+        r.sweep = Some(crate::domain::report::SweepReport {
+            tables: 7,
+            exports_listed: 30,
+            list_calls: 9,
+            describe_calls: 2,
+            published: vec!["a".into(), "b".into()],
+            errors: vec!["x".into()],
+            older_than_lookback: 40,
+            ..Default::default()
+        });
+        let docs = documents(&r, 5, 1234);
+        assert_eq!(docs.len(), 1);
+        let d = &docs[0];
+        assert_eq!(d["_aws"]["Timestamp"], 5);
+        assert_eq!(
+            d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0],
+            json!({"Name": "SweepDuration", "Unit": "Milliseconds"})
+        );
+        let got: Vec<u64> = [
+            "SweepDuration",
+            "SweepTables",
+            "SweepListCalls",
+            "SweepDescribeCalls",
+            "SweepPublished",
+            "SweepOlderThanLookback",
+            "SweepErrors",
+        ]
+        .iter()
+        .map(|k| d[*k].as_u64().unwrap())
+        .collect();
+        assert_eq!(got, [1234, 7, 9, 2, 2, 40, 1]);
+        members_are_present(d);
     }
 }

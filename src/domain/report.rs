@@ -7,8 +7,14 @@ use serde_json::{json, Value};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The readable `text` of a result, and the `Serialize` that adds it.
+#[path = "report_text.rs"]
+pub mod text;
+
+/// `remote = "Self"`: the derived serializer is `RemediationResult::serialize`; the trait impl
+/// in `text` calls it and appends `text`.
 #[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self")]
 pub struct RemediationResult {
     pub schema_version: u32,
     pub mode: Mode,

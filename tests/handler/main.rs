@@ -14,3 +14,4 @@ mod readme;
 mod runtime;
 mod scenarios;
 mod security;
+mod template;

@@ -8,11 +8,30 @@ fn template() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap()
 }
 
-/// The statements of the template's inline policies: (Sid, actions, resource lines).
+/// The function's inline policies: from its `Policies:` to the next resource. (The key and
+/// topic policies elsewhere in the template are resource policies: their `*` is that resource.)
+fn function_policies(text: &str) -> &str {
+    let start = text
+        .find("\n      Policies:\n")
+        .expect("the function's Policies");
+    let rest = &text[start + 1..];
+    let end = rest
+        .match_indices("\n  ")
+        .find(|(i, _)| {
+            let line = &rest[i + 1..];
+            !line.starts_with("   ") && line[2..].starts_with(|c: char| c.is_ascii_alphabetic())
+        })
+        .map(|(i, _)| i)
+        .or_else(|| rest.find("\nOutputs:"))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The statements of the function's inline policies: (Sid, actions, resource lines).
 fn statements(text: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
     let mut field = "";
-    for line in text.lines() {
+    for line in function_policies(text).lines() {
         let t = line.trim();
         if let Some(sid) = t.strip_prefix("- Sid: ") {
             out.push((sid.to_string(), Vec::new(), Vec::new()));
@@ -38,7 +57,9 @@ fn statements(text: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
                 "resource" => current.2.push(item.to_string()),
                 _ => {}
             }
-        } else if (t.ends_with(':') || t.starts_with("Effect:")) && !t.starts_with('#') {
+        } else if (t.ends_with(':') || t.starts_with("Effect:") || t.starts_with("Condition:"))
+            && !t.starts_with('#')
+        {
             field = "";
         }
     }
