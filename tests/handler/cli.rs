@@ -505,6 +505,7 @@ fn explain_runs_every_case_of_a_corpus_file_one_line_each() {
     for path in [
         "events/fixtures/iam-policy-corpus.json",
         "events/fixtures/iam-policy-cases-extra.json",
+        "events/fixtures/iam-policy-cases-documented.json",
     ] {
         let cases = corpus(path);
         let file = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
