@@ -40,8 +40,21 @@ $(LINT_STAMP): tools/requirements-lint.txt tools/constraints-lint.txt
 
 lint-tools: $(LINT_STAMP) ## install the pinned CloudFormation security linter (checkov) into .venv-lint
 
-checkov: lint-tools ## checkov on template.yaml, offline; every suppression is justified in the template
-	$(LINT_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
+# template.yaml with OrgMode=on (and every optional grant on): sam validate has no parameter
+# overrides, so the lint targets check this rendered copy beside the defaults.
+ORG_ON_TEMPLATE := .aws-sam/lint/template-orgmode-on.yaml
+ORG_ON_PARAMS   := OrgMode=on OrganizationId=o-exampleorg1 MemberRoleName=ddb-export-remediator-spoke \
+  SpokeOrganizationalUnitIds=ou-exam-12345678 SpokeRegions=us-east-1,us-west-2 \
+  ExportBuckets=amzn-s3-demo-bucket,amzn-s3-demo-bucket2 KeyPolicyPatch=on \
+  KeyArns=arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab
+
+$(ORG_ON_TEMPLATE): template.yaml tools/render_params.py
+	@mkdir -p $(@D)
+	$(SYS_PY) tools/render_params.py template.yaml $@ $(ORG_ON_PARAMS)
+
+checkov: lint-tools $(ORG_ON_TEMPLATE) ## checkov on template.yaml (OrgMode off and on) and org/*.yaml, offline; every suppression is justified
+	$(LINT_VENV)/bin/checkov -f template.yaml -f $(ORG_ON_TEMPLATE) -f org/spoke-roles.yaml -f org/spoke-rules.yaml \
+	  --framework cloudformation --skip-download --compact --quiet
 
 # demo echoes before installing anything, so a cold clone says what it is doing at once.
 demo: ## emulator + function under cargo lambda watch, four scenarios end to end (first run ~9 min)
@@ -67,9 +80,10 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## format the code
 	cargo fmt --all
 
-validate: tools ## sam validate --lint, cfn-lint and checkov on template.yaml
+validate: tools $(ORG_ON_TEMPLATE) ## sam validate --lint, cfn-lint and checkov on template.yaml (OrgMode off and on) and org/*.yaml
 	sam validate --lint --region $(REGION)
-	cfn-lint template.yaml
+	sam validate --lint --region $(REGION) --template-file $(ORG_ON_TEMPLATE)
+	cfn-lint template.yaml $(ORG_ON_TEMPLATE) org/spoke-roles.yaml org/spoke-rules.yaml
 	$(MAKE) --no-print-directory checkov
 
 build: tools ## sam build: the arm64 bootstrap through cargo lambda (slow when cold)
