@@ -9,6 +9,7 @@ mod first_day;
 mod helpers;
 mod key_policy;
 mod ledger;
+mod org_templates;
 mod organization;
 mod readme;
 mod runtime;
