@@ -37,6 +37,11 @@ Scenarios (each creates its own table and bucket, named with the suffix):
                           event of the default bus into it (for counting what was published)
   count-events            --queue URL: drain the queue and print how many events, by exportArn
   ledger                  --table NAME: the ledger table (pk/sk, TTL expiresAt, PITR on)
+  org-spokes              organization mode: two new accounts in a new OU and one outside it;
+                          org/spoke-roles.yaml (KeyPolicyPatch=on, two ExportBuckets) and
+                          org/spoke-rules.yaml (us-east-1 and us-west-2) deployed to the OU by
+                          moto's SERVICE_MANAGED StackSets; a hub bus in this account whose rule
+                          copies what arrives into an SQS queue (read it with count-events)
   fail-bucket             --bucket NAME [--account ID]: from now on every export to the bucket
                           fails with a bare S3AccessDenied (tags set in the owner's account)
   delay-bucket            --bucket NAME [--account ID] [--seconds S]: exports to the bucket stay
@@ -500,6 +505,57 @@ def scp_denies_kms(endpoint: str, suffix: str, out: dict) -> dict:
     return out
 
 
+def org_spokes(endpoint: str, suffix: str) -> dict:
+    """Both spoke templates deployed by StackSets to a new OU, and a hub bus that records."""
+    import pathlib
+    repo = pathlib.Path(__file__).resolve().parent.parent
+    hub = own_account(endpoint)
+    org = client(endpoint, "organizations")
+    try:
+        org.create_organization(FeatureSet="ALL")
+    except org.exceptions.AlreadyInOrganizationException:
+        pass
+    root = org.list_roots()["Roots"][0]["Id"]
+    ou = org.create_organizational_unit(ParentId=root, Name=f"spokes-{suffix}")["OrganizationalUnit"]["Id"]
+    accounts = []
+    for name in ("a", "b", "outside"):
+        status = org.create_account(Email=f"{name}-{suffix}@example.com", AccountName=f"{name}-{suffix}")
+        accounts.append(status["CreateAccountStatus"]["AccountId"])
+    for account in accounts[:2]:
+        org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=ou)
+    # The hub: a bus, and a rule that copies everything it receives into a queue.
+    events = client(endpoint, "events")
+    bus_name = f"hub-{suffix}"
+    bus_arn = events.create_event_bus(Name=bus_name)["EventBusArn"]
+    sqs = client(endpoint, "sqs")
+    url = sqs.create_queue(QueueName=f"hub-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=f"record-{suffix}", EventBusName=bus_name,
+                    EventPattern=json.dumps({"source": ["ddb-export-remediator", "aws.dynamodb", "other"]}))
+    events.put_targets(Rule=f"record-{suffix}", EventBusName=bus_name, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    role_name = f"spoke-{suffix}"
+    function_role = f"arn:aws:iam::{hub}:role/hub-function-{suffix}"
+    buckets = [f"exports-{suffix}", f"exports2-{suffix}"]
+    cfn = client(endpoint, "cloudformation")
+    stacksets = {
+        f"spoke-roles-{suffix}": ("org/spoke-roles.yaml", ["CAPABILITY_NAMED_IAM"], [REGION], {
+            "HubAccountId": hub, "HubFunctionRoleArn": function_role, "MemberRoleName": role_name,
+            "ExportBuckets": ",".join(buckets), "KeyArns": "", "KeyPolicyPatch": "on"}),
+        f"spoke-rules-{suffix}": ("org/spoke-rules.yaml", ["CAPABILITY_IAM"], [REGION, "us-west-2"], {
+            "HubBusArn": bus_arn}),
+    }
+    for name, (path, caps, regions, params) in stacksets.items():
+        cfn.create_stack_set(
+            StackSetName=name, TemplateBody=(repo / path).read_text(), PermissionModel="SERVICE_MANAGED",
+            Capabilities=caps, AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False},
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()])
+        cfn.create_stack_instances(StackSetName=name, Regions=regions,
+                                   DeploymentTargets={"OrganizationalUnitIds": [ou]})
+    return {"scenario": "org-spokes", "hubAccount": hub, "ou": ou, "members": accounts[:2],
+            "outside": accounts[2], "hubBusArn": bus_arn, "queueUrl": url, "memberRoleName": role_name,
+            "hubFunctionRoleArn": function_role, "exportBuckets": buckets}
+
+
 def owner_creds(endpoint: str, account: str | None) -> dict | None:
     if account and account != own_account(endpoint):
         return client(endpoint, "sts").assume_role(
@@ -586,6 +642,8 @@ def main() -> None:
         result = {"bucket": args.bucket, "delaySeconds": args.seconds}
     elif args.scenario == "require-kms":
         result = require_kms(args.endpoint, args.bucket, args.account)
+    elif args.scenario == "org-spokes":
+        result = org_spokes(args.endpoint, suffix)
     elif args.scenario == "ledger":
         result = ledger_table(args.endpoint, args.table or f"ledger-{suffix}")
     else:

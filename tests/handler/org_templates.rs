@@ -1,7 +1,10 @@
 //! Organization mode in the templates (issue 19 items 1-2), parsed with serde_yaml (short tags
 //! such as `!Ref` stay tagged values): the spoke role's trust and grants, the spoke rules'
 //! targets, the hub's StackSets and bus policy, and that every OrgMode resource exists only
-//! under `IsOrgMode`, so the default (`off`) deploys what it did before.
+//! under `IsOrgMode`, so the default (`off`) deploys what it did before. On the emulator, both
+//! spoke templates go through moto's SERVICE_MANAGED StackSets into an OU (tools/seed.py
+//! org-spokes): roles, inline policies and rules are read back per member and Region, and
+//! events put in members reach the hub bus.
 //!
 //! AWS pages these shapes follow: EventBridge User Guide, "Sending and receiving events between
 //! AWS accounts" (an organization-granted sender needs a rule role) and "Permissions for event
@@ -681,4 +684,256 @@ fn the_hub_rules_invoke_the_function_which_may_assume_spoke_roles_in_the_organiz
         ref_name(&cond[1]["StringEquals"]["aws:ResourceOrgID"]),
         Some("OrganizationId")
     );
+}
+
+// ---- on the emulator: both spoke templates through moto's StackSets ----
+//
+// moto 5.2.5 provisions a SERVICE_MANAGED StackSet's resources in each member account of the
+// OU, and delivers a rule's events to a bus in another account. It checks no trust policy and
+// no bus policy, and ignores AutoDeployment: those are asserted on the templates above.
+
+mod emulator {
+    use super::*;
+    use crate::helpers::{moto, sdk, seed, seed_at};
+    use aws_config::{Region, SdkConfig};
+    use serde_json::{json, Value as Json};
+
+    /// The SDK config of `account` in `region`, through the role Organizations creates there.
+    async fn as_account(account: &str, region: &str) -> SdkConfig {
+        let sts = aws_sdk_sts::Client::new(&sdk().await);
+        let c = sts
+            .assume_role()
+            .role_arn(format!(
+                "arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
+            ))
+            .role_session_name("org-spokes")
+            .send()
+            .await
+            .expect("AssumeRole")
+            .credentials
+            .expect("credentials");
+        let creds = aws_credential_types::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "member",
+        );
+        sdk()
+            .await
+            .to_builder()
+            .region(Region::new(region.to_string()))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(creds),
+            )
+            .build()
+    }
+
+    /// IAM returns policy documents URL-encoded.
+    fn decode(doc: &str) -> Json {
+        let bytes = doc.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+                (b'%', Some(byte)) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        serde_json::from_slice(&out).unwrap_or_else(|e| panic!("policy document: {e}: {doc}"))
+    }
+
+    async fn put_event(account: &str, region: &str, source: &str, detail_type: &str, detail: Json) {
+        let events = aws_sdk_eventbridge::Client::new(&as_account(account, region).await);
+        let out = events
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .source(source)
+                    .detail_type(detail_type)
+                    .detail(detail.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("PutEvents");
+        assert_eq!(out.failed_entry_count(), 0);
+    }
+
+    /// (forwarding rule names, their target ARNs) on the default bus of `account` in `region`.
+    async fn forwarding(account: &str, region: &str) -> (usize, BTreeSet<String>) {
+        let events = aws_sdk_eventbridge::Client::new(&as_account(account, region).await);
+        let rules = events.list_rules().send().await.expect("ListRules");
+        let mut count = 0;
+        let mut targets = BTreeSet::new();
+        for rule in rules.rules() {
+            let name = rule.name().unwrap();
+            count += 1;
+            let t = events
+                .list_targets_by_rule()
+                .rule(name)
+                .send()
+                .await
+                .expect("ListTargetsByRule");
+            for target in t.targets() {
+                assert!(
+                    target.role_arn().is_some(),
+                    "{name}: a target without a role"
+                );
+                targets.insert(target.arn().to_string());
+            }
+        }
+        (count, targets)
+    }
+
+    #[tokio::test]
+    async fn stacksets_put_the_spoke_role_and_rules_in_every_ou_account_and_events_reach_the_hub() {
+        let s = seed("org-spokes");
+        let hub_bus = s["hubBusArn"].as_str().unwrap();
+        let role_name = s["memberRoleName"].as_str().unwrap();
+        let members: Vec<&str> = s["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap())
+            .collect();
+        let hub_account = s["hubAccount"].as_str().unwrap();
+        for account in &members {
+            let iam = aws_sdk_iam::Client::new(&as_account(account, "us-east-1").await);
+            let role = iam
+                .get_role()
+                .role_name(role_name)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{account}: no spoke role: {e:?}"));
+            let role = role.role().unwrap();
+            assert_eq!(role.max_session_duration(), Some(3600));
+            let trust = decode(role.assume_role_policy_document().unwrap());
+            assert_eq!(
+                trust["Statement"],
+                json!([{
+                    "Sid": "HubFunctionOnly",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": format!("arn:aws:iam::{hub_account}:root")},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"ArnEquals": {"aws:PrincipalArn": s["hubFunctionRoleArn"]}}
+                }]),
+                "{account}"
+            );
+            // KeyPolicyPatch=on with two buckets and no keys: no KMS-use policy, the tagged
+            // kms:PutKeyPolicy, and one S3 ARN per bucket.
+            let names: BTreeSet<String> = iam
+                .list_role_policies()
+                .role_name(role_name)
+                .send()
+                .await
+                .expect("ListRolePolicies")
+                .policy_names()
+                .iter()
+                .cloned()
+                .collect();
+            let expected: BTreeSet<String> = [
+                "read",
+                "retry-export",
+                "write-retried-exports",
+                "patch-key-policy",
+            ]
+            .map(String::from)
+            .into();
+            assert_eq!(names, expected, "{account}");
+            let writes = iam
+                .get_role_policy()
+                .role_name(role_name)
+                .policy_name("write-retried-exports")
+                .send()
+                .await
+                .expect("GetRolePolicy");
+            let doc = decode(writes.policy_document());
+            let buckets: Vec<String> = s["exportBuckets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| format!("arn:aws:s3:::{}/*", b.as_str().unwrap()))
+                .collect();
+            assert_eq!(doc["Statement"][0]["Resource"], json!(buckets), "{account}");
+            let patch = iam
+                .get_role_policy()
+                .role_name(role_name)
+                .policy_name("patch-key-policy")
+                .send()
+                .await
+                .expect("GetRolePolicy");
+            let doc = decode(patch.policy_document());
+            assert_eq!(
+                doc["Statement"][0]["Condition"]["StringEquals"]
+                    ["aws:ResourceTag/ddb-export-remediator"],
+                "patchable"
+            );
+            // Two forwarding rules in each spoke Region, all aimed at the hub bus.
+            for region in ["us-east-1", "us-west-2"] {
+                let (count, targets) = forwarding(account, region).await;
+                assert_eq!(count, 2, "{account} {region}");
+                assert_eq!(
+                    targets,
+                    BTreeSet::from([hub_bus.to_string()]),
+                    "{account} {region}"
+                );
+            }
+        }
+        // The account outside the OU got nothing.
+        let outside = s["outside"].as_str().unwrap();
+        let iam = aws_sdk_iam::Client::new(&as_account(outside, "us-east-1").await);
+        assert!(iam.get_role().role_name(role_name).send().await.is_err());
+        assert_eq!(forwarding(outside, "us-west-2").await.0, 0);
+
+        // A failure event in member A, us-west-2, and a CloudTrail-shaped call in member B,
+        // us-east-1, reach the hub bus; an event of another source is not forwarded.
+        let a_export = format!(
+            "arn:aws:dynamodb:us-west-2:{}:table/orders/export/01700000000000-abcdef12",
+            members[0]
+        );
+        let other_export = format!("{a_export}-other");
+        let (a, b) = (members[0], members[1]);
+        put_event(
+            a,
+            "us-west-2",
+            EVENT_SOURCE,
+            "DynamoDB Export Failed",
+            json!({"exportArn": a_export, "accountId": a, "region": "us-west-2"}),
+        )
+        .await;
+        put_event(
+            b,
+            "us-east-1",
+            "aws.dynamodb",
+            "AWS API Call via CloudTrail",
+            json!({"eventSource": "dynamodb.amazonaws.com", "eventName": "ExportTableToPointInTime",
+                   "recipientAccountId": b, "awsRegion": "us-east-1",
+                   "errorCode": "AccessDeniedException"}),
+        )
+        .await;
+        put_event(
+            a,
+            "us-west-2",
+            "other",
+            "DynamoDB Export Failed",
+            json!({"exportArn": other_export}),
+        )
+        .await;
+        let seen = seed_at(
+            &moto().endpoint,
+            &["--queue", s["queueUrl"].as_str().unwrap(), "count-events"],
+        );
+        // The CloudTrail event carries no detail.exportArn: counted under "?".
+        assert_eq!(seen["byExport"], json!({a_export: 1, "?": 1}), "{seen}");
+    }
 }
