@@ -13,7 +13,7 @@ pub const REPORT_DETAIL_TYPE: &str = "DynamoDB Export Remediation";
 pub const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
 pub const EXPORT_EVENT_NAME: &str = "ExportTableToPointInTime";
 /// Every ClientToken this function issues starts with this, so intake can tell its own calls.
-pub const CLIENT_TOKEN_PREFIX: &str = "ddbxr-";
+pub use crate::model::CLIENT_TOKEN_PREFIX;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {

@@ -1,15 +1,15 @@
 //! Evidence (SPEC §4): gather facts concurrently; a fact that cannot be read is Unknown.
 
-use super::App;
 use crate::arn::{account_of, Arn};
+use crate::config::Config;
 use crate::error::{AwsErrorKind, Error};
+pub use crate::model::{s3_region, BucketFacts, Evidence, KeyFacts};
 use crate::model::{
     BucketEncryption, EvidenceItem, ExportDescription, ExportRequest, Fact, FactValue, Incident,
-    KeyGrant, KeyInfo, PitrInfo, TableInfo,
 };
 use crate::ports::{
-    AccountReaders, BucketInspector, BucketPresence, KeyPolicyStore, PortResult, PrincipalPolicies,
-    ScpPath,
+    AccountDirectory, AccountReaders, BucketInspector, BucketPresence, CrossAccount, ExportService,
+    IdentityPolicies, KeyPolicyStore, PortResult, PrincipalPolicies, ScpPath,
 };
 use futures_util::future::{join_all, select, Either};
 use std::collections::HashMap;
@@ -60,53 +60,17 @@ impl Hints {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Evidence {
-    /// The account the table (and this function) lives in.
-    pub table_account: String,
-    pub export: Option<ExportDescription>,
-    /// The export's parameters, from DescribeExport, CloudTrail or the preflight payload.
-    pub request: Option<ExportRequest>,
-    pub table: Fact<TableInfo>,
-    pub pitr: Fact<PitrInfo>,
-    pub bucket: Option<BucketFacts>,
-    /// The key the export asked for (`S3SseKmsKeyId`).
-    pub export_key: Option<KeyFacts>,
-    /// The bucket's default-encryption key, when it is another key.
-    pub default_key: Option<KeyFacts>,
-    /// The exporter's role and its identity policies and boundary, when the role is known and
-    /// in this account.
-    pub caller_policies: Option<(String, Fact<PrincipalPolicies>)>,
-    /// The table's resource policy.
-    pub table_policy: Fact<String>,
-    /// The SCPs on the table account's path (Absent: the account is in no organization).
-    pub scps: Fact<ScpPath>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct BucketFacts {
-    pub name: String,
-    pub presence: Fact<BucketPresence>,
-    /// Whether the table account's ListBuckets lists the bucket.
-    pub in_table_account: Fact<bool>,
-    /// Known only from ListBuckets in the owner's account (SPEC §4).
-    pub owner: Fact<String>,
-    pub region: Fact<String>,
-    pub policy: Fact<String>,
-    pub encryption: Fact<BucketEncryption>,
-    pub requester_pays: Fact<bool>,
-    /// Block Public Access `RestrictPublicBuckets` (Absent: no configuration on the bucket).
-    pub restrict_public: Fact<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyFacts {
-    /// As given (ARN, alias or id).
-    pub key_id: String,
-    pub info: Fact<KeyInfo>,
-    pub policy: Fact<String>,
-    /// Grants allow use beside the key policy (read in the same round).
-    pub grants: Fact<Vec<KeyGrant>>,
+/// What the evidence stage reads through: the read ports, the settings and the hints cache
+/// (borrowed from the `App`, so this stage does not depend on the orchestrator).
+pub struct Readers<'a> {
+    pub config: &'a Config,
+    pub exports: &'a dyn ExportService,
+    pub buckets: &'a dyn BucketInspector,
+    pub keys: &'a dyn KeyPolicyStore,
+    pub accounts: &'a dyn AccountDirectory,
+    pub cross: &'a dyn CrossAccount,
+    pub iam: &'a dyn IdentityPolicies,
+    pub hints: &'a Hints,
 }
 
 fn fact<T>(source: &'static str, r: PortResult<Option<T>>) -> Fact<T> {
@@ -121,13 +85,16 @@ fn fact_value<T>(source: &'static str, r: PortResult<T>) -> Fact<T> {
     fact(source, r.map(Some))
 }
 
-pub async fn gather(app: &App, incident: &Incident) -> Result<Evidence, Error> {
+pub async fn gather(app: &Readers<'_>, incident: &Incident) -> Result<Evidence, Error> {
     let export = describe(app, incident).await?;
     gather_from(app, incident, export).await
 }
 
 /// The incident's export (DescribeExport), or None when the incident has no export ARN.
-pub async fn describe(app: &App, incident: &Incident) -> Result<Option<ExportDescription>, Error> {
+pub async fn describe(
+    app: &Readers<'_>,
+    incident: &Incident,
+) -> Result<Option<ExportDescription>, Error> {
     match &incident.export_arn {
         Some(arn) => match app.exports.describe_export(arn).await {
             Ok(Some(desc)) => Ok(Some(desc)),
@@ -150,7 +117,7 @@ pub enum EarlyScps<'a> {
 /// lookup included), the export's key and the exporter's policies together; the bucket's
 /// default-encryption key after the bucket.
 pub async fn gather_from(
-    app: &App,
+    app: &Readers<'_>,
     incident: &Incident,
     export: Option<ExportDescription>,
 ) -> Result<Evidence, Error> {
@@ -160,7 +127,7 @@ pub async fn gather_from(
 /// `gather_from`, with the SCP walk of `(account, walk)` taken over when that account turns
 /// out to be the table's.
 pub async fn gather_with(
-    app: &App,
+    app: &Readers<'_>,
     incident: &Incident,
     export: Option<ExportDescription>,
     early_scps: Option<(String, EarlyScps<'_>)>,
@@ -328,7 +295,7 @@ fn exporter_role(
 }
 
 async fn role_facts(
-    app: &App,
+    app: &Readers<'_>,
     role: &Option<(String, String)>,
 ) -> Option<(String, Fact<PrincipalPolicies>)> {
     match role {
@@ -358,7 +325,7 @@ pub fn announced(incident: &Incident) -> Option<ExportDescription> {
 /// reads depended on; read again from DescribeExport's answer when it does not. `incident` may
 /// know more by now (the ledger's caller): the exporter's policies are read again if so.
 pub async fn confirm(
-    app: &App,
+    app: &Readers<'_>,
     incident: &Incident,
     early: Evidence,
     described: Option<ExportDescription>,
@@ -415,12 +382,12 @@ fn role_in_account(principal: &str, account: &str) -> Option<(String, String)> {
 
 /// Bucket facts, read in the bucket owner's account when that account is found.
 async fn bucket_facts(
-    app: &App,
+    app: &Readers<'_>,
     request: &ExportRequest,
     table_account: &str,
 ) -> (BucketFacts, Option<AccountReaders>) {
     let name = request.s3_bucket.as_str();
-    let own = app.buckets.as_ref();
+    let own = app.buckets;
     // This account's checks, its reads of the bucket's settings and the owner lookup in other
     // accounts all run in one round; what is used depends on who turns out to own the bucket.
     let own_checks = pin!(async {
@@ -544,7 +511,7 @@ const PREFETCH_MAX: usize = 3;
 /// The accounts the bucket may belong to (S3BucketOwner, the organization's accounts), or
 /// why none can be looked in; and a note when the organization could not be listed.
 async fn owner_candidates(
-    app: &App,
+    app: &Readers<'_>,
     request: &ExportRequest,
     table_account: &str,
 ) -> Result<(Vec<String>, String), String> {
@@ -571,7 +538,7 @@ async fn owner_candidates(
 /// Looks for the bucket in the candidates through the member role; the owner is the account
 /// whose ListBuckets lists it.
 async fn look_in(
-    app: &App,
+    app: &Readers<'_>,
     request: &ExportRequest,
     candidates: &[String],
     org_note: &str,
@@ -621,7 +588,11 @@ enum Lookup {
     Deferred(Vec<String>, String),
 }
 
-async fn speculative_lookup(app: &App, request: &ExportRequest, table_account: &str) -> Lookup {
+async fn speculative_lookup(
+    app: &Readers<'_>,
+    request: &ExportRequest,
+    table_account: &str,
+) -> Lookup {
     match owner_candidates(app, request, table_account).await {
         Err(why) => Lookup::Done(Box::new((Fact::unknown("s3:ListBuckets", why), None, None))),
         Ok((c, note)) if c.len() <= SPECULATE_MAX => {
@@ -634,7 +605,7 @@ async fn speculative_lookup(app: &App, request: &ExportRequest, table_account: &
 /// Key facts, read in the key's account (the key policy is readable only there).
 /// A bare key id or alias resolves in `home_account`, whose readers (if not the table's) are given.
 async fn key_facts(
-    app: &App,
+    app: &Readers<'_>,
     key_id: &str,
     home_account: &str,
     table_account: &str,
@@ -644,7 +615,7 @@ async fn key_facts(
     let assumed;
     let reader: &dyn KeyPolicyStore = match home_readers {
         Some(r) if key_account == home_account => r.keys.as_ref(),
-        _ if key_account == table_account => app.keys.as_ref(),
+        _ if key_account == table_account => app.keys,
         _ => match &app.config.member_role_name {
             Some(role) => match app.cross.readers_in(&key_account, role).await {
                 Ok(r) => {
@@ -662,7 +633,7 @@ async fn key_facts(
                 }
             },
             // DescribeKey may still answer cross-account; GetKeyPolicy will say why not.
-            None => app.keys.as_ref(),
+            None => app.keys,
         },
     };
     let (info, policy, grants) = tokio::join!(
@@ -676,26 +647,6 @@ async fn key_facts(
         policy: fact("kms:GetKeyPolicy", policy),
         grants: fact("kms:ListGrants", grants),
     }
-}
-
-/// The region S3 works in for the export, and so calls KMS from (`kms:ViaService` =
-/// `s3.<region>.amazonaws.com`): the bucket's, known from GetBucketLocation; else the export
-/// key's (a usable key is in the bucket's region); else the table's.
-pub fn s3_region(evidence: &Evidence, table_region: &str) -> String {
-    let bucket = evidence
-        .bucket
-        .as_ref()
-        .and_then(|b| b.region.get())
-        .filter(|r| !r.is_empty());
-    let key = evidence
-        .export_key
-        .as_ref()
-        .and_then(|k| k.info.get())
-        .and_then(|i| i.region());
-    bucket
-        .cloned()
-        .or(key)
-        .unwrap_or_else(|| table_region.to_string())
 }
 
 impl Evidence {
@@ -790,7 +741,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::fakes::{self, FakeBucket, FakeKey, EXPORT_ARN, TABLE_ACCOUNT};
-    use crate::model::IncidentSource;
+    use crate::model::{IncidentSource, KeyInfo};
 
     fn key(id: &str) -> FakeKey {
         FakeKey {
@@ -840,18 +791,18 @@ mod tests {
         let reads = |world: &fakes::Shared| std::mem::take(&mut world.write().unwrap().key_reads);
 
         // No hint yet: the key is read after the bucket names it.
-        let e = gather(&app, &incident).await.unwrap();
+        let e = gather(&app.readers(), &incident).await.unwrap();
         assert_eq!(e.default_key.as_ref().unwrap().key_id, "k1");
         assert_eq!(reads(&world), ["k1"]);
 
         // Hinted and still right: the speculative read is the one used, not repeated.
-        let e = gather(&app, &incident).await.unwrap();
+        let e = gather(&app.readers(), &incident).await.unwrap();
         assert!(e.default_key.unwrap().info.get().is_some());
         assert_eq!(reads(&world), ["k1"]);
 
         // The bucket now names another key: the stale guess is read but the answer is k2's.
         default_key(&world, "k2");
-        let e = gather(&app, &incident).await.unwrap();
+        let e = gather(&app.readers(), &incident).await.unwrap();
         let k = e.default_key.unwrap();
         assert_eq!(k.key_id, "k2");
         assert!(k.info.get().unwrap().arn.ends_with("key/k2"));
@@ -859,10 +810,10 @@ mod tests {
 
         // No default key any more: no guess is read.
         bucket(&world, |b| b.encryption = None);
-        let e = gather(&app, &incident).await.unwrap();
+        let e = gather(&app.readers(), &incident).await.unwrap();
         assert!(e.default_key.is_none());
         let _ = reads(&world);
-        gather(&app, &incident).await.unwrap();
+        gather(&app.readers(), &incident).await.unwrap();
         assert!(reads(&world).is_empty());
     }
 
@@ -887,7 +838,7 @@ mod tests {
         let export = fakes::failed_export(request, "S3AccessDenied", "Access Denied");
         let e = tokio::time::timeout(
             Duration::from_secs(5),
-            gather_from(&app, &incident, Some(export.clone())),
+            gather_from(&app.readers(), &incident, Some(export.clone())),
         )
         .await
         .expect("the own account's answer is not held up by the stalled lookup")
@@ -898,7 +849,7 @@ mod tests {
         bucket(&world, |b| b.owner = fakes::DATA_ACCOUNT.into());
         let waited = tokio::time::timeout(
             Duration::from_millis(200),
-            gather_from(&app, &incident, Some(export)),
+            gather_from(&app.readers(), &incident, Some(export)),
         )
         .await;
         assert!(waited.is_err());
@@ -922,7 +873,7 @@ mod tests {
         incident.export_arn = Some(EXPORT_ARN.into());
         incident.failure_message = Some("Access Denied".into());
         incident.announced = Some(fakes::request("exports"));
-        let early = gather_from(&app, &incident, announced(&incident))
+        let early = gather_from(&app.readers(), &incident, announced(&incident))
             .await
             .unwrap();
         assert!(early.caller_policies.is_none());
@@ -930,9 +881,14 @@ mod tests {
         incident.caller = Some(format!(
             "arn:aws:sts::{TABLE_ACCOUNT}:assumed-role/Pipeline/run-1"
         ));
-        let e = confirm(&app, &incident, early.clone(), Some(described.clone()))
-            .await
-            .unwrap();
+        let e = confirm(
+            &app.readers(),
+            &incident,
+            early.clone(),
+            Some(described.clone()),
+        )
+        .await
+        .unwrap();
         let (arn, policies) = e.caller_policies.unwrap();
         assert_eq!(arn, role);
         assert!(policies.get().is_some());
@@ -941,7 +897,7 @@ mod tests {
         // DescribeExport names another bucket: nothing of the early reads is kept.
         let mut elsewhere = described;
         elsewhere.request.s3_bucket = "missing-bucket".into();
-        let e = confirm(&app, &incident, early, Some(elsewhere))
+        let e = confirm(&app.readers(), &incident, early, Some(elsewhere))
             .await
             .unwrap();
         assert_eq!(e.bucket.unwrap().name, "missing-bucket");

@@ -2,14 +2,12 @@
 //! No SDK or Lambda types here: the domain talks to AWS only through `ports`.
 
 pub mod access;
-mod call_causes;
 pub mod command;
 pub mod diagnosis;
 pub mod evidence;
 mod key_change;
 pub mod key_patch;
 pub mod plan;
-pub mod policy_causes;
 pub mod report;
 pub mod sse_rules;
 pub mod sweep;
@@ -104,6 +102,20 @@ fn now() -> i64 {
 }
 
 impl App {
+    /// The evidence stage's view of the ports.
+    pub fn readers(&self) -> evidence::Readers<'_> {
+        evidence::Readers {
+            config: &self.config,
+            exports: self.exports.as_ref(),
+            buckets: self.buckets.as_ref(),
+            keys: self.keys.as_ref(),
+            accounts: self.accounts.as_ref(),
+            cross: self.cross.as_ref(),
+            iam: self.iam.as_ref(),
+            hints: &self.hints,
+        }
+    }
+
     /// Handles one event of any trigger shape; `deadline` bounds long work (the sweep).
     pub async fn handle(
         &self,
@@ -144,6 +156,7 @@ impl App {
     }
 
     pub async fn remediate(&self, mut incident: Incident) -> Result<RemediationResult, Error> {
+        let readers = self.readers();
         let mode = self.effective_mode(incident.requested_mode);
         let mut notes = Vec::new();
         // The first round: the export, the ledger's records of it (who started it, whether it
@@ -163,7 +176,7 @@ impl App {
         let announced = evidence::announced(&incident);
         let early = async {
             match announced {
-                Some(a) => Some(evidence::gather_from(self, &incident, Some(a)).await),
+                Some(a) => Some(evidence::gather_from(&readers, &incident, Some(a)).await),
                 None => {
                     // The organization's accounts (owner candidates) are listed now: the
                     // adapter keeps them, so the owner lookup does not wait for them later.
@@ -185,7 +198,7 @@ impl App {
             let first_round = pin!(async {
                 tokio::join!(
                     ledger_reads,
-                    evidence::describe(self, &incident),
+                    evidence::describe(&readers, &incident),
                     self.identity.whoami(),
                     early
                 )
@@ -222,8 +235,8 @@ impl App {
         }
         let early_scps = scp_account.clone().zip(scps);
         let evidence = match early {
-            Some(Ok(early)) => evidence::confirm(self, &incident, early, export).await?,
-            _ => evidence::gather_with(self, &incident, export, early_scps).await?,
+            Some(Ok(early)) => evidence::confirm(&readers, &incident, early, export).await?,
+            _ => evidence::gather_with(&readers, &incident, export, early_scps).await?,
         };
         if let Some(e) = &evidence.export {
             incident.failure_code = incident.failure_code.or_else(|| e.failure_code.clone());
@@ -606,7 +619,7 @@ impl App {
         {
             return Vec::new();
         }
-        match evidence::gather(self, incident).await {
+        match evidence::gather(&self.readers(), incident).await {
             Ok(evidence) => diagnosis::diagnose(incident, &evidence)
                 .into_iter()
                 .filter(|f| f.cause == crate::model::Cause::ConsumerCannotDecrypt)

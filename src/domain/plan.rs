@@ -2,18 +2,15 @@
 
 use super::access::{kms_generate, resource_side, s3_put};
 use super::diagnosis::{apply_correction, started_object_arn};
-use super::evidence::Evidence;
 use super::key_patch::{consumer_patch, merge, principal_of};
 use crate::arn::{account_of, Arn};
 use crate::config::{Config, Scope};
-use crate::intake::CLIENT_TOKEN_PREFIX;
+pub use crate::model::{client_token, parse_token, root_hash};
 use crate::model::{
-    Cause, Confidence, Correction, ExportRequest, ExportStatus, Finding, Incident, IncidentSource,
-    KeyPatch, PatchPurpose, SseAlgorithm,
+    Cause, Confidence, Correction, Evidence, ExportRequest, ExportStatus, Finding, Incident,
+    IncidentSource, KeyPatch, Lineage, PatchPurpose, SseAlgorithm,
 };
 use crate::policy::{DecisionKind, Policy, PolicyKind};
-use crate::ports::Lineage;
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -116,25 +113,6 @@ impl Plan {
 
 /// `ExportType` of an incremental export (API reference: FULL_EXPORT | INCREMENTAL_EXPORT).
 pub const INCREMENTAL_EXPORT: &str = "INCREMENTAL_EXPORT";
-
-/// The lineage encoded in our ClientToken: `ddbxr-<32 hex of the root export ARN's SHA-256>-<attempt>`.
-pub fn client_token(root_hash: &str, attempt: u32) -> String {
-    format!("{CLIENT_TOKEN_PREFIX}{root_hash}-{attempt}")
-}
-
-pub fn root_hash(export_arn: &str) -> String {
-    let digest = Sha256::digest(export_arn.as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `(root hash, attempt)` when the token is one this function issued.
-pub fn parse_token(token: &str) -> Option<(String, u32)> {
-    let rest = token.strip_prefix(CLIENT_TOKEN_PREFIX)?;
-    let (hash, attempt) = rest.rsplit_once('-')?;
-    let ok = hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit());
-    ok.then_some(())?;
-    Some((hash.to_string(), attempt.parse().ok()?))
-}
 
 /// `lineage` is the ledger's record when the failed export is itself one of our retries;
 /// `own_principal` is the function's own principal, which a retry runs as (SPEC §7.1).
@@ -482,7 +460,7 @@ fn own_access_denied(
                     &kms_generate(
                         &own,
                         &info.arn,
-                        &super::evidence::s3_region(evidence, &table.region),
+                        &crate::model::s3_region(evidence, &table.region),
                         &evidence.table_account,
                         &object_arn,
                     ),
@@ -584,7 +562,6 @@ fn conflicting(corrections: &[&Correction]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::evidence::Evidence;
     use crate::fakes::{failed_export, request, DATA_ACCOUNT, EXPORT_ARN, TABLE_ACCOUNT};
     use crate::model::{Cause, Confidence, Fact, PitrInfo, Remedy};
 

@@ -6,8 +6,9 @@
 
 pub mod condition;
 
-use crate::domain::sse_rules::glob;
+mod glob;
 use condition::{parse_operator, Condition};
+pub use glob::glob;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};

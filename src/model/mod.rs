@@ -1,4 +1,13 @@
-//! Domain value types shared by intake, evidence, diagnosis, plan and report (no SDK types).
+//! The model room: value types every stage shares (export, incident, facts, findings, ledger
+//! records, the retry token). No SDK types and no I/O; it imports nothing from the rooms above.
+
+mod facts;
+mod ledger;
+mod token;
+
+pub use facts::*;
+pub use ledger::*;
+pub use token::*;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

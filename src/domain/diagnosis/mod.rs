@@ -1,88 +1,21 @@
 //! Diagnosis (pure): incident + evidence → findings, most likely first (SPEC §5).
 
+mod call;
+pub(crate) mod common;
+mod policy;
+
 use super::command::export_command;
-use super::evidence::{BucketFacts, Evidence, KeyFacts};
 use super::sse_rules::{SseHeaders, SseRules};
 use crate::arn::Arn;
+use crate::model::BucketPresence;
+use crate::model::{BucketFacts, Evidence, KeyFacts};
 use crate::model::{
     Cause, Confidence, Correction, EvidenceItem, ExportRequest, ExportStatus, Finding, Incident,
-    IncidentSource, KeyInfo, Remedy, SseAlgorithm,
+    IncidentSource, KeyInfo, SseAlgorithm,
 };
-use crate::ports::BucketPresence;
-
-/// The failure as reported: DescribeExport first, else the trigger's own code and message.
-pub(super) struct Failure<'a> {
-    pub code: Option<&'a str>,
-    pub message: Option<&'a str>,
-    pub source: &'static str,
-}
-
-fn failure<'a>(incident: &'a Incident, evidence: &'a Evidence) -> Failure<'a> {
-    if let Some(e) = &evidence.export {
-        if e.failure_code.is_some() || e.failure_message.is_some() {
-            return Failure {
-                code: e.failure_code.as_deref(),
-                message: e.failure_message.as_deref(),
-                source: "dynamodb:DescribeExport",
-            };
-        }
-    }
-    let source = match incident.source {
-        IncidentSource::Cloudtrail => "cloudtrail:ExportTableToPointInTime",
-        _ => "event",
-    };
-    Failure {
-        code: incident.failure_code.as_deref(),
-        message: incident.failure_message.as_deref(),
-        source,
-    }
-}
-
-pub(super) fn ev(fact: impl Into<String>, source: &str) -> EvidenceItem {
-    EvidenceItem {
-        fact: fact.into(),
-        source: source.to_string(),
-    }
-}
-
-pub(super) fn finding(
-    cause: Cause,
-    confidence: Confidence,
-    summary: String,
-    evidence: Vec<EvidenceItem>,
-    text: String,
-) -> Finding {
-    Finding {
-        cause,
-        confidence,
-        summary,
-        evidence,
-        remedy: Remedy {
-            text,
-            command: None,
-            statement: None,
-        },
-        correction: None,
-        patch: None,
-    }
-}
-
-/// The bucket policy as the evidence holds it, parsed once for the SSE rules and the evaluator
-/// (the JSON parse is most of a diagnosis's cost).
-pub(super) struct BucketDoc<'a> {
-    pub text: &'a str,
-    pub json: serde_json::Value,
-}
-
-fn bucket_doc(evidence: &Evidence) -> Option<BucketDoc<'_>> {
-    let text = evidence.bucket.as_ref()?.policy.get()?;
-    if text.len() > crate::policy::MAX_POLICY_BYTES {
-        return None;
-    }
-    serde_json::from_str(text)
-        .ok()
-        .map(|json| BucketDoc { text, json })
-}
+pub use common::apply_correction;
+pub(crate) use common::started_object_arn;
+use common::{bucket_doc, ev, failure, finding, BucketDoc, Failure};
 
 /// The findings for the incident. A COMPLETED or IN_PROGRESS export has no failure cause, whatever
 /// today's facts say (they may have changed since it ran): only what can go wrong after success
@@ -126,7 +59,7 @@ fn all_findings(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
     let doc = doc.as_ref();
     let mut findings = Vec::new();
     findings.extend(table_not_found(&fail, evidence));
-    findings.extend(super::call_causes::call_findings(incident, &fail, evidence));
+    findings.extend(call::call_findings(incident, &fail, evidence));
     findings.extend(pitr_disabled(incident, &fail, evidence));
     if let (Some(request), Some(bucket)) = (&evidence.request, &evidence.bucket) {
         findings.extend(bucket_not_found(&fail, bucket));
@@ -142,9 +75,7 @@ fn all_findings(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
         findings.extend(key_reference(request, bucket, evidence));
         findings.extend(aws_managed_cross_account(request, bucket, evidence, doc));
     }
-    findings.extend(super::policy_causes::policy_findings(
-        incident, &fail, evidence, doc,
-    ));
+    findings.extend(policy::policy_findings(incident, &fail, evidence, doc));
     let failed = fail.code.is_some()
         || evidence
             .export
@@ -407,23 +338,6 @@ fn export_headers(request: &ExportRequest) -> Option<SseHeaders> {
         Some(SseAlgorithm::Kms) => Some(SseHeaders::kms(request.s3_sse_kms_key_id.as_deref())),
         None => None,
     }
-}
-
-/// The object ARN the export writes first, for matching policy resources.
-pub(super) fn started_object_arn(request: &ExportRequest, evidence: &Evidence) -> String {
-    let partition = Arn::table("tableArn", &request.table_arn)
-        .map(|a| a.partition)
-        .unwrap_or_else(|_| "aws".into());
-    let export_id = evidence
-        .export
-        .as_ref()
-        .and_then(|e| e.export_arn.rsplit('/').next().map(str::to_string))
-        .unwrap_or_else(|| "00000000000000-00000000".into());
-    let prefix = request.key_prefix();
-    format!(
-        "arn:{partition}:s3:::{}/{prefix}AWSDynamoDB/{export_id}/_started",
-        request.s3_bucket
-    )
 }
 
 fn sse_mismatch(
@@ -900,21 +814,6 @@ fn attach_commands(findings: &mut [Finding], request: Option<&ExportRequest>) {
     }
 }
 
-pub fn apply_correction(request: &mut ExportRequest, c: &Correction) {
-    if let Some(o) = &c.s3_bucket_owner {
-        request.s3_bucket_owner = Some(o.clone());
-    }
-    if let Some(a) = c.s3_sse_algorithm {
-        request.s3_sse_algorithm = Some(a);
-        if a == SseAlgorithm::Aes256 {
-            request.s3_sse_kms_key_id = None;
-        }
-    }
-    if let Some(k) = &c.s3_sse_kms_key_id {
-        request.s3_sse_kms_key_id = Some(k.clone());
-    }
-}
-
 fn clip(text: &str) -> String {
     text.chars().take(400).collect()
 }
@@ -922,7 +821,6 @@ fn clip(text: &str) -> String {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::domain::evidence::{BucketFacts, Evidence, KeyFacts};
     use crate::fakes::{failed_export, request, DATA_ACCOUNT, KEY_ARN, TABLE_ACCOUNT, TABLE_ARN};
     use crate::model::{BucketEncryption, ExportDescription, Fact, KeyInfo, PitrInfo, TableInfo};
     use serde_json::json;
@@ -2068,7 +1966,7 @@ pub(super) mod tests {
         management: bool,
         ou_policies: Vec<serde_json::Value>,
     ) -> Fact<crate::ports::ScpPath> {
-        use crate::ports::{NamedPolicy, ScpLevel, ScpPath};
+        use crate::model::{NamedPolicy, ScpLevel, ScpPath};
         let full = || {
             NamedPolicy {
             name: "FullAWSAccess (p-FullAWSAccess)".into(),

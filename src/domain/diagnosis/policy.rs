@@ -1,14 +1,14 @@
 //! Causes found by evaluating the bucket and key policies with the export's request model, and
 //! by the enhanced AccessDenied message where the policies behind it cannot be read here.
 
-use super::access::{
+use super::common::{ev, finding, started_object_arn, BucketDoc, Failure};
+use crate::arn::{partition_of, Arn};
+use crate::domain::access::{
     agree, candidate_principals, denied, kms_generate, parse_denial, resource_side, s3_put,
     scp_side, Denial,
 };
-use super::diagnosis::{ev, finding, started_object_arn, BucketDoc, Failure};
-use super::evidence::{BucketFacts, Evidence};
-use super::key_patch::{consumer_patch, exporter_patch};
-use crate::arn::{partition_of, Arn};
+use crate::domain::key_patch::{consumer_patch, exporter_patch};
+use crate::model::{s3_region, BucketFacts, Evidence};
 use crate::model::{
     Cause, Confidence, ExportRequest, FactValue, Finding, Incident, KeyGrant, SseAlgorithm,
 };
@@ -66,7 +66,7 @@ pub(super) fn policy_findings<'a>(
         request,
         evidence,
         partition: table.partition.clone(),
-        s3_region: super::evidence::s3_region(evidence, &table.region),
+        s3_region: s3_region(evidence, &table.region),
         principals: candidate_principals(
             caller.as_deref(),
             partition_of(&table.region),

@@ -1,0 +1,116 @@
+//! The facts the pure stages decide on (SPEC §4): what the evidence stage read, each fact
+//! Known, Absent or Unknown. Gathered by `domain::evidence`; read by diagnosis and plan.
+
+use super::{
+    BucketEncryption, ExportDescription, ExportRequest, Fact, KeyGrant, KeyInfo, PitrInfo,
+    TableInfo,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    /// The account the table (and this function) lives in.
+    pub table_account: String,
+    pub export: Option<ExportDescription>,
+    /// The export's parameters, from DescribeExport, CloudTrail or the preflight payload.
+    pub request: Option<ExportRequest>,
+    pub table: Fact<TableInfo>,
+    pub pitr: Fact<PitrInfo>,
+    pub bucket: Option<BucketFacts>,
+    /// The key the export asked for (`S3SseKmsKeyId`).
+    pub export_key: Option<KeyFacts>,
+    /// The bucket's default-encryption key, when it is another key.
+    pub default_key: Option<KeyFacts>,
+    /// The exporter's role and its identity policies and boundary, when the role is known and
+    /// in this account.
+    pub caller_policies: Option<(String, Fact<PrincipalPolicies>)>,
+    /// The table's resource policy.
+    pub table_policy: Fact<String>,
+    /// The SCPs on the table account's path (Absent: the account is in no organization).
+    pub scps: Fact<ScpPath>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketFacts {
+    pub name: String,
+    pub presence: Fact<BucketPresence>,
+    /// Whether the table account's ListBuckets lists the bucket.
+    pub in_table_account: Fact<bool>,
+    /// Known only from ListBuckets in the owner's account (SPEC §4).
+    pub owner: Fact<String>,
+    pub region: Fact<String>,
+    pub policy: Fact<String>,
+    pub encryption: Fact<BucketEncryption>,
+    pub requester_pays: Fact<bool>,
+    /// Block Public Access `RestrictPublicBuckets` (Absent: no configuration on the bucket).
+    pub restrict_public: Fact<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyFacts {
+    /// As given (ARN, alias or id).
+    pub key_id: String,
+    pub info: Fact<KeyInfo>,
+    pub policy: Fact<String>,
+    /// Grants allow use beside the key policy (read in the same round).
+    pub grants: Fact<Vec<KeyGrant>>,
+}
+
+/// The region S3 works in for the export, and so calls KMS from (`kms:ViaService` =
+/// `s3.<region>.amazonaws.com`): the bucket's, known from GetBucketLocation; else the export
+/// key's (a usable key is in the bucket's region); else the table's.
+pub fn s3_region(evidence: &Evidence, table_region: &str) -> String {
+    let bucket = evidence
+        .bucket
+        .as_ref()
+        .and_then(|b| b.region.get())
+        .filter(|r| !r.is_empty());
+    let key = evidence
+        .export_key
+        .as_ref()
+        .and_then(|k| k.info.get())
+        .and_then(|i| i.region());
+    bucket
+        .cloned()
+        .or(key)
+        .unwrap_or_else(|| table_region.to_string())
+}
+
+/// HeadBucket's answer: S3 says 403 for a bucket that exists but is not ours to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketPresence {
+    Exists,
+    ExistsNoAccess,
+    Missing,
+}
+
+/// One level of an account's path in the organization: the account itself, an OU, or the root,
+/// with the service control policies attached there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScpLevel {
+    /// The target id (account id, `ou-…`, `r-…`).
+    pub target: String,
+    pub policies: Vec<NamedPolicy>,
+}
+
+/// The SCPs that restrict an account's principals (SPEC §4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScpPath {
+    /// The management account: SCPs never restrict its principals (`levels` is then empty).
+    pub management_account: bool,
+    /// From the account up to the root.
+    pub levels: Vec<ScpLevel>,
+}
+
+/// One stored policy document (identity, boundary) with its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedPolicy {
+    pub name: String,
+    pub document: String,
+}
+
+/// A principal's identity policies (inline and attached) and permissions boundary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrincipalPolicies {
+    pub identity: Vec<NamedPolicy>,
+    pub boundary: Option<NamedPolicy>,
+}
