@@ -4,20 +4,17 @@
 
 use super::key_patch::{merge, principal_of, same_policy};
 use super::report::{
-    Applied, AppliedStatus, IncidentReport, RemediationResult, RollbackOutcome, RollbackReport,
-    SCHEMA_VERSION,
+    ActError, IncidentReport, PatchOutcome, RemediationResult, RollbackOutcome, RollbackReport,
+    RollbackStep, SCHEMA_VERSION,
 };
 use super::{now, App};
 use crate::arn::{account_of, partition_of};
 use crate::error::{AwsError, AwsErrorKind, Error};
 use crate::model::{Incident, IncidentSource, KeyPatch, Mode, PatchPurpose};
 use crate::ports::{AccountReaders, ChangeStatus, KeyPolicyChange, KeyPolicyStore, Ledger};
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-const PATCH: &str = "PATCH_KEY_POLICY";
-const ROLLBACK: &str = "ROLLBACK_KEY_POLICY";
 /// KMS is eventually consistent: a read right after PutKeyPolicy may return the old policy.
 const READ_BACK_DELAYS_MS: [u64; 6] = [0, 250, 500, 1_000, 2_000, 4_000];
 
@@ -46,35 +43,31 @@ enum ReadBack {
     Unreadable(String),
 }
 
-fn failed(action: &'static str, error_type: &str, message: String, extra: Value) -> Applied {
-    let mut result = json!({"errorType": error_type, "message": message, "retryable": false});
-    merge_json(&mut result, extra);
-    Applied {
-        action,
-        status: AppliedStatus::Failed,
-        result,
+fn refused(error_type: &'static str, message: String) -> ActError {
+    ActError {
+        error_type,
+        message,
+        retryable: false,
     }
 }
 
-fn aws_failed(action: &'static str, e: &AwsError, extra: Value) -> Applied {
-    let retryable = matches!(e.kind, AwsErrorKind::Throttled | AwsErrorKind::Other);
+/// A failed AWS call: throttling and transport failures may pass on the next delivery.
+fn aws_failed(e: &AwsError) -> ActError {
     let mut message = e.reason();
+    // Display only: the hint reads the service's message, the decision does not.
     if e.message.contains("MalformedPolicyDocument") {
         message.push_str(
             " (KMS refuses a policy naming a principal that does not exist: check the grantee)",
         );
     }
-    let mut out = failed(action, "UpstreamError", message, extra);
-    out.result["retryable"] = json!(retryable);
-    if e.kind == AwsErrorKind::AccessDenied {
-        out.result["errorType"] = json!("AccessDenied");
-    }
-    out
-}
-
-fn merge_json(into: &mut Value, extra: Value) {
-    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), extra) {
-        a.extend(b);
+    ActError {
+        error_type: if e.kind == AwsErrorKind::AccessDenied {
+            "AccessDenied"
+        } else {
+            "UpstreamError"
+        },
+        message,
+        retryable: matches!(e.kind, AwsErrorKind::Throttled | AwsErrorKind::Other),
     }
 }
 
@@ -162,28 +155,30 @@ impl App {
         patch: &KeyPatch,
         export_arn: Option<&str>,
         causes: &[String],
-    ) -> Applied {
-        let ids = json!({"keyArn": patch.key_arn, "sid": patch.sid});
+    ) -> PatchOutcome {
+        let fail = |change_id: Option<&str>, error: ActError| PatchOutcome::Failed {
+            key_arn: patch.key_arn.clone(),
+            sid: patch.sid.clone(),
+            change_id: change_id.map(str::to_string),
+            error,
+        };
         let store = match self.key_store(&patch.key_arn).await {
             Ok(s) => s,
-            Err(why) => return failed(PATCH, "NotAvailable", why, ids),
+            Err(why) => return fail(None, refused("NotAvailable", why)),
         };
         let before = match store.get().key_policy(&patch.key_arn).await {
             Ok(Some(p)) => p,
-            Ok(None) => return failed(PATCH, "NotFound", "the key does not exist".into(), ids),
-            Err(e) => return aws_failed(PATCH, &e, ids),
+            Ok(None) => return fail(None, refused("NotFound", "the key does not exist".into())),
+            Err(e) => return fail(None, aws_failed(&e)),
         };
         let merged = match merge(&before, patch, &self.allowed_grantees(patch)) {
             Ok(m) => m,
-            Err(e) => return failed(PATCH, "KeyPolicyPatchRefused", e.to_string(), ids),
+            Err(e) => return fail(None, refused("KeyPolicyPatchRefused", e.to_string())),
         };
         if !merged.changed {
-            let mut result = json!({"reason": "the statement is already in the key policy"});
-            merge_json(&mut result, ids);
-            return Applied {
-                action: PATCH,
-                status: AppliedStatus::Skipped,
-                result,
+            return PatchOutcome::AlreadyPresent {
+                key_arn: patch.key_arn.clone(),
+                sid: patch.sid.clone(),
             };
         }
         let actor = self.me().await.map(|(_, arn)| arn).unwrap_or_default();
@@ -204,11 +199,9 @@ impl App {
             note: None,
         };
         if let Err(e) = ledger.record_change(&change, at).await {
-            return aws_failed(PATCH, &e, ids);
+            return fail(None, aws_failed(&e));
         }
         let id = change.change_id.clone();
-        let mut ids = ids;
-        ids["changeId"] = json!(id);
         if let Err(e) = store
             .get()
             .put_key_policy(&patch.key_arn, &merged.after)
@@ -223,7 +216,7 @@ impl App {
                 &note,
             )
             .await;
-            return aws_failed(PATCH, &e, ids);
+            return fail(Some(&id), aws_failed(&e));
         }
         tracing::info!(key_arn = %patch.key_arn, change_id = %id, sid = %patch.sid, "key policy patched");
         let (status, confirmed, note) = match self
@@ -257,28 +250,19 @@ impl App {
         )
         .await;
         if status == ChangeStatus::Conflict {
-            return failed(
-                PATCH,
-                "ConcurrentKeyPolicyChange",
-                note.unwrap_or_default(),
-                ids,
+            return fail(
+                Some(&id),
+                refused("ConcurrentKeyPolicyChange", note.unwrap_or_default()),
             );
         }
-        let mut result = ids;
-        merge_json(
-            &mut result,
-            json!({"purpose": patch.purpose, "grantees": patch.grantees, "confirmed": confirmed}),
-        );
-        if let Some(n) = note {
-            result["note"] = json!(n);
-        }
-        if patch.purpose == PatchPurpose::Exporter {
-            result["caveat"] = json!("which principal S3 and KMS see for an export (the role or its account) is unconfirmed: if the export still fails, the key's administrators may need to grant the account");
-        }
-        Applied {
-            action: PATCH,
-            status: AppliedStatus::Done,
-            result,
+        PatchOutcome::Patched {
+            key_arn: patch.key_arn.clone(),
+            sid: patch.sid.clone(),
+            change_id: id,
+            purpose: patch.purpose,
+            grantees: patch.grantees.clone(),
+            confirmed,
+            note,
         }
     }
 
@@ -323,10 +307,11 @@ impl App {
             incident: IncidentReport::from_incident(&incident),
             findings: Vec::new(),
             plan: Vec::new(),
-            applied: applied.into_iter().collect(),
+            applied: applied.iter().map(RollbackStep::applied).collect(),
             notes: Vec::new(),
             sweep: None,
             outside_write_scope: Vec::new(),
+            gave_up: false,
             rollback: Some(RollbackReport {
                 change_id: change.change_id.clone(),
                 key_arn: change.key_arn.clone(),
@@ -342,7 +327,7 @@ impl App {
         &self,
         ledger: &dyn Ledger,
         change: &KeyPolicyChange,
-    ) -> Result<(RollbackOutcome, String, Option<Applied>), Error> {
+    ) -> Result<(RollbackOutcome, String, Option<RollbackStep>), Error> {
         use RollbackOutcome::*;
         match change.status {
             ChangeStatus::RolledBack => {
@@ -398,7 +383,6 @@ impl App {
                 None,
             ));
         }
-        let ids = json!({"keyArn": change.key_arn, "changeId": change.change_id});
         if !self
             .set_status(
                 ledger,
@@ -429,7 +413,12 @@ impl App {
                 &note,
             )
             .await;
-            return Ok((Failed, note, Some(aws_failed(ROLLBACK, &e, ids))));
+            let step = RollbackStep::Failed {
+                key_arn: change.key_arn.clone(),
+                change_id: change.change_id.clone(),
+                error: aws_failed(&e),
+            };
+            return Ok((Failed, note, Some(step)));
         }
         let confirmed = matches!(
             self.read_back(store.get(), &change.key_arn, &change.before, &change.after)
@@ -445,15 +434,13 @@ impl App {
         )
         .await;
         tracing::info!(key_arn = %change.key_arn, change_id = %change.change_id, "key policy rolled back");
-        let mut result = ids;
-        result["confirmed"] = json!(confirmed);
         Ok((
             Restored,
             "the key policy is the one from before the change".into(),
-            Some(Applied {
-                action: ROLLBACK,
-                status: AppliedStatus::Done,
-                result,
+            Some(RollbackStep::Restored {
+                key_arn: change.key_arn.clone(),
+                change_id: change.change_id.clone(),
+                confirmed,
             }),
         ))
     }
@@ -463,10 +450,11 @@ impl App {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::domain::report::AppliedStatus;
     use crate::fakes::*;
     use crate::model::{Cause, ExportStatus, SseAlgorithm};
     use crate::ports::StartRecord;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     const EXPORTER: &str = "arn:aws:iam::111122223333:role/DataPipeline";
     const BUCKET: &str = "exports-bucket";

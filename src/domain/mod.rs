@@ -24,7 +24,8 @@ use crate::ports::{
 use futures_util::future::{select, Either};
 use plan::{Action, Plan, Retry};
 use report::{
-    Applied, AppliedStatus, IncidentReport, RemediationResult, SweepReport, SCHEMA_VERSION,
+    ActError, Applied, AppliedStatus, IncidentReport, PatchOutcome, RemediationResult,
+    RetryOutcome, SweepReport, SCHEMA_VERSION,
 };
 use serde_json::{json, Value};
 use std::pin::pin;
@@ -314,6 +315,7 @@ impl App {
             sweep: None,
             outside_write_scope: plan.outside_scope.clone(),
             rollback: None,
+            gave_up: plan.gave_up,
         };
         self.publish_report(&mut result).await;
         Ok(result)
@@ -366,19 +368,20 @@ impl App {
             Action::RetryExport(r) => Some(r),
             _ => None,
         });
-        let mut applied = Vec::new();
+        let mut patches = Vec::new();
         let mut patch_failed = None;
         for action in &plan.actions {
             if let Action::PatchKeyPolicy(p) = action {
-                let a = self
+                let outcome = self
                     .patch_key_policy(ledger, p, Some(export_arn), &record.causes)
                     .await;
-                if a.status == AppliedStatus::Failed {
-                    patch_failed = Some(a.result["retryable"].as_bool().unwrap_or(false));
+                if let PatchOutcome::Failed { error, .. } = &outcome {
+                    patch_failed = Some(error.retryable);
                 }
-                applied.push(a);
+                patches.push(outcome);
             }
         }
+        let mut applied: Vec<Applied> = patches.iter().map(PatchOutcome::applied).collect();
         let Some(retry) = retry.filter(|_| patch_failed.is_none()) else {
             record.status = match (patch_failed, plan.gave_up) {
                 (Some(true), _) => IncidentStatus::Pending,
@@ -392,10 +395,7 @@ impl App {
                     result: json!({"reason": "the key-policy patch it depends on failed"}),
                 });
             }
-            let patched: Vec<&str> = applied
-                .iter()
-                .filter_map(|a| a.result["changeId"].as_str())
-                .collect();
+            let patched: Vec<&str> = patches.iter().filter_map(PatchOutcome::change_id).collect();
             if !patched.is_empty() {
                 record.note = Some(format!("key policy changed: {}", patched.join(", ")));
             }
@@ -416,32 +416,34 @@ impl App {
         ledger.settle(&record, now()).await?;
 
         let retried = self.retry_export(&retry, notes).await;
-        let done = Some(&retried).filter(|a| a.status == AppliedStatus::Done);
-        match done.and_then(|a| a.result["exportArn"].as_str()) {
-            Some(new_arn) => {
+        let retried_applied = retried.applied();
+        match &retried {
+            RetryOutcome::Started {
+                export_arn: new_arn,
+                ..
+            } => {
                 let lineage = Lineage {
                     root_export_arn: record.root_export_arn.clone(),
                     attempt: retry.attempt,
                     causes: record.causes.clone(),
-                    after_patch: applied
+                    after_patch: patches
                         .iter()
-                        .any(|a| a.action == "PATCH_KEY_POLICY" && a.status == AppliedStatus::Done),
+                        .any(|p| matches!(p, PatchOutcome::Patched { .. })),
                 };
                 ledger.record_lineage(new_arn, &lineage, now()).await?;
                 record.status = IncidentStatus::Retried;
                 record.retry_export_arn = Some(new_arn.to_string());
             }
-            None => {
-                let retryable = retried.result["retryable"].as_bool().unwrap_or(false);
-                record.status = if retryable {
+            RetryOutcome::Failed(error) => {
+                record.status = if error.retryable {
                     IncidentStatus::Pending
                 } else {
                     IncidentStatus::GaveUp
                 };
-                record.note = Some(retried.result.to_string());
+                record.note = Some(retried_applied.result.to_string());
             }
         }
-        applied.push(retried);
+        applied.push(retried_applied);
         record.lease_until = 0;
         ledger.settle(&record, now()).await?;
         Ok(applied)
@@ -473,14 +475,15 @@ impl App {
                 Action::RetryExport(_) if blocked => applied.push(skip(
                     "the key-policy patch it depends on was not made".into(),
                 )),
-                Action::RetryExport(retry) => applied.push(self.retry_export(retry, notes).await),
+                Action::RetryExport(retry) => {
+                    applied.push(self.retry_export(retry, notes).await.applied())
+                }
             }
         }
         applied
     }
 
-    async fn retry_export(&self, retry: &Retry, notes: &mut Vec<String>) -> Applied {
-        let name = "RETRY_EXPORT";
+    async fn retry_export(&self, retry: &Retry, notes: &mut Vec<String>) -> RetryOutcome {
         match self
             .exports
             .start_export(&retry.request, &retry.client_token)
@@ -488,26 +491,27 @@ impl App {
         {
             Ok(export_arn) => {
                 tracing::info!(export_arn = %export_arn, attempt = retry.attempt, "retry export started");
-                Applied {
-                    action: name,
-                    status: AppliedStatus::Done,
-                    result: json!({"exportArn": export_arn, "clientToken": retry.client_token}),
+                RetryOutcome::Started {
+                    export_arn,
+                    client_token: retry.client_token.clone(),
                 }
             }
             Err(e) => {
                 // Throttling, limits and transport failures pass; the next delivery tries again.
-                let retryable = matches!(e.kind, AwsErrorKind::Throttled | AwsErrorKind::Other)
-                    || e.message.contains("LimitExceeded");
-                if e.message.contains("ExportConflict") {
+                let retryable = matches!(
+                    e.kind,
+                    AwsErrorKind::Throttled | AwsErrorKind::Other | AwsErrorKind::LimitExceeded
+                );
+                if e.kind == AwsErrorKind::ExportConflict {
                     notes.push("defect: our ClientToken was reused with other parameters (CLIENT_TOKEN_CONFLICT)".into());
                 }
                 let err = Error::from(e);
                 tracing::warn!(error.message = %crate::error::Chain(&err), "retry export failed");
-                Applied {
-                    action: name,
-                    status: AppliedStatus::Failed,
-                    result: json!({"errorType": err.error_type(), "message": err.public_message(), "retryable": retryable}),
-                }
+                RetryOutcome::Failed(ActError {
+                    error_type: err.error_type(),
+                    message: err.public_message(),
+                    retryable,
+                })
             }
         }
     }
@@ -590,6 +594,7 @@ impl App {
             sweep: None,
             outside_write_scope: Vec::new(),
             rollback: None,
+            gave_up: false,
         };
         if !result.findings.is_empty() {
             self.publish_report(&mut result).await;
@@ -650,6 +655,7 @@ impl App {
             sweep: Some(report),
             outside_write_scope: Vec::new(),
             rollback: None,
+            gave_up: false,
         })
     }
 
@@ -1121,6 +1127,7 @@ mod tests {
             .unwrap();
         assert!(second.applied.is_empty());
         assert!(second.notes[0].contains("same cause"), "{:?}", second.notes);
+        assert!(second.gave_up && !first.gave_up);
         assert_eq!(started(&world), 1);
         assert_eq!(
             world.read().unwrap().ledger[&retry_arn].status,
@@ -1151,6 +1158,7 @@ mod tests {
             "{:?}",
             result.notes
         );
+        assert!(result.gave_up);
         assert_eq!(started(&world), 0);
         let w = world.read().unwrap();
         assert_eq!(w.ledger[&retry_arn].status, IncidentStatus::GaveUp);
