@@ -219,6 +219,7 @@ pub fn app(world: &Shared, config: Config) -> App {
         accounts: Box::new(FakeOrg(world.clone())),
         cross: Box::new(FakeCross(world.clone())),
         hints: Default::default(),
+        clock: Box::new(crate::aws::SystemClock),
     }
 }
 

@@ -316,3 +316,12 @@ pub trait IdentityPolicies: Send + Sync {
     /// `Ok(None)` when the role does not exist.
     async fn role_policies(&self, role_name: &str) -> PortResult<Option<PrincipalPolicies>>;
 }
+
+/// Time, as a port: the domain reads the time and waits only through it, so that tests can
+/// pause it (`#[tokio::test(start_paused = true)]`) instead of waiting.
+#[async_trait]
+pub trait Clock: Send + Sync {
+    /// Epoch seconds.
+    fn now(&self) -> i64;
+    async fn sleep(&self, duration: std::time::Duration);
+}

@@ -7,7 +7,7 @@ use super::report::{
     ActError, IncidentReport, PatchOutcome, RemediationResult, RollbackOutcome, RollbackReport,
     RollbackStep, SCHEMA_VERSION,
 };
-use super::{now, App};
+use super::App;
 use crate::arn::{account_of, partition_of};
 use crate::error::{AwsError, AwsErrorKind, Error};
 use crate::model::{Incident, IncidentSource, KeyPatch, Mode, PatchPurpose};
@@ -117,7 +117,7 @@ impl App {
     ) -> ReadBack {
         let mut last = ReadBack::Stale;
         for delay in READ_BACK_DELAYS_MS {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+            self.clock.sleep(Duration::from_millis(delay)).await;
             last = match store.key_policy(key_arn).await {
                 Ok(Some(now)) if same_policy(&now, wrote) => return ReadBack::Ours,
                 Ok(Some(now)) if same_policy(&now, previous) => ReadBack::Stale,
@@ -182,7 +182,7 @@ impl App {
             };
         }
         let actor = self.me().await.map(|(_, arn)| arn).unwrap_or_default();
-        let at = now();
+        let at = self.clock.now();
         let mut change = KeyPolicyChange {
             change_id: change_id(&patch.key_arn, &merged.after, at),
             key_arn: patch.key_arn.clone(),
@@ -275,7 +275,7 @@ impl App {
         note: &str,
     ) -> bool {
         match ledger
-            .set_change_status(id, from, to, Some(note), now())
+            .set_change_status(id, from, to, Some(note), self.clock.now())
             .await
         {
             Ok(moved) => moved,
@@ -550,7 +550,7 @@ mod tests {
             .to_string()
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn patch_on_adds_the_exporter_statement_records_the_change_and_retries() {
         let world = world(KEY_ARN, true);
         let before = policy_of(&world, KEY_ARN);
@@ -593,7 +593,7 @@ mod tests {
         assert_eq!(result.plan[0]["statement"], *ours);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn patch_off_recommends_only_and_leaves_the_policy_byte_identical() {
         let world = world(KEY_ARN, true);
         let before = policy_of(&world, KEY_ARN);
@@ -612,7 +612,7 @@ mod tests {
         assert!(world.read().unwrap().key_puts.is_empty());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn diagnose_and_plan_modes_change_nothing() {
         for mode in [Mode::Diagnose, Mode::Plan] {
             let world = world(KEY_ARN, true);
@@ -628,7 +628,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_second_delivery_changes_nothing() {
         let world = world(KEY_ARN, true);
         deliver(&world, config(true, Mode::Apply)).await;
@@ -646,7 +646,7 @@ mod tests {
         assert_eq!(world.read().unwrap().started.len(), 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn rollback_restores_exactly_then_finds_nothing_to_do() {
         let world = world(KEY_ARN, true);
         let before = policy_of(&world, KEY_ARN);
@@ -676,7 +676,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn rollback_after_drift_is_refused_and_changes_nothing() {
         let world = world(KEY_ARN, true);
         let id = change_id_of(&deliver(&world, config(true, Mode::Apply)).await);
@@ -695,7 +695,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_unknown_change_id_is_a_typed_error() {
         let world = world(KEY_ARN, true);
         let err = app(&world, config(true, Mode::Apply))
@@ -705,7 +705,7 @@ mod tests {
         assert_eq!(err.error_type(), "ChangeNotFound");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_concurrent_change_is_reported_not_overwritten_and_nothing_is_retried() {
         let world = world(KEY_ARN, true);
         let theirs = key_policy(true).replace("KeyAdmin\"", "SecurityTeam\"");
@@ -727,7 +727,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn stale_reads_after_the_write_are_waited_out() {
         let world = world(KEY_ARN, true);
         world.write().unwrap().stale_key_reads = 3;
@@ -737,7 +737,7 @@ mod tests {
         assert_eq!(result.applied[0].result["confirmed"], true);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_function_never_retries_when_its_own_role_is_not_allowed_on_the_key() {
         let world = world(KEY_ARN, false);
         let result = deliver(&world, config(true, Mode::Apply)).await;
@@ -761,7 +761,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_key_in_another_account_is_patched_through_the_member_role_only() {
         let other = "arn:aws:kms:us-east-1:444455556666:key/k2";
         let world = world(other, true);
@@ -784,7 +784,7 @@ mod tests {
         assert!(policy_of(&world, other).contains("role/DataPipeline"));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn without_a_ledger_no_key_policy_is_changed() {
         let world = world(KEY_ARN, true);
         let mut cfg = config(true, Mode::Apply);
@@ -814,7 +814,7 @@ mod tests {
         assert!(world.read().unwrap().key_puts.is_empty());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_refused_put_is_reported_and_recorded_and_nothing_is_retried() {
         let world = world(KEY_ARN, true);
         world.write().unwrap().fail_key_put = Some(AwsError::new(
@@ -845,7 +845,7 @@ mod tests {
         w.exports.push(e);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_retry_after_a_patch_is_retried_once_more_and_never_again() {
         let world = world(KEY_ARN, true);
         let first = deliver(&world, config(true, Mode::Apply)).await;
@@ -914,7 +914,7 @@ mod tests {
         world
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn consumers_get_a_decrypt_statement_for_the_allow_listed_principals_only() {
         let consumer = "arn:aws:iam::444455556666:role/Analytics";
         let world = consumer_world();
@@ -942,7 +942,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_cross_account_kms_export_is_checked_for_its_consumers_when_it_starts() {
         let world = consumer_world();
         world.write().unwrap().exports[0].status = ExportStatus::InProgress;
@@ -966,7 +966,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn without_an_allow_listed_consumer_the_decrypt_statement_is_a_recommendation() {
         let world = consumer_world();
         let result = deliver(&world, config(true, Mode::Apply)).await;

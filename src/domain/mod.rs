@@ -17,7 +17,7 @@ use crate::error::{AwsErrorKind, Error};
 use crate::intake::{self, ExportStarted, Trigger, REPORT_DETAIL_TYPE};
 use crate::model::{ExportStatus, Incident, IncidentSource, Mode};
 use crate::ports::{
-    AccountDirectory, BucketInspector, Claim, CrossAccount, EventPublisher, ExportService,
+    AccountDirectory, BucketInspector, Claim, Clock, CrossAccount, EventPublisher, ExportService,
     Identity, IdentityPolicies, IncidentRecord, IncidentStatus, KeyPolicyStore, Ledger, Lineage,
     OutboundEvent, StartRecord,
 };
@@ -29,7 +29,7 @@ use report::{
 };
 use serde_json::{json, Value};
 use std::pin::pin;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// Everything one invocation needs, built once at init.
 pub struct App {
@@ -49,6 +49,8 @@ pub struct App {
     pub events: Box<dyn EventPublisher>,
     /// Guesses a warm container makes from what it read before (never a fact).
     pub hints: evidence::Hints,
+    /// The time, and waits (paused in tests).
+    pub clock: Box<dyn Clock>,
 }
 
 /// The role name of `arn:…:iam::<acct>:role/<path/>Name` or `arn:…:sts::<acct>:assumed-role/Name/session`.
@@ -94,13 +96,6 @@ fn caller_candidates(incident: &Incident, evidence: &evidence::Evidence) -> Vec<
 const SWEEP_MAX_PAGES: usize = 400;
 /// How long a delivery holds an incident: longer than the function's timeout.
 const LEASE_SECS: i64 = 300;
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 impl App {
     /// The evidence stage's view of the ports.
@@ -331,7 +326,10 @@ impl App {
         findings: &[crate::model::Finding],
         notes: &mut Vec<String>,
     ) -> Result<Vec<Applied>, Error> {
-        let previous = match ledger.claim(export_arn, now(), LEASE_SECS).await? {
+        let previous = match ledger
+            .claim(export_arn, self.clock.now(), LEASE_SECS)
+            .await?
+        {
             Claim::Held(record) => {
                 notes.push(format!(
                     "already handled (ledger: {}{})",
@@ -362,7 +360,7 @@ impl App {
                 .clone()
                 .unwrap_or_else(|| export_arn.to_string()),
             note: plan.notes.first().cloned(),
-            ..IncidentRecord::claimed(export_arn, now() + LEASE_SECS)
+            ..IncidentRecord::claimed(export_arn, self.clock.now() + LEASE_SECS)
         };
         let retry = plan.actions.iter().find_map(|a| match a {
             Action::RetryExport(r) => Some(r),
@@ -400,7 +398,7 @@ impl App {
                 record.note = Some(format!("key policy changed: {}", patched.join(", ")));
             }
             record.lease_until = 0;
-            ledger.settle(&record, now()).await?;
+            ledger.settle(&record, self.clock.now()).await?;
             return Ok(applied);
         };
         // A retry after a lost delivery sends exactly what the first one stored.
@@ -413,7 +411,7 @@ impl App {
         record.attempt = retry.attempt;
         record.client_token = Some(retry.client_token.clone());
         record.export_time = retry.request.export_time;
-        ledger.settle(&record, now()).await?;
+        ledger.settle(&record, self.clock.now()).await?;
 
         let retried = self.retry_export(&retry, notes).await;
         let retried_applied = retried.applied();
@@ -430,7 +428,9 @@ impl App {
                         .iter()
                         .any(|p| matches!(p, PatchOutcome::Patched { .. })),
                 };
-                ledger.record_lineage(new_arn, &lineage, now()).await?;
+                ledger
+                    .record_lineage(new_arn, &lineage, self.clock.now())
+                    .await?;
                 record.status = IncidentStatus::Retried;
                 record.retry_export_arn = Some(new_arn.to_string());
             }
@@ -445,7 +445,7 @@ impl App {
         }
         applied.push(retried_applied);
         record.lease_until = 0;
-        ledger.settle(&record, now()).await?;
+        ledger.settle(&record, self.clock.now()).await?;
         Ok(applied)
     }
 
@@ -575,7 +575,7 @@ impl App {
                     caller: started.caller,
                     request: started.request,
                 };
-                ledger.record_start(arn, &record, now()).await?;
+                ledger.record_start(arn, &record, self.clock.now()).await?;
                 notes.push("export start recorded: a later failure is attributed to this caller".into());
             }
             (None, _) => notes.push(
@@ -639,7 +639,7 @@ impl App {
     async fn sweep(&self, deadline: Option<Instant>) -> Result<RemediationResult, Error> {
         let (report, notes) = match &self.ledger {
             Some(ledger) => (
-                sweep::sweep(self, ledger.as_ref(), deadline, now()).await?,
+                sweep::sweep(self, ledger.as_ref(), deadline, self.clock.now()).await?,
                 Vec::new(),
             ),
             None => self.report_only_sweep().await?,
@@ -666,7 +666,7 @@ impl App {
         let mut token = None;
         let mut notes = Vec::new();
         let lookback = i64::from(self.config.sweep_lookback_hours) * 3600;
-        let now = now();
+        let now = self.clock.now();
         loop {
             let page = self.exports.list_exports(None, token).await?;
             report.list_calls += 1;
@@ -705,6 +705,10 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn now() -> i64 {
+        crate::aws::SystemClock.now()
+    }
     use crate::error::AwsErrorKind;
     use crate::fakes::*;
     use crate::model::Cause;
