@@ -817,7 +817,7 @@ mod tests {
         assert!(reads(&world).is_empty());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_bucket_of_this_account_does_not_wait_for_the_lookup_in_other_accounts() {
         let world = fakes::world_with_table();
         {

@@ -805,7 +805,7 @@ mod tests {
             .all(|f| f.cause != Cause::BucketNotFound));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_scp_walk_started_before_describe_export_is_the_one_used() {
         let world = cross_account_world();
         {
