@@ -30,8 +30,8 @@ const ROOMS: &[(&str, u8, &[&str])] = &[
     ("report", 5, &["domain::report"]),
     ("ports", 6, &["ports", "intake"]),
     ("evidence", 7, &["domain::evidence"]),
-    ("act", 7, &["domain::key_change"]),
-    ("app", 8, &["domain", "domain::sweep", "App"]),
+    ("act", 7, &["domain::act"]),
+    ("app", 8, &["domain", "domain::app", "domain::sweep", "App"]),
     ("edge", 9, &["handler", "metrics", "aws", "fakes", "lib"]),
 ];
 

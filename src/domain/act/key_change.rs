@@ -2,13 +2,13 @@
 //! account, audited in the ledger before the write, read back after it, never overwriting a
 //! change someone else made.
 
-use super::key_patch::{merge, principal_of, same_policy};
-use super::report::{
+use crate::arn::{account_of, partition_of};
+use crate::domain::key_patch::{merge, principal_of, same_policy};
+use crate::domain::report::{
     ActError, IncidentReport, PatchOutcome, RemediationResult, RollbackOutcome, RollbackReport,
     RollbackStep, SCHEMA_VERSION,
 };
-use super::App;
-use crate::arn::{account_of, partition_of};
+use crate::domain::App;
 use crate::error::{AwsError, AwsErrorKind, Error};
 use crate::model::{Incident, IncidentSource, KeyPatch, Mode, PatchPurpose};
 use crate::ports::{AccountReaders, ChangeStatus, KeyPolicyChange, KeyPolicyStore, Ledger};
@@ -149,7 +149,7 @@ impl App {
 
     /// Adds the patch's statement (SPEC §7.2). The audit record is written before the key
     /// policy, so no change exists without one.
-    pub(super) async fn patch_key_policy(
+    pub(in crate::domain) async fn patch_key_policy(
         &self,
         ledger: &dyn Ledger,
         patch: &KeyPatch,
@@ -288,7 +288,10 @@ impl App {
 
     /// SPEC §7.3: restores the before-policy only while the key's policy is exactly what this
     /// function wrote.
-    pub(super) async fn rollback(&self, change_id: &str) -> Result<RemediationResult, Error> {
+    pub(in crate::domain) async fn rollback(
+        &self,
+        change_id: &str,
+    ) -> Result<RemediationResult, Error> {
         let ledger = self.ledger.as_deref().ok_or_else(|| {
             Error::NotAvailable(
                 "rollback finds changes by their audit record: set LEDGER_TABLE_NAME".into(),
@@ -946,9 +949,10 @@ mod tests {
     async fn a_cross_account_kms_export_is_checked_for_its_consumers_when_it_starts() {
         let world = consumer_world();
         world.write().unwrap().exports[0].status = ExportStatus::InProgress;
-        let mut start: Value =
-            serde_json::from_str(include_str!("../../events/cloudtrail-export-started.json"))
-                .unwrap();
+        let mut start: Value = serde_json::from_str(include_str!(
+            "../../../events/cloudtrail-export-started.json"
+        ))
+        .unwrap();
         start["detail"]["requestParameters"]["s3Bucket"] = json!(BUCKET);
         start["detail"]["responseElements"]["exportDescription"]["exportArn"] = json!(EXPORT_ARN);
         let result = app(&world, config(true, Mode::Apply))
