@@ -2,8 +2,8 @@
 //! Known, Absent or Unknown. Gathered by `domain::evidence`; read by diagnosis and plan.
 
 use super::{
-    BucketEncryption, ExportDescription, ExportRequest, Fact, KeyGrant, KeyInfo, PitrInfo,
-    TableInfo,
+    BucketEncryption, EvidenceItem, ExportDescription, ExportRequest, Fact, FactValue, KeyGrant,
+    KeyInfo, PitrInfo, TableInfo,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,4 +113,91 @@ pub struct NamedPolicy {
 pub struct PrincipalPolicies {
     pub identity: Vec<NamedPolicy>,
     pub boundary: Option<NamedPolicy>,
+}
+
+impl Evidence {
+    /// Every fact gathered, as report evidence (UNCLASSIFIED shows them all).
+    pub fn items(&self) -> Vec<EvidenceItem> {
+        let mut out = Vec::new();
+        if let Some(e) = &self.export {
+            out.push(item(
+                format!(
+                    "export {} is {:?}; failure {:?}",
+                    e.export_arn,
+                    e.status,
+                    e.failure_code.as_deref().unwrap_or("none")
+                ),
+                "dynamodb:DescribeExport",
+            ));
+        }
+        push(&mut out, "table", &self.table, |t| {
+            format!("{} ({})", t.arn, t.status)
+        });
+        push(&mut out, "point-in-time recovery", &self.pitr, |p| {
+            if p.enabled { "enabled" } else { "disabled" }.to_string()
+        });
+        push(&mut out, "table resource policy", &self.table_policy, |p| {
+            format!("present, {} bytes", p.len())
+        });
+        push(&mut out, "service control policies", &self.scps, |p| {
+            if p.management_account {
+                "the management account: SCPs do not apply".to_string()
+            } else {
+                let n: usize = p.levels.iter().map(|l| l.policies.len()).sum();
+                format!("{n} on {} levels", p.levels.len())
+            }
+        });
+        if let Some(b) = &self.bucket {
+            push(&mut out, "bucket presence", &b.presence, |p| {
+                format!("{p:?}")
+            });
+            push(
+                &mut out,
+                "bucket listed by the table account",
+                &b.in_table_account,
+                |v| v.to_string(),
+            );
+            push(&mut out, "bucket owner", &b.owner, Clone::clone);
+            push(&mut out, "bucket region", &b.region, Clone::clone);
+            push(&mut out, "bucket policy", &b.policy, |p| {
+                format!("present, {} bytes", p.len())
+            });
+            push(&mut out, "bucket default encryption", &b.encryption, |e| {
+                format!("{} {}", e.algorithm, e.kms_key_id.as_deref().unwrap_or(""))
+                    .trim_end()
+                    .to_string()
+            });
+            push(&mut out, "bucket requester pays", &b.requester_pays, |v| {
+                v.to_string()
+            });
+            push(
+                &mut out,
+                "bucket RestrictPublicBuckets",
+                &b.restrict_public,
+                |v| v.to_string(),
+            );
+        }
+        for k in [&self.export_key, &self.default_key].into_iter().flatten() {
+            push(&mut out, &format!("key {}", k.key_id), &k.info, |i| {
+                format!("{} {} {} {}", i.state, i.manager, i.usage, i.spec)
+            });
+        }
+        out
+    }
+}
+
+fn item(fact: String, source: &str) -> EvidenceItem {
+    EvidenceItem {
+        fact,
+        source: source.to_string(),
+    }
+}
+
+fn push<T>(out: &mut Vec<EvidenceItem>, what: &str, f: &Fact<T>, show: impl Fn(&T) -> String) {
+    let text = match &f.value {
+        FactValue::Known(v) => format!("{what}: {}", show(v)),
+        FactValue::Absent => format!("{what}: none"),
+        FactValue::Unknown(reason) => format!("{what}: unknown ({reason})"),
+    };
+    out.push(item(text, f.source));
 }
