@@ -15,6 +15,7 @@ pub mod key_patch;
 pub mod plan;
 pub mod report;
 pub mod sse_rules;
+mod started;
 pub mod sweep;
 
 pub use app::App;
