@@ -1,10 +1,109 @@
 //! The facts the pure stages decide on (SPEC §4): what the evidence stage read, each fact
 //! Known, Absent or Unknown. Gathered by `domain::evidence`; read by diagnosis and plan.
 
-use super::{
-    BucketEncryption, EvidenceItem, ExportDescription, ExportRequest, Fact, FactValue, KeyGrant,
-    KeyInfo, PitrInfo, TableInfo,
-};
+use super::{EvidenceItem, ExportDescription, ExportRequest};
+
+/// A fact gathered from AWS: known, known to be absent, or unknown with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FactValue<T> {
+    Known(T),
+    Absent,
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact<T> {
+    pub value: FactValue<T>,
+    /// The API call the fact came from, e.g. `s3:GetBucketPolicy`.
+    pub source: &'static str,
+}
+
+impl<T> Fact<T> {
+    pub fn known(source: &'static str, value: T) -> Self {
+        Self {
+            value: FactValue::Known(value),
+            source,
+        }
+    }
+    pub fn absent(source: &'static str) -> Self {
+        Self {
+            value: FactValue::Absent,
+            source,
+        }
+    }
+    pub fn unknown(source: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            value: FactValue::Unknown(reason.into()),
+            source,
+        }
+    }
+    pub fn get(&self) -> Option<&T> {
+        match &self.value {
+            FactValue::Known(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn is_absent(&self) -> bool {
+        matches!(self.value, FactValue::Absent)
+    }
+    pub fn is_unknown(&self) -> bool {
+        matches!(self.value, FactValue::Unknown(_))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableInfo {
+    pub arn: String,
+    pub status: String,
+    pub sse_status: Option<String>,
+    pub sse_key_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PitrInfo {
+    pub enabled: bool,
+    /// Epoch seconds.
+    pub earliest_restorable: Option<f64>,
+    pub latest_restorable: Option<f64>,
+}
+
+/// A bucket's default encryption rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketEncryption {
+    /// `AES256`, `aws:kms` or `aws:kms:dsse`.
+    pub algorithm: String,
+    pub kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyInfo {
+    pub arn: String,
+    pub state: String,
+    /// `AWS` or `CUSTOMER`.
+    pub manager: String,
+    pub usage: String,
+    pub spec: String,
+}
+
+/// One KMS grant on a key (ListGrants): grants allow use of a key beside its key policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyGrant {
+    pub grant_id: String,
+    /// Usually the role or user ARN; for a grant to an AWS service, the service principal.
+    pub grantee: String,
+    /// `GenerateDataKey`, `Decrypt`, …
+    pub operations: Vec<String>,
+    /// The grant carries encryption-context constraints (it applies only to matching requests).
+    pub constrained: bool,
+}
+
+impl KeyInfo {
+    pub fn region(&self) -> Option<String> {
+        crate::arn::Arn::parse("keyArn", &self.arn)
+            .ok()
+            .map(|a| a.region)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evidence {
