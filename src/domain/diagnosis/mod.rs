@@ -217,54 +217,16 @@ fn clip(text: &str) -> String {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::fakes::{failed_export, request, DATA_ACCOUNT, KEY_ARN, TABLE_ACCOUNT, TABLE_ARN};
-    use crate::model::{BucketEncryption, ExportDescription, Fact, KeyInfo, PitrInfo, TableInfo};
+    use crate::fakes::{DATA_ACCOUNT, KEY_ARN, TABLE_ACCOUNT, TABLE_ARN};
+    use crate::model::{BucketEncryption, ExportDescription, Fact, KeyInfo, PitrInfo};
     use serde_json::json;
 
     const BUCKET: &str = "amzn-s3-demo-bucket";
     const BARE_DENIED: &str = "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; Request ID: X)";
 
-    /// A failed same-account AES256 export whose facts all look fine.
+    /// A failed same-account AES256 export whose facts all look fine (shared with plan's tests).
     pub(crate) fn evidence(code: &str, message: &str) -> Evidence {
-        let req = request(BUCKET);
-        Evidence {
-            table_account: TABLE_ACCOUNT.into(),
-            export: Some(failed_export(req.clone(), code, message)),
-            request: Some(req),
-            table: Fact::known(
-                "dynamodb:DescribeTable",
-                TableInfo {
-                    arn: TABLE_ARN.into(),
-                    status: "ACTIVE".into(),
-                    sse_status: None,
-                    sse_key_arn: None,
-                },
-            ),
-            pitr: Fact::known(
-                "dynamodb:DescribeContinuousBackups",
-                PitrInfo {
-                    enabled: true,
-                    earliest_restorable: None,
-                    latest_restorable: None,
-                },
-            ),
-            bucket: Some(BucketFacts {
-                name: BUCKET.into(),
-                presence: Fact::known("s3:HeadBucket", BucketPresence::Exists),
-                in_table_account: Fact::known("s3:ListBuckets", true),
-                owner: Fact::known("s3:ListBuckets", TABLE_ACCOUNT.into()),
-                region: Fact::known("s3:GetBucketLocation", "us-east-1".into()),
-                policy: Fact::absent("s3:GetBucketPolicy"),
-                encryption: Fact::absent("s3:GetBucketEncryption"),
-                requester_pays: Fact::known("s3:GetBucketRequestPayment", false),
-                restrict_public: Fact::absent("s3:GetPublicAccessBlock"),
-            }),
-            export_key: None,
-            default_key: None,
-            caller_policies: None,
-            table_policy: Fact::absent("dynamodb:GetResourcePolicy"),
-            scps: Fact::absent("organizations:ListPoliciesForTarget"),
-        }
+        crate::fakes::evidence(BUCKET, code, message)
     }
 
     fn incident() -> Incident {

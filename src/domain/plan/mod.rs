@@ -407,7 +407,7 @@ fn conflicting(corrections: &[&Correction]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{failed_export, request, DATA_ACCOUNT, EXPORT_ARN, TABLE_ACCOUNT};
+    use crate::fakes::{DATA_ACCOUNT, EXPORT_ARN};
     use crate::model::{Cause, Confidence, Fact, PitrInfo, Remedy};
 
     fn finding(cause: Cause, correction: Option<Correction>) -> Finding {
@@ -436,32 +436,21 @@ mod tests {
         )
     }
 
+    /// The shared fixture, with the table unread, PITR's window known and no bucket facts.
     fn evidence() -> Evidence {
-        let req = request("amzn-s3-demo-bucket");
-        Evidence {
-            table_account: TABLE_ACCOUNT.into(),
-            export: Some(failed_export(
-                req.clone(),
-                "S3AccessDenied",
-                "Access Denied",
-            )),
-            request: Some(req),
-            table: Fact::unknown("dynamodb:DescribeTable", "not needed"),
-            pitr: Fact::known(
-                "dynamodb:DescribeContinuousBackups",
-                PitrInfo {
-                    enabled: true,
-                    earliest_restorable: Some(1_795_000_000.0),
-                    latest_restorable: Some(1_795_600_000.0),
-                },
-            ),
-            bucket: None,
-            export_key: None,
-            default_key: None,
-            caller_policies: None,
-            table_policy: Fact::absent("dynamodb:GetResourcePolicy"),
-            scps: Fact::absent("organizations:ListPoliciesForTarget"),
-        }
+        let mut e =
+            crate::fakes::evidence("amzn-s3-demo-bucket", "S3AccessDenied", "Access Denied");
+        e.table = Fact::unknown("dynamodb:DescribeTable", "not needed");
+        e.pitr = Fact::known(
+            "dynamodb:DescribeContinuousBackups",
+            PitrInfo {
+                enabled: true,
+                earliest_restorable: Some(1_795_000_000.0),
+                latest_restorable: Some(1_795_600_000.0),
+            },
+        );
+        e.bucket = None;
+        e
     }
 
     fn incident() -> Incident {
