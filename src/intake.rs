@@ -1,4 +1,5 @@
-//! Intake: every trigger shape of SPEC §3 → a `Trigger`. Pure; never panics on any JSON.
+//! The intake room: every trigger shape of SPEC §3 → a `Trigger`. Pure; never panics on any
+//! JSON. Event fields are claims: DescribeExport and the ledger confirm what they can.
 
 use crate::arn::{is_account_id, Arn};
 use crate::error::Error;

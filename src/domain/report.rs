@@ -1,4 +1,5 @@
-//! The result of one invocation (SPEC §6): returned, logged as one JSON line, published.
+//! The report room: the result of one invocation (SPEC §6), returned, logged as one JSON line,
+//! published. Act hands it typed outcomes; their JSON is built here, once.
 
 use super::plan::{Action, Retry};
 use crate::model::{Finding, Incident, IncidentSource, Mode, PatchPurpose};

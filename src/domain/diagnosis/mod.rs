@@ -1,4 +1,6 @@
-//! Diagnosis (pure): incident + evidence → findings, most likely first (SPEC §5).
+//! The diagnosis room (pure): incident + evidence → findings, most likely first (SPEC §5).
+//! Reads only `model`, `policy` and the shared rules (`access`, `sse_rules`, `key_patch`,
+//! `command`); this file aggregates, one file per cause family does the rest.
 
 mod bucket;
 mod call;

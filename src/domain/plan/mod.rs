@@ -1,4 +1,5 @@
-//! Plan (pure): findings + evidence + config → actions (SPEC §7.1), or why there are none.
+//! The plan room (pure): findings + evidence + config → actions (SPEC §7.1), or why there are
+//! none. Reads `model`, `policy`, the shared rules and diagnosis's request corrections.
 
 use super::access::{kms_generate, resource_side, s3_put};
 use super::diagnosis::{apply_correction, started_object_arn};
