@@ -1,6 +1,7 @@
 //! The app room: the `App` (ports and settings, built once), the dispatch of a trigger, and
 //! `remediate`, which runs the stages of SPEC §3.5 in order and nothing else.
 
+use super::act::Actor;
 use super::{access, diagnosis, evidence, plan, report, sweep};
 use crate::config::Config;
 use crate::error::{AwsError, Error};
@@ -155,6 +156,19 @@ fn report_of(incident: &Incident, evidence: &evidence::Evidence, done: Done) -> 
 }
 
 impl App {
+    /// The act stage's view of the ports.
+    pub(super) fn actor(&self) -> Actor<'_> {
+        Actor {
+            config: &self.config,
+            region: &self.region,
+            exports: self.exports.as_ref(),
+            keys: self.keys.as_ref(),
+            cross: self.cross.as_ref(),
+            identity: self.identity.as_ref(),
+            clock: self.clock.as_ref(),
+        }
+    }
+
     /// The evidence stage's view of the ports.
     pub fn readers(&self) -> evidence::Readers<'_> {
         evidence::Readers {
@@ -229,10 +243,11 @@ impl App {
         // Act: exactly once through the ledger in apply mode, else what the mode allows.
         let applied = match (mode, &self.ledger, &incident.export_arn) {
             (Mode::Apply, Some(ledger), Some(arn)) => {
-                self.act_once(ledger.as_ref(), arn, &plan, &findings, &mut notes)
+                self.actor()
+                    .act_once(ledger.as_ref(), arn, &plan, &findings, &mut notes)
                     .await?
             }
-            _ => self.act(mode, &plan.actions, &mut notes).await,
+            _ => self.actor().act(mode, &plan.actions, &mut notes).await,
         };
         // Report.
         let done = Done {
@@ -350,6 +365,43 @@ impl App {
             lineage,
             me,
         })
+    }
+
+    /// SPEC §7.3: restores the before-policy only while the key's policy is exactly what this
+    /// function wrote.
+    async fn rollback(&self, change_id: &str) -> Result<RemediationResult, Error> {
+        let ledger = self.ledger.as_deref().ok_or_else(|| {
+            Error::NotAvailable(
+                "rollback finds changes by their audit record: set LEDGER_TABLE_NAME".into(),
+            )
+        })?;
+        let change = ledger
+            .key_change(change_id)
+            .await?
+            .ok_or_else(|| Error::ChangeNotFound(change_id.to_string()))?;
+        let (outcome, detail, applied) = self.actor().rollback_change(ledger, &change).await?;
+        let mut incident = Incident::new(IncidentSource::Manual);
+        incident.export_arn = change.export_arn.clone();
+        let mut result = RemediationResult {
+            schema_version: SCHEMA_VERSION,
+            mode: self.config.mode,
+            incident: IncidentReport::from_incident(&incident),
+            findings: Vec::new(),
+            plan: Vec::new(),
+            applied: applied.iter().map(report::RollbackStep::applied).collect(),
+            notes: Vec::new(),
+            sweep: None,
+            outside_write_scope: Vec::new(),
+            gave_up: false,
+            rollback: Some(report::RollbackReport {
+                change_id: change.change_id.clone(),
+                key_arn: change.key_arn.clone(),
+                outcome,
+                detail,
+            }),
+        };
+        self.publish_report(&mut result).await;
+        Ok(result)
     }
 
     /// Puts the result on the bus as `DynamoDB Export Remediation`; a failure is noted, not fatal.

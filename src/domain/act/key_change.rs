@@ -2,15 +2,12 @@
 //! account, audited in the ledger before the write, read back after it, never overwriting a
 //! change someone else made.
 
+use super::Actor;
 use crate::arn::{account_of, partition_of};
 use crate::domain::key_patch::{merge, principal_of, same_policy};
-use crate::domain::report::{
-    ActError, IncidentReport, PatchOutcome, RemediationResult, RollbackOutcome, RollbackReport,
-    RollbackStep, SCHEMA_VERSION,
-};
-use crate::domain::App;
+use crate::domain::report::{ActError, PatchOutcome, RollbackOutcome, RollbackStep};
 use crate::error::{AwsError, AwsErrorKind, Error};
-use crate::model::{Incident, IncidentSource, KeyPatch, Mode, PatchPurpose};
+use crate::model::{KeyPatch, Mode, PatchPurpose};
 use crate::ports::{AccountReaders, ChangeStatus, KeyPolicyChange, KeyPolicyStore, Ledger};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -77,7 +74,7 @@ fn change_id(key_arn: &str, after: &str, at: i64) -> String {
     format!("kpc-{hex}")
 }
 
-impl App {
+impl Actor<'_> {
     /// The function's account and principal (cached by the adapter).
     async fn me(&self) -> Result<(String, String), AwsError> {
         self.identity.whoami().await
@@ -88,7 +85,7 @@ impl App {
             account_of(key_arn).ok_or_else(|| format!("{key_arn} is not a key ARN"))?;
         let (home, _) = self.me().await.map_err(|e| e.reason())?;
         if key_account == home {
-            return Ok(Store::Home(self.keys.as_ref()));
+            return Ok(Store::Home(self.keys));
         }
         let role = self.config.member_role_name.as_deref().ok_or_else(|| {
             format!(
@@ -137,7 +134,7 @@ impl App {
             PatchPurpose::ConsumerDecrypt => {
                 let partition = crate::arn::Arn::parse("keyArn", &patch.key_arn)
                     .map(|a| a.partition)
-                    .unwrap_or_else(|_| partition_of(&self.region).to_string());
+                    .unwrap_or_else(|_| partition_of(self.region).to_string());
                 self.config
                     .decrypt_principals
                     .iter()
@@ -286,47 +283,7 @@ impl App {
         }
     }
 
-    /// SPEC §7.3: restores the before-policy only while the key's policy is exactly what this
-    /// function wrote.
-    pub(in crate::domain) async fn rollback(
-        &self,
-        change_id: &str,
-    ) -> Result<RemediationResult, Error> {
-        let ledger = self.ledger.as_deref().ok_or_else(|| {
-            Error::NotAvailable(
-                "rollback finds changes by their audit record: set LEDGER_TABLE_NAME".into(),
-            )
-        })?;
-        let change = ledger
-            .key_change(change_id)
-            .await?
-            .ok_or_else(|| Error::ChangeNotFound(change_id.to_string()))?;
-        let (outcome, detail, applied) = self.rollback_change(ledger, &change).await?;
-        let mut incident = Incident::new(IncidentSource::Manual);
-        incident.export_arn = change.export_arn.clone();
-        let mut result = RemediationResult {
-            schema_version: SCHEMA_VERSION,
-            mode: self.config.mode,
-            incident: IncidentReport::from_incident(&incident),
-            findings: Vec::new(),
-            plan: Vec::new(),
-            applied: applied.iter().map(RollbackStep::applied).collect(),
-            notes: Vec::new(),
-            sweep: None,
-            outside_write_scope: Vec::new(),
-            gave_up: false,
-            rollback: Some(RollbackReport {
-                change_id: change.change_id.clone(),
-                key_arn: change.key_arn.clone(),
-                outcome,
-                detail,
-            }),
-        };
-        self.publish_report(&mut result).await;
-        Ok(result)
-    }
-
-    async fn rollback_change(
+    pub(in crate::domain) async fn rollback_change(
         &self,
         ledger: &dyn Ledger,
         change: &KeyPolicyChange,
@@ -453,7 +410,7 @@ impl App {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::domain::report::AppliedStatus;
+    use crate::domain::report::{AppliedStatus, RemediationResult};
     use crate::fakes::*;
     use crate::model::{Cause, ExportStatus, SseAlgorithm};
     use crate::ports::StartRecord;

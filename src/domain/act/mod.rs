@@ -6,19 +6,34 @@ mod key_change;
 
 use super::plan::{self, Action, Plan, Retry};
 use super::report::{self, ActError, Applied, AppliedStatus, PatchOutcome, RetryOutcome};
-use super::App;
+use crate::config::Config;
 use crate::error::{AwsErrorKind, Error};
 use crate::model::Mode;
-use crate::ports::{Claim, IncidentRecord, IncidentStatus, Ledger, Lineage};
+use crate::ports::{
+    Claim, Clock, CrossAccount, ExportService, Identity, IncidentRecord, IncidentStatus,
+    KeyPolicyStore, Ledger, Lineage,
+};
 use serde_json::json;
 
 /// How long a delivery holds an incident: longer than the function's timeout.
 const LEASE_SECS: i64 = 300;
 
-impl App {
+/// What act works through: the ports it writes with, the settings and the clock, borrowed
+/// from the `App` (act does not depend on the orchestrator).
+pub struct Actor<'a> {
+    pub config: &'a Config,
+    pub region: &'a str,
+    pub exports: &'a dyn ExportService,
+    pub keys: &'a dyn KeyPolicyStore,
+    pub cross: &'a dyn CrossAccount,
+    pub identity: &'a dyn Identity,
+    pub clock: &'a dyn Clock,
+}
+
+impl Actor<'_> {
     /// Apply mode with a ledger: claim the incident so that concurrent and repeated deliveries
     /// act once, store the retry's token and time before the call, record lineage after it.
-    pub(super) async fn act_once(
+    pub(in crate::domain) async fn act_once(
         &self,
         ledger: &dyn Ledger,
         export_arn: &str,
