@@ -22,6 +22,11 @@ pub enum AwsErrorKind {
     Throttled,
     /// A modeled rejection of the request (validation, conflict, limit, wrong state).
     Rejected,
+    /// DynamoDB's `LimitExceededException` on an export call: too many exports at once; the
+    /// same call may pass later. A kind of rejection (`reason` says "rejected").
+    LimitExceeded,
+    /// DynamoDB's `ExportConflictException`: the ClientToken was used with other parameters.
+    ExportConflict,
     Other,
 }
 
@@ -46,7 +51,9 @@ impl AwsError {
             AwsErrorKind::AccessDenied => "access denied",
             AwsErrorKind::NotFound => "not found",
             AwsErrorKind::Throttled => "throttled",
-            AwsErrorKind::Rejected => "rejected",
+            AwsErrorKind::Rejected | AwsErrorKind::LimitExceeded | AwsErrorKind::ExportConflict => {
+                "rejected"
+            }
             AwsErrorKind::Other => "failed",
         };
         format!("{} {kind}: {}", self.operation, self.message)

@@ -5,8 +5,8 @@ use crate::config::Config;
 use crate::domain::App;
 use crate::error::{AwsError, AwsErrorKind};
 use crate::model::{
-    BucketEncryption, ExportDescription, ExportRequest, ExportStatus, ExportSummary, KeyInfo,
-    PitrInfo, TableInfo,
+    BucketEncryption, BucketFacts, Evidence, ExportDescription, ExportRequest, ExportStatus,
+    ExportSummary, Fact, KeyInfo, PitrInfo, TableInfo,
 };
 use crate::ports::{
     AccountDirectory, AccountReaders, BucketInspector, BucketPresence, ChangeStatus, Claim,
@@ -174,6 +174,50 @@ pub fn grant_policy(bucket: &str) -> String {
     serde_json::json!({"Version": "2012-10-17", "Statement": [grant_statement(bucket)]}).to_string()
 }
 
+/// The evidence fixture diagnosis and plan tests start from: a failed same-account export to
+/// `bucket` whose facts all look fine (table active, PITR on, bucket ours and unrestricted).
+pub fn evidence(bucket: &str, code: &str, message: &str) -> Evidence {
+    let req = request(bucket);
+    Evidence {
+        table_account: TABLE_ACCOUNT.into(),
+        export: Some(failed_export(req.clone(), code, message)),
+        request: Some(req),
+        table: Fact::known(
+            "dynamodb:DescribeTable",
+            TableInfo {
+                arn: TABLE_ARN.into(),
+                status: "ACTIVE".into(),
+                sse_status: None,
+                sse_key_arn: None,
+            },
+        ),
+        pitr: Fact::known(
+            "dynamodb:DescribeContinuousBackups",
+            PitrInfo {
+                enabled: true,
+                earliest_restorable: None,
+                latest_restorable: None,
+            },
+        ),
+        bucket: Some(BucketFacts {
+            name: bucket.into(),
+            presence: Fact::known("s3:HeadBucket", BucketPresence::Exists),
+            in_table_account: Fact::known("s3:ListBuckets", true),
+            owner: Fact::known("s3:ListBuckets", TABLE_ACCOUNT.into()),
+            region: Fact::known("s3:GetBucketLocation", "us-east-1".into()),
+            policy: Fact::absent("s3:GetBucketPolicy"),
+            encryption: Fact::absent("s3:GetBucketEncryption"),
+            requester_pays: Fact::known("s3:GetBucketRequestPayment", false),
+            restrict_public: Fact::absent("s3:GetPublicAccessBlock"),
+        }),
+        export_key: None,
+        default_key: None,
+        caller_policies: None,
+        table_policy: Fact::absent("dynamodb:GetResourcePolicy"),
+        scps: Fact::absent("organizations:ListPoliciesForTarget"),
+    }
+}
+
 pub fn world_with_table() -> Shared {
     let mut w = World::default();
     w.tables.insert(
@@ -219,6 +263,7 @@ pub fn app(world: &Shared, config: Config) -> App {
         accounts: Box::new(FakeOrg(world.clone())),
         cross: Box::new(FakeCross(world.clone())),
         hints: Default::default(),
+        clock: Box::new(crate::aws::SystemClock),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Intake: every trigger shape of SPEC §3 → a `Trigger`. Pure; never panics on any JSON.
+//! The intake room: every trigger shape of SPEC §3 → a `Trigger`. Pure; never panics on any
+//! JSON. Event fields are claims: DescribeExport and the ledger confirm what they can.
 
 use crate::arn::{is_account_id, Arn};
 use crate::error::Error;
@@ -13,7 +14,7 @@ pub const REPORT_DETAIL_TYPE: &str = "DynamoDB Export Remediation";
 pub const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
 pub const EXPORT_EVENT_NAME: &str = "ExportTableToPointInTime";
 /// Every ClientToken this function issues starts with this, so intake can tell its own calls.
-pub const CLIENT_TOKEN_PREFIX: &str = "ddbxr-";
+pub use crate::model::CLIENT_TOKEN_PREFIX;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {

@@ -1,3 +1,5 @@
+//! The Lambda binary: tracing, configuration, one SdkConfig, the adapters, the runtime loop.
+
 use aws_config::{timeout::TimeoutConfig, BehaviorVersion};
 use ddb_export_remediator::{aws, handler, Config};
 use lambda_runtime::service_fn;

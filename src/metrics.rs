@@ -22,7 +22,7 @@ pub fn documents(result: &RemediationResult, timestamp_ms: u128, elapsed_ms: u64
         .applied
         .iter()
         .any(|a| a.status == AppliedStatus::Done);
-    let gave_up = result.notes.iter().any(|n| n.starts_with("gave up"));
+    let gave_up = result.gave_up;
     let mut causes: Vec<&str> = result.findings.iter().map(|f| f.cause.code()).collect();
     causes.dedup();
     let mut docs: Vec<Value> = causes
@@ -166,6 +166,7 @@ mod tests {
             sweep: None,
             outside_write_scope: Vec::new(),
             rollback: None,
+            gave_up: false,
         }
     }
 
@@ -208,15 +209,13 @@ mod tests {
 
     #[test]
     fn give_ups_count_and_healthy_results_emit_nothing() {
-        let docs = documents(
-            &result(
-                &[Cause::SseMismatchRequiresKms],
-                None,
-                vec!["gave up: attempt 3 would exceed MAX_RETRIES=2".into()],
-            ),
-            0,
-            0,
+        let mut gave_up = result(
+            &[Cause::SseMismatchRequiresKms],
+            None,
+            vec!["gave up: attempt 3 would exceed MAX_RETRIES=2".into()],
         );
+        gave_up.gave_up = true;
+        let docs = documents(&gave_up, 0, 0);
         assert_eq!(
             (docs[0]["Remediated"].as_u64(), docs[0]["GaveUp"].as_u64()),
             (Some(0), Some(1))

@@ -9,6 +9,9 @@ use crate::model::{
     BucketEncryption, ExportDescription, ExportRequest, ExportSummary, KeyGrant, KeyInfo,
     PatchPurpose, PitrInfo, TableInfo,
 };
+pub use crate::model::{
+    BucketPresence, Lineage, NamedPolicy, PrincipalPolicies, ScpLevel, ScpPath, StartRecord,
+};
 use async_trait::async_trait;
 use std::collections::HashMap;
 
@@ -41,14 +44,6 @@ pub struct ExportPage {
     pub next_token: Option<String>,
 }
 
-/// HeadBucket's answer: S3 says 403 for a bucket that exists but is not ours to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BucketPresence {
-    Exists,
-    ExistsNoAccess,
-    Missing,
-}
-
 /// S3 bucket facts, as seen from one account's credentials.
 #[async_trait]
 pub trait BucketInspector: Send + Sync {
@@ -74,24 +69,6 @@ pub trait KeyPolicyStore: Send + Sync {
     async fn grants(&self, key_id: &str) -> PortResult<Option<Vec<KeyGrant>>>;
     /// Replaces the `default` key policy, with KMS's lockout safety check on (never bypassed).
     async fn put_key_policy(&self, key_arn: &str, policy: &str) -> PortResult<()>;
-}
-
-/// One level of an account's path in the organization: the account itself, an OU, or the root,
-/// with the service control policies attached there.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScpLevel {
-    /// The target id (account id, `ou-…`, `r-…`).
-    pub target: String,
-    pub policies: Vec<NamedPolicy>,
-}
-
-/// The SCPs that restrict an account's principals (SPEC §4).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScpPath {
-    /// The management account: SCPs never restrict its principals (`levels` is then empty).
-    pub management_account: bool,
-    /// From the account up to the root.
-    pub levels: Vec<ScpLevel>,
 }
 
 /// The organization: its member accounts, and the SCPs on an account's path, where the
@@ -193,24 +170,6 @@ pub enum Claim {
     Won { previous: Option<IncidentRecord> },
     /// Another delivery holds it or has settled it.
     Held(IncidentRecord),
-}
-
-/// The lineage of a retry export this function started.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Lineage {
-    pub root_export_arn: String,
-    pub attempt: u32,
-    /// The causes the retry was meant to fix.
-    pub causes: Vec<String>,
-    /// The retry followed a key-policy patch (KMS may apply it only minutes later).
-    pub after_patch: bool,
-}
-
-/// Who started an export, from the CloudTrail success event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StartRecord {
-    pub caller: Option<String>,
-    pub request: Option<ExportRequest>,
 }
 
 /// What the sweep knows about an export it has seen.
@@ -351,23 +310,18 @@ pub trait Identity: Send + Sync {
     async fn whoami(&self) -> PortResult<(String, String)>;
 }
 
-/// One stored policy document (identity, boundary) with its name.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NamedPolicy {
-    pub name: String,
-    pub document: String,
-}
-
-/// A principal's identity policies (inline and attached) and permissions boundary.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PrincipalPolicies {
-    pub identity: Vec<NamedPolicy>,
-    pub boundary: Option<NamedPolicy>,
-}
-
 /// IAM reads in the function's account. Documents are returned decoded (IAM URL-encodes them).
 #[async_trait]
 pub trait IdentityPolicies: Send + Sync {
     /// `Ok(None)` when the role does not exist.
     async fn role_policies(&self, role_name: &str) -> PortResult<Option<PrincipalPolicies>>;
+}
+
+/// Time, as a port: the domain reads the time and waits only through it, so that tests can
+/// pause it (`#[tokio::test(start_paused = true)]`) instead of waiting.
+#[async_trait]
+pub trait Clock: Send + Sync {
+    /// Epoch seconds.
+    fn now(&self) -> i64;
+    async fn sleep(&self, duration: std::time::Duration);
 }

@@ -1,7 +1,7 @@
 //! DynamoDB adapter: exports, tables, continuous backups.
 
 use super::{classify, missing};
-use crate::error::AwsError;
+use crate::error::{AwsError, AwsErrorKind};
 use crate::model::{
     ExportDescription, ExportRequest, ExportStatus, ExportSummary, IncrementalSpec, PitrInfo,
     SseAlgorithm, TableInfo,
@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::describe_continuous_backups::DescribeContinuousBackupsError;
 use aws_sdk_dynamodb::operation::describe_export::DescribeExportError;
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
+use aws_sdk_dynamodb::operation::export_table_to_point_in_time::ExportTableToPointInTimeError;
 use aws_sdk_dynamodb::operation::get_resource_policy::GetResourcePolicyError;
 use aws_sdk_dynamodb::primitives::DateTime;
 use aws_sdk_dynamodb::types::{
@@ -146,7 +147,23 @@ impl ExportService for DynamoExports {
                 .build();
             call = call.incremental_export_specification(spec);
         }
-        let out = call.send().await.map_err(|e| classify(OP, e))?;
+        let out = call.send().await.map_err(|e| {
+            // The domain decides on these two (retry later; our token reused): typed here.
+            let kind = match e.as_service_error() {
+                Some(ExportTableToPointInTimeError::LimitExceededException(_)) => {
+                    Some(AwsErrorKind::LimitExceeded)
+                }
+                Some(ExportTableToPointInTimeError::ExportConflictException(_)) => {
+                    Some(AwsErrorKind::ExportConflict)
+                }
+                _ => None,
+            };
+            let mut err = classify(OP, e);
+            if let Some(kind) = kind {
+                err.kind = kind;
+            }
+            err
+        })?;
         out.export_description()
             .and_then(|d| d.export_arn())
             .map(str::to_string)
@@ -313,7 +330,9 @@ mod tests {
         ExportTableToPointInTimeError, ExportTableToPointInTimeOutput,
     };
     use aws_sdk_dynamodb::operation::list_exports::ListExportsOutput;
-    use aws_sdk_dynamodb::types::error::{ExportNotFoundException, LimitExceededException};
+    use aws_sdk_dynamodb::types::error::{
+        ExportConflictException, ExportNotFoundException, LimitExceededException,
+    };
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use aws_smithy_types::error::ErrorMetadata;
 
@@ -405,7 +424,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn start_export_limit_exceeded_is_rejected() {
+    async fn start_export_limit_exceeded_is_its_own_kind() {
+        // ExportTableToPointInTime's modeled errors include LimitExceededException and
+        // ExportConflictException (docs.rs aws_sdk_dynamodb ExportTableToPointInTimeError).
         // The SDK retries LimitExceededException as throttling, so every attempt gets it.
         let rule = mock!(Client::export_table_to_point_in_time)
             .sequence()
@@ -431,12 +452,50 @@ mod tests {
         };
         let err = exports.start_export(&req, "ddbxr-x-1").await.unwrap_err();
         assert!(rule.num_calls() > 1, "the SDK retried it");
-        assert_eq!(err.kind, AwsErrorKind::Rejected);
+        assert_eq!(err.kind, AwsErrorKind::LimitExceeded);
+        assert!(err.reason().contains("rejected"), "{}", err.reason());
         assert!(
             err.message.contains("LimitExceededException"),
             "{}",
             err.message
         );
+    }
+
+    #[tokio::test]
+    async fn start_export_conflict_is_its_own_kind() {
+        let rule = mock!(Client::export_table_to_point_in_time).then_error(|| {
+            ExportTableToPointInTimeError::ExportConflictException(
+                ExportConflictException::builder()
+                    .message("token reused")
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("ExportConflictException")
+                            .message("token reused")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let exports = DynamoExports::new(mock_client!(aws_sdk_dynamodb, [&rule]));
+        let req = crate::fakes::full_request();
+        let err = exports.start_export(&req, "ddbxr-x-1").await.unwrap_err();
+        assert_eq!(err.kind, AwsErrorKind::ExportConflict);
+        // Any other rejection keeps the shared classification.
+        let rule = mock!(Client::export_table_to_point_in_time).then_error(|| {
+            ExportTableToPointInTimeError::InvalidExportTimeException(
+                aws_sdk_dynamodb::types::error::InvalidExportTimeException::builder()
+                    .message("outside the window")
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("InvalidExportTimeException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let exports = DynamoExports::new(mock_client!(aws_sdk_dynamodb, [&rule]));
+        let err = exports.start_export(&req, "ddbxr-x-1").await.unwrap_err();
+        assert_eq!(err.kind, AwsErrorKind::Rejected);
     }
 
     #[tokio::test]

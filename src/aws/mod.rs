@@ -1,5 +1,6 @@
 //! Adapters: SDK clients behind the ports. SDK types stop here.
 
+pub mod clock;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod iam;
@@ -9,6 +10,7 @@ pub mod organizations;
 pub mod s3;
 pub mod sts;
 
+pub use clock::SystemClock;
 pub use dynamodb::DynamoExports;
 pub use eventbridge::EventBus;
 pub use iam::IamPolicies;
@@ -165,6 +167,7 @@ pub fn build_app(config: crate::Config, sdk: &aws_types::SdkConfig) -> crate::Ap
             config.event_bus_name.clone(),
         )),
         hints: Default::default(),
+        clock: Box::new(SystemClock),
         region,
         config,
     }

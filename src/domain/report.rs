@@ -1,7 +1,8 @@
-//! The result of one invocation (SPEC §6): returned, logged as one JSON line, published.
+//! The report room: the result of one invocation (SPEC §6), returned, logged as one JSON line,
+//! published. Act hands it typed outcomes; their JSON is built here, once.
 
 use super::plan::{Action, Retry};
-use crate::model::{Finding, Incident, IncidentSource, Mode};
+use crate::model::{Finding, Incident, IncidentSource, Mode, PatchPurpose};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -34,6 +35,9 @@ pub struct RemediationResult {
     /// A rollback's outcome (SPEC §7.3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackReport>,
+    /// The plan gave up on the incident (the `GaveUp` metric); the notes say why.
+    #[serde(skip)]
+    pub gave_up: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -100,6 +104,186 @@ pub struct Applied {
     pub action: &'static str,
     pub status: AppliedStatus,
     pub result: Value,
+}
+
+/// Why an action failed, typed: act decides on `retryable`; `error_type` is the report's
+/// `errorType`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActError {
+    pub error_type: &'static str,
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl ActError {
+    fn json(&self) -> Value {
+        json!({"errorType": self.error_type, "message": self.message, "retryable": self.retryable})
+    }
+}
+
+/// What act's RETRY_EXPORT did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetryOutcome {
+    Started {
+        export_arn: String,
+        client_token: String,
+    },
+    Failed(ActError),
+}
+
+/// What act's PATCH_KEY_POLICY did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatchOutcome {
+    Patched {
+        key_arn: String,
+        sid: String,
+        change_id: String,
+        purpose: PatchPurpose,
+        grantees: Vec<String>,
+        /// The read-back showed the policy written.
+        confirmed: bool,
+        note: Option<String>,
+    },
+    /// The statement is already in the key policy.
+    AlreadyPresent { key_arn: String, sid: String },
+    Failed {
+        key_arn: String,
+        sid: String,
+        /// Set once the audit record exists.
+        change_id: Option<String>,
+        error: ActError,
+    },
+}
+
+/// What a rollback's ROLLBACK_KEY_POLICY write did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RollbackStep {
+    Restored {
+        key_arn: String,
+        change_id: String,
+        confirmed: bool,
+    },
+    Failed {
+        key_arn: String,
+        change_id: String,
+        error: ActError,
+    },
+}
+
+const EXPORTER_CAVEAT: &str = "which principal S3 and KMS see for an export (the role or its account) is unconfirmed: if the export still fails, the key's administrators may need to grant the account";
+
+fn with(mut base: Value, extra: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (base.as_object_mut(), extra) {
+        a.extend(b);
+    }
+    base
+}
+
+impl RetryOutcome {
+    pub fn applied(&self) -> Applied {
+        let (status, result) = match self {
+            Self::Started {
+                export_arn,
+                client_token,
+            } => (
+                AppliedStatus::Done,
+                json!({"exportArn": export_arn, "clientToken": client_token}),
+            ),
+            Self::Failed(e) => (AppliedStatus::Failed, e.json()),
+        };
+        Applied {
+            action: "RETRY_EXPORT",
+            status,
+            result,
+        }
+    }
+}
+
+impl PatchOutcome {
+    /// The change record's id, once one was written.
+    pub fn change_id(&self) -> Option<&str> {
+        match self {
+            Self::Patched { change_id, .. } => Some(change_id),
+            Self::Failed { change_id, .. } => change_id.as_deref(),
+            Self::AlreadyPresent { .. } => None,
+        }
+    }
+
+    pub fn applied(&self) -> Applied {
+        let (status, result) = match self {
+            Self::Patched {
+                key_arn,
+                sid,
+                change_id,
+                purpose,
+                grantees,
+                confirmed,
+                note,
+            } => {
+                let mut r = json!({"keyArn": key_arn, "sid": sid, "changeId": change_id,
+                    "purpose": purpose, "grantees": grantees, "confirmed": confirmed});
+                if let Some(n) = note {
+                    r["note"] = json!(n);
+                }
+                if *purpose == PatchPurpose::Exporter {
+                    r["caveat"] = json!(EXPORTER_CAVEAT);
+                }
+                (AppliedStatus::Done, r)
+            }
+            Self::AlreadyPresent { key_arn, sid } => (
+                AppliedStatus::Skipped,
+                json!({"reason": "the statement is already in the key policy", "keyArn": key_arn, "sid": sid}),
+            ),
+            Self::Failed {
+                key_arn,
+                sid,
+                change_id,
+                error,
+            } => {
+                let mut ids = json!({"keyArn": key_arn, "sid": sid});
+                if let Some(id) = change_id {
+                    ids["changeId"] = json!(id);
+                }
+                (AppliedStatus::Failed, with(error.json(), ids))
+            }
+        };
+        Applied {
+            action: "PATCH_KEY_POLICY",
+            status,
+            result,
+        }
+    }
+}
+
+impl RollbackStep {
+    pub fn applied(&self) -> Applied {
+        let (status, result) = match self {
+            Self::Restored {
+                key_arn,
+                change_id,
+                confirmed,
+            } => (
+                AppliedStatus::Done,
+                json!({"keyArn": key_arn, "changeId": change_id, "confirmed": confirmed}),
+            ),
+            Self::Failed {
+                key_arn,
+                change_id,
+                error,
+            } => (
+                AppliedStatus::Failed,
+                with(
+                    error.json(),
+                    json!({"keyArn": key_arn, "changeId": change_id}),
+                ),
+            ),
+        };
+        Applied {
+            action: "ROLLBACK_KEY_POLICY",
+            status,
+            result,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -198,4 +382,77 @@ fn retry_params(r: &Retry) -> Value {
     put("ExportTime", q.export_time.map(|v| json!(v)));
     put("ClientToken", Some(json!(r.client_token)));
     Value::Object(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denied() -> ActError {
+        ActError {
+            error_type: "AccessDenied",
+            message: "kms:PutKeyPolicy access denied: no".into(),
+            retryable: false,
+        }
+    }
+
+    #[test]
+    fn act_outcomes_keep_the_report_json_shape() {
+        let failed = PatchOutcome::Failed {
+            key_arn: "k".into(),
+            sid: "s".into(),
+            change_id: Some("kpc-1".into()),
+            error: denied(),
+        };
+        assert_eq!(failed.change_id(), Some("kpc-1"));
+        let a = failed.applied();
+        assert_eq!(a.status, AppliedStatus::Failed);
+        assert_eq!(
+            a.result.to_string(),
+            r#"{"errorType":"AccessDenied","message":"kms:PutKeyPolicy access denied: no","retryable":false,"keyArn":"k","sid":"s","changeId":"kpc-1"}"#
+        );
+        let patched = PatchOutcome::Patched {
+            key_arn: "k".into(),
+            sid: "s".into(),
+            change_id: "kpc-2".into(),
+            purpose: PatchPurpose::Exporter,
+            grantees: vec!["g".into()],
+            confirmed: false,
+            note: Some("n".into()),
+        };
+        let r = patched.applied().result;
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "keyArn",
+                "sid",
+                "changeId",
+                "purpose",
+                "grantees",
+                "confirmed",
+                "note",
+                "caveat"
+            ]
+        );
+        let retry = RetryOutcome::Failed(ActError {
+            retryable: true,
+            ..denied()
+        })
+        .applied();
+        assert_eq!(
+            (retry.action, retry.result["retryable"].as_bool()),
+            ("RETRY_EXPORT", Some(true))
+        );
+        let restored = RollbackStep::Restored {
+            key_arn: "k".into(),
+            change_id: "kpc-3".into(),
+            confirmed: true,
+        }
+        .applied();
+        assert_eq!(
+            restored.result.to_string(),
+            r#"{"keyArn":"k","changeId":"kpc-3","confirmed":true}"#
+        );
+    }
 }

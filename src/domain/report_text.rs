@@ -236,6 +236,7 @@ mod tests {
             outside_write_scope: Vec::new(),
             sweep: None,
             rollback: None,
+            gave_up: false,
         }
     }
 

@@ -8,6 +8,7 @@ mod faults;
 mod first_day;
 mod helpers;
 mod key_policy;
+mod layering;
 mod ledger;
 mod org_templates;
 mod organization;

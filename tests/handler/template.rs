@@ -314,6 +314,7 @@ fn sample(
         outside_write_scope: Vec::new(),
         sweep,
         rollback: None,
+        gave_up: true,
     }
 }
 

@@ -1,8 +1,8 @@
 //! Causes read off the export call's own error and the table's facts (SPEC §5): the export
 //! time, the export limit, a reused ClientToken, invalid parameters, and the table's own key.
 
-use super::diagnosis::{ev, finding, Failure};
-use super::evidence::Evidence;
+use super::common::{ev, finding, Failure};
+use crate::model::Evidence;
 use crate::model::{
     Cause, Confidence, ExportRequest, ExportStatus, Finding, Incident, IncidentSource,
 };
@@ -187,7 +187,7 @@ fn token_conflict(fail: &Failure, request: Option<&ExportRequest>) -> Option<Fin
         return None;
     }
     let token = request.and_then(|r| r.client_token.as_deref());
-    let ours = token.and_then(super::plan::parse_token).is_some();
+    let ours = token.and_then(crate::model::parse_token).is_some();
     let mut items = vec![ev(
         "the export call failed with ExportConflictException",
         fail.source,
@@ -336,7 +336,6 @@ mod tests {
     use super::*;
     use crate::domain::diagnosis::diagnose;
     use crate::domain::diagnosis::tests::{evidence as healthy, has};
-    use crate::domain::evidence::Evidence;
     use crate::fakes::TABLE_ARN;
     use crate::model::{Fact, IncrementalSpec, PitrInfo, TableInfo};
 
@@ -453,8 +452,8 @@ mod tests {
     #[test]
     fn a_conflict_on_our_own_token_is_reported_as_our_defect() {
         let (i, mut e) = sync_failure(Some("ExportConflictException"), "ClientToken reused");
-        e.request.as_mut().unwrap().client_token = Some(super::super::plan::client_token(
-            &super::super::plan::root_hash(crate::fakes::EXPORT_ARN),
+        e.request.as_mut().unwrap().client_token = Some(crate::model::client_token(
+            &crate::model::root_hash(crate::fakes::EXPORT_ARN),
             1,
         ));
         let f = diagnose(&i, &e);

@@ -2,22 +2,16 @@
 //! account, audited in the ledger before the write, read back after it, never overwriting a
 //! change someone else made.
 
-use super::key_patch::{merge, principal_of, same_policy};
-use super::report::{
-    Applied, AppliedStatus, IncidentReport, RemediationResult, RollbackOutcome, RollbackReport,
-    SCHEMA_VERSION,
-};
-use super::{now, App};
+use super::Actor;
 use crate::arn::{account_of, partition_of};
+use crate::domain::key_patch::{merge, principal_of, same_policy};
+use crate::domain::report::{ActError, PatchOutcome, RollbackOutcome, RollbackStep};
 use crate::error::{AwsError, AwsErrorKind, Error};
-use crate::model::{Incident, IncidentSource, KeyPatch, Mode, PatchPurpose};
+use crate::model::{KeyPatch, Mode, PatchPurpose};
 use crate::ports::{AccountReaders, ChangeStatus, KeyPolicyChange, KeyPolicyStore, Ledger};
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-const PATCH: &str = "PATCH_KEY_POLICY";
-const ROLLBACK: &str = "ROLLBACK_KEY_POLICY";
 /// KMS is eventually consistent: a read right after PutKeyPolicy may return the old policy.
 const READ_BACK_DELAYS_MS: [u64; 6] = [0, 250, 500, 1_000, 2_000, 4_000];
 
@@ -46,35 +40,31 @@ enum ReadBack {
     Unreadable(String),
 }
 
-fn failed(action: &'static str, error_type: &str, message: String, extra: Value) -> Applied {
-    let mut result = json!({"errorType": error_type, "message": message, "retryable": false});
-    merge_json(&mut result, extra);
-    Applied {
-        action,
-        status: AppliedStatus::Failed,
-        result,
+fn refused(error_type: &'static str, message: String) -> ActError {
+    ActError {
+        error_type,
+        message,
+        retryable: false,
     }
 }
 
-fn aws_failed(action: &'static str, e: &AwsError, extra: Value) -> Applied {
-    let retryable = matches!(e.kind, AwsErrorKind::Throttled | AwsErrorKind::Other);
+/// A failed AWS call: throttling and transport failures may pass on the next delivery.
+fn aws_failed(e: &AwsError) -> ActError {
     let mut message = e.reason();
+    // Display only: the hint reads the service's message, the decision does not.
     if e.message.contains("MalformedPolicyDocument") {
         message.push_str(
             " (KMS refuses a policy naming a principal that does not exist: check the grantee)",
         );
     }
-    let mut out = failed(action, "UpstreamError", message, extra);
-    out.result["retryable"] = json!(retryable);
-    if e.kind == AwsErrorKind::AccessDenied {
-        out.result["errorType"] = json!("AccessDenied");
-    }
-    out
-}
-
-fn merge_json(into: &mut Value, extra: Value) {
-    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), extra) {
-        a.extend(b);
+    ActError {
+        error_type: if e.kind == AwsErrorKind::AccessDenied {
+            "AccessDenied"
+        } else {
+            "UpstreamError"
+        },
+        message,
+        retryable: matches!(e.kind, AwsErrorKind::Throttled | AwsErrorKind::Other),
     }
 }
 
@@ -84,7 +74,7 @@ fn change_id(key_arn: &str, after: &str, at: i64) -> String {
     format!("kpc-{hex}")
 }
 
-impl App {
+impl Actor<'_> {
     /// The function's account and principal (cached by the adapter).
     async fn me(&self) -> Result<(String, String), AwsError> {
         self.identity.whoami().await
@@ -95,7 +85,7 @@ impl App {
             account_of(key_arn).ok_or_else(|| format!("{key_arn} is not a key ARN"))?;
         let (home, _) = self.me().await.map_err(|e| e.reason())?;
         if key_account == home {
-            return Ok(Store::Home(self.keys.as_ref()));
+            return Ok(Store::Home(self.keys));
         }
         let role = self.config.member_role_name.as_deref().ok_or_else(|| {
             format!(
@@ -124,7 +114,7 @@ impl App {
     ) -> ReadBack {
         let mut last = ReadBack::Stale;
         for delay in READ_BACK_DELAYS_MS {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+            self.clock.sleep(Duration::from_millis(delay)).await;
             last = match store.key_policy(key_arn).await {
                 Ok(Some(now)) if same_policy(&now, wrote) => return ReadBack::Ours,
                 Ok(Some(now)) if same_policy(&now, previous) => ReadBack::Stale,
@@ -144,7 +134,7 @@ impl App {
             PatchPurpose::ConsumerDecrypt => {
                 let partition = crate::arn::Arn::parse("keyArn", &patch.key_arn)
                     .map(|a| a.partition)
-                    .unwrap_or_else(|_| partition_of(&self.region).to_string());
+                    .unwrap_or_else(|_| partition_of(self.region).to_string());
                 self.config
                     .decrypt_principals
                     .iter()
@@ -156,38 +146,40 @@ impl App {
 
     /// Adds the patch's statement (SPEC §7.2). The audit record is written before the key
     /// policy, so no change exists without one.
-    pub(super) async fn patch_key_policy(
+    pub(in crate::domain) async fn patch_key_policy(
         &self,
         ledger: &dyn Ledger,
         patch: &KeyPatch,
         export_arn: Option<&str>,
         causes: &[String],
-    ) -> Applied {
-        let ids = json!({"keyArn": patch.key_arn, "sid": patch.sid});
+    ) -> PatchOutcome {
+        let fail = |change_id: Option<&str>, error: ActError| PatchOutcome::Failed {
+            key_arn: patch.key_arn.clone(),
+            sid: patch.sid.clone(),
+            change_id: change_id.map(str::to_string),
+            error,
+        };
         let store = match self.key_store(&patch.key_arn).await {
             Ok(s) => s,
-            Err(why) => return failed(PATCH, "NotAvailable", why, ids),
+            Err(why) => return fail(None, refused("NotAvailable", why)),
         };
         let before = match store.get().key_policy(&patch.key_arn).await {
             Ok(Some(p)) => p,
-            Ok(None) => return failed(PATCH, "NotFound", "the key does not exist".into(), ids),
-            Err(e) => return aws_failed(PATCH, &e, ids),
+            Ok(None) => return fail(None, refused("NotFound", "the key does not exist".into())),
+            Err(e) => return fail(None, aws_failed(&e)),
         };
         let merged = match merge(&before, patch, &self.allowed_grantees(patch)) {
             Ok(m) => m,
-            Err(e) => return failed(PATCH, "KeyPolicyPatchRefused", e.to_string(), ids),
+            Err(e) => return fail(None, refused("KeyPolicyPatchRefused", e.to_string())),
         };
         if !merged.changed {
-            let mut result = json!({"reason": "the statement is already in the key policy"});
-            merge_json(&mut result, ids);
-            return Applied {
-                action: PATCH,
-                status: AppliedStatus::Skipped,
-                result,
+            return PatchOutcome::AlreadyPresent {
+                key_arn: patch.key_arn.clone(),
+                sid: patch.sid.clone(),
             };
         }
         let actor = self.me().await.map(|(_, arn)| arn).unwrap_or_default();
-        let at = now();
+        let at = self.clock.now();
         let mut change = KeyPolicyChange {
             change_id: change_id(&patch.key_arn, &merged.after, at),
             key_arn: patch.key_arn.clone(),
@@ -204,11 +196,9 @@ impl App {
             note: None,
         };
         if let Err(e) = ledger.record_change(&change, at).await {
-            return aws_failed(PATCH, &e, ids);
+            return fail(None, aws_failed(&e));
         }
         let id = change.change_id.clone();
-        let mut ids = ids;
-        ids["changeId"] = json!(id);
         if let Err(e) = store
             .get()
             .put_key_policy(&patch.key_arn, &merged.after)
@@ -223,7 +213,7 @@ impl App {
                 &note,
             )
             .await;
-            return aws_failed(PATCH, &e, ids);
+            return fail(Some(&id), aws_failed(&e));
         }
         tracing::info!(key_arn = %patch.key_arn, change_id = %id, sid = %patch.sid, "key policy patched");
         let (status, confirmed, note) = match self
@@ -257,28 +247,19 @@ impl App {
         )
         .await;
         if status == ChangeStatus::Conflict {
-            return failed(
-                PATCH,
-                "ConcurrentKeyPolicyChange",
-                note.unwrap_or_default(),
-                ids,
+            return fail(
+                Some(&id),
+                refused("ConcurrentKeyPolicyChange", note.unwrap_or_default()),
             );
         }
-        let mut result = ids;
-        merge_json(
-            &mut result,
-            json!({"purpose": patch.purpose, "grantees": patch.grantees, "confirmed": confirmed}),
-        );
-        if let Some(n) = note {
-            result["note"] = json!(n);
-        }
-        if patch.purpose == PatchPurpose::Exporter {
-            result["caveat"] = json!("which principal S3 and KMS see for an export (the role or its account) is unconfirmed: if the export still fails, the key's administrators may need to grant the account");
-        }
-        Applied {
-            action: PATCH,
-            status: AppliedStatus::Done,
-            result,
+        PatchOutcome::Patched {
+            key_arn: patch.key_arn.clone(),
+            sid: patch.sid.clone(),
+            change_id: id,
+            purpose: patch.purpose,
+            grantees: patch.grantees.clone(),
+            confirmed,
+            note,
         }
     }
 
@@ -291,7 +272,7 @@ impl App {
         note: &str,
     ) -> bool {
         match ledger
-            .set_change_status(id, from, to, Some(note), now())
+            .set_change_status(id, from, to, Some(note), self.clock.now())
             .await
         {
             Ok(moved) => moved,
@@ -302,47 +283,11 @@ impl App {
         }
     }
 
-    /// SPEC §7.3: restores the before-policy only while the key's policy is exactly what this
-    /// function wrote.
-    pub(super) async fn rollback(&self, change_id: &str) -> Result<RemediationResult, Error> {
-        let ledger = self.ledger.as_deref().ok_or_else(|| {
-            Error::NotAvailable(
-                "rollback finds changes by their audit record: set LEDGER_TABLE_NAME".into(),
-            )
-        })?;
-        let change = ledger
-            .key_change(change_id)
-            .await?
-            .ok_or_else(|| Error::ChangeNotFound(change_id.to_string()))?;
-        let (outcome, detail, applied) = self.rollback_change(ledger, &change).await?;
-        let mut incident = Incident::new(IncidentSource::Manual);
-        incident.export_arn = change.export_arn.clone();
-        let mut result = RemediationResult {
-            schema_version: SCHEMA_VERSION,
-            mode: self.config.mode,
-            incident: IncidentReport::from_incident(&incident),
-            findings: Vec::new(),
-            plan: Vec::new(),
-            applied: applied.into_iter().collect(),
-            notes: Vec::new(),
-            sweep: None,
-            outside_write_scope: Vec::new(),
-            rollback: Some(RollbackReport {
-                change_id: change.change_id.clone(),
-                key_arn: change.key_arn.clone(),
-                outcome,
-                detail,
-            }),
-        };
-        self.publish_report(&mut result).await;
-        Ok(result)
-    }
-
-    async fn rollback_change(
+    pub(in crate::domain) async fn rollback_change(
         &self,
         ledger: &dyn Ledger,
         change: &KeyPolicyChange,
-    ) -> Result<(RollbackOutcome, String, Option<Applied>), Error> {
+    ) -> Result<(RollbackOutcome, String, Option<RollbackStep>), Error> {
         use RollbackOutcome::*;
         match change.status {
             ChangeStatus::RolledBack => {
@@ -398,7 +343,6 @@ impl App {
                 None,
             ));
         }
-        let ids = json!({"keyArn": change.key_arn, "changeId": change.change_id});
         if !self
             .set_status(
                 ledger,
@@ -429,7 +373,12 @@ impl App {
                 &note,
             )
             .await;
-            return Ok((Failed, note, Some(aws_failed(ROLLBACK, &e, ids))));
+            let step = RollbackStep::Failed {
+                key_arn: change.key_arn.clone(),
+                change_id: change.change_id.clone(),
+                error: aws_failed(&e),
+            };
+            return Ok((Failed, note, Some(step)));
         }
         let confirmed = matches!(
             self.read_back(store.get(), &change.key_arn, &change.before, &change.after)
@@ -445,15 +394,13 @@ impl App {
         )
         .await;
         tracing::info!(key_arn = %change.key_arn, change_id = %change.change_id, "key policy rolled back");
-        let mut result = ids;
-        result["confirmed"] = json!(confirmed);
         Ok((
             Restored,
             "the key policy is the one from before the change".into(),
-            Some(Applied {
-                action: ROLLBACK,
-                status: AppliedStatus::Done,
-                result,
+            Some(RollbackStep::Restored {
+                key_arn: change.key_arn.clone(),
+                change_id: change.change_id.clone(),
+                confirmed,
             }),
         ))
     }
@@ -463,10 +410,11 @@ impl App {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::domain::report::{AppliedStatus, RemediationResult};
     use crate::fakes::*;
     use crate::model::{Cause, ExportStatus, SseAlgorithm};
     use crate::ports::StartRecord;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     const EXPORTER: &str = "arn:aws:iam::111122223333:role/DataPipeline";
     const BUCKET: &str = "exports-bucket";
@@ -562,7 +510,7 @@ mod tests {
             .to_string()
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn patch_on_adds_the_exporter_statement_records_the_change_and_retries() {
         let world = world(KEY_ARN, true);
         let before = policy_of(&world, KEY_ARN);
@@ -605,7 +553,7 @@ mod tests {
         assert_eq!(result.plan[0]["statement"], *ours);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn patch_off_recommends_only_and_leaves_the_policy_byte_identical() {
         let world = world(KEY_ARN, true);
         let before = policy_of(&world, KEY_ARN);
@@ -624,7 +572,7 @@ mod tests {
         assert!(world.read().unwrap().key_puts.is_empty());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn diagnose_and_plan_modes_change_nothing() {
         for mode in [Mode::Diagnose, Mode::Plan] {
             let world = world(KEY_ARN, true);
@@ -640,7 +588,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_second_delivery_changes_nothing() {
         let world = world(KEY_ARN, true);
         deliver(&world, config(true, Mode::Apply)).await;
@@ -658,7 +606,7 @@ mod tests {
         assert_eq!(world.read().unwrap().started.len(), 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn rollback_restores_exactly_then_finds_nothing_to_do() {
         let world = world(KEY_ARN, true);
         let before = policy_of(&world, KEY_ARN);
@@ -688,7 +636,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn rollback_after_drift_is_refused_and_changes_nothing() {
         let world = world(KEY_ARN, true);
         let id = change_id_of(&deliver(&world, config(true, Mode::Apply)).await);
@@ -707,7 +655,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_unknown_change_id_is_a_typed_error() {
         let world = world(KEY_ARN, true);
         let err = app(&world, config(true, Mode::Apply))
@@ -717,7 +665,7 @@ mod tests {
         assert_eq!(err.error_type(), "ChangeNotFound");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_concurrent_change_is_reported_not_overwritten_and_nothing_is_retried() {
         let world = world(KEY_ARN, true);
         let theirs = key_policy(true).replace("KeyAdmin\"", "SecurityTeam\"");
@@ -739,7 +687,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn stale_reads_after_the_write_are_waited_out() {
         let world = world(KEY_ARN, true);
         world.write().unwrap().stale_key_reads = 3;
@@ -749,7 +697,7 @@ mod tests {
         assert_eq!(result.applied[0].result["confirmed"], true);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_function_never_retries_when_its_own_role_is_not_allowed_on_the_key() {
         let world = world(KEY_ARN, false);
         let result = deliver(&world, config(true, Mode::Apply)).await;
@@ -773,7 +721,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_key_in_another_account_is_patched_through_the_member_role_only() {
         let other = "arn:aws:kms:us-east-1:444455556666:key/k2";
         let world = world(other, true);
@@ -796,7 +744,7 @@ mod tests {
         assert!(policy_of(&world, other).contains("role/DataPipeline"));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn without_a_ledger_no_key_policy_is_changed() {
         let world = world(KEY_ARN, true);
         let mut cfg = config(true, Mode::Apply);
@@ -826,7 +774,7 @@ mod tests {
         assert!(world.read().unwrap().key_puts.is_empty());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_refused_put_is_reported_and_recorded_and_nothing_is_retried() {
         let world = world(KEY_ARN, true);
         world.write().unwrap().fail_key_put = Some(AwsError::new(
@@ -857,7 +805,7 @@ mod tests {
         w.exports.push(e);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_retry_after_a_patch_is_retried_once_more_and_never_again() {
         let world = world(KEY_ARN, true);
         let first = deliver(&world, config(true, Mode::Apply)).await;
@@ -926,7 +874,7 @@ mod tests {
         world
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn consumers_get_a_decrypt_statement_for_the_allow_listed_principals_only() {
         let consumer = "arn:aws:iam::444455556666:role/Analytics";
         let world = consumer_world();
@@ -954,13 +902,14 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_cross_account_kms_export_is_checked_for_its_consumers_when_it_starts() {
         let world = consumer_world();
         world.write().unwrap().exports[0].status = ExportStatus::InProgress;
-        let mut start: Value =
-            serde_json::from_str(include_str!("../../events/cloudtrail-export-started.json"))
-                .unwrap();
+        let mut start: Value = serde_json::from_str(include_str!(
+            "../../../events/cloudtrail-export-started.json"
+        ))
+        .unwrap();
         start["detail"]["requestParameters"]["s3Bucket"] = json!(BUCKET);
         start["detail"]["responseElements"]["exportDescription"]["exportArn"] = json!(EXPORT_ARN);
         let result = app(&world, config(true, Mode::Apply))
@@ -978,7 +927,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn without_an_allow_listed_consumer_the_decrypt_statement_is_a_recommendation() {
         let world = consumer_world();
         let result = deliver(&world, config(true, Mode::Apply)).await;

@@ -1,19 +1,21 @@
-//! Plan (pure): findings + evidence + config → actions (SPEC §7.1), or why there are none.
+//! The plan room (pure): findings + evidence + config → actions (SPEC §7.1), or why there are
+//! none. Reads `model`, `policy`, the shared rules and diagnosis's request corrections.
 
 use super::access::{kms_generate, resource_side, s3_put};
 use super::diagnosis::{apply_correction, started_object_arn};
-use super::evidence::Evidence;
 use super::key_patch::{consumer_patch, merge, principal_of};
 use crate::arn::{account_of, Arn};
 use crate::config::{Config, Scope};
-use crate::intake::CLIENT_TOKEN_PREFIX;
+mod key;
+
+pub use crate::model::{client_token, parse_token, root_hash};
 use crate::model::{
-    Cause, Confidence, Correction, ExportRequest, ExportStatus, Finding, Incident, IncidentSource,
-    KeyPatch, PatchPurpose, SseAlgorithm,
+    Cause, Confidence, Correction, Evidence, ExportRequest, ExportStatus, Finding, Incident,
+    IncidentSource, KeyPatch, Lineage, PatchPurpose, SseAlgorithm,
 };
 use crate::policy::{DecisionKind, Policy, PolicyKind};
-use crate::ports::Lineage;
-use sha2::{Digest, Sha256};
+pub use key::principal_arn;
+use key::*;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -116,25 +118,6 @@ impl Plan {
 
 /// `ExportType` of an incremental export (API reference: FULL_EXPORT | INCREMENTAL_EXPORT).
 pub const INCREMENTAL_EXPORT: &str = "INCREMENTAL_EXPORT";
-
-/// The lineage encoded in our ClientToken: `ddbxr-<32 hex of the root export ARN's SHA-256>-<attempt>`.
-pub fn client_token(root_hash: &str, attempt: u32) -> String {
-    format!("{CLIENT_TOKEN_PREFIX}{root_hash}-{attempt}")
-}
-
-pub fn root_hash(export_arn: &str) -> String {
-    let digest = Sha256::digest(export_arn.as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `(root hash, attempt)` when the token is one this function issued.
-pub fn parse_token(token: &str) -> Option<(String, u32)> {
-    let rest = token.strip_prefix(CLIENT_TOKEN_PREFIX)?;
-    let (hash, attempt) = rest.rsplit_once('-')?;
-    let ok = hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit());
-    ok.then_some(())?;
-    Some((hash.to_string(), attempt.parse().ok()?))
-}
 
 /// `lineage` is the ledger's record when the failed export is itself one of our retries;
 /// `own_principal` is the function's own principal, which a retry runs as (SPEC §7.1).
@@ -359,165 +342,6 @@ pub fn plan(
     }
 }
 
-/// The key-policy statements to apply (SPEC §7.2), and why others stay recommendations.
-fn key_patches(
-    findings: &[Finding],
-    evidence: &Evidence,
-    config: &Config,
-) -> (Vec<KeyPatch>, Vec<String>) {
-    let mut out: Vec<KeyPatch> = Vec::new();
-    let mut notes = Vec::new();
-    for f in findings {
-        let Some(p) = &f.patch else { continue };
-        if !matches!(f.confidence, Confidence::Confirmed | Confidence::Likely) {
-            notes.push(format!(
-                "{}: {:?} only, so the key-policy statement stays a recommendation",
-                f.cause, f.confidence
-            ));
-            continue;
-        }
-        let patch = match p.purpose {
-            PatchPurpose::Exporter => p.clone(),
-            PatchPurpose::ConsumerDecrypt => {
-                let Ok(key) = Arn::parse("keyArn", &p.key_arn) else {
-                    continue;
-                };
-                // The recommendation names the owner's account; a patch names only the
-                // allow-listed principals of that account.
-                let owners: Vec<String> = p.grantees.iter().filter_map(|g| account_of(g)).collect();
-                let consumers: Vec<String> = config
-                    .decrypt_principals
-                    .iter()
-                    .filter(|c| {
-                        let acct = account_of(&principal_of(c, &key.partition));
-                        acct.is_some_and(|a| owners.contains(&a))
-                    })
-                    .cloned()
-                    .collect();
-                if consumers.is_empty() {
-                    notes.push(format!(
-                        "{}: DECRYPT_PRINCIPALS names no principal of account {}: the statement stays a recommendation",
-                        f.cause,
-                        owners.join(", ")
-                    ));
-                    continue;
-                }
-                // S3 calls KMS from the bucket's region; a usable key is in that region too.
-                let region = evidence
-                    .bucket
-                    .as_ref()
-                    .and_then(|b| b.region.get().cloned())
-                    .unwrap_or_else(|| key.region.clone());
-                match consumer_patch(&p.key_arn, &consumers, &key.partition, &region) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        notes.push(format!("{}: {e}", f.cause));
-                        continue;
-                    }
-                }
-            }
-        };
-        if !config.key_policy_patch {
-            notes.push(format!(
-                "{}: KEY_POLICY_PATCH=off: the key-policy statement in the remedy is a recommendation; no key policy was changed",
-                f.cause
-            ));
-            continue;
-        }
-        if !out
-            .iter()
-            .any(|q| q.sid == patch.sid && q.key_arn == patch.key_arn)
-        {
-            out.push(patch);
-        }
-    }
-    (out, notes)
-}
-
-/// `arn:…:sts::<acct>:assumed-role/<name>/<session>` as the role's ARN (the role's path is not
-/// in the session ARN; Lambda roles made by SAM have none); other ARNs as IAM ARNs.
-pub fn principal_arn(caller: &str) -> String {
-    let parts: Vec<&str> = caller.splitn(6, ':').collect();
-    match parts.as_slice() {
-        ["arn", partition, "sts", "", acct, resource] => {
-            match resource
-                .strip_prefix("assumed-role/")
-                .and_then(|r| r.split('/').next())
-            {
-                Some(role) => format!("arn:{partition}:iam::{acct}:role/{role}"),
-                None => format!("arn:{partition}:iam::{acct}:{resource}"),
-            }
-        }
-        _ => caller.to_string(),
-    }
-}
-
-/// Would the destination's policies deny the retry, made as `own` (SPEC §7.1)? Only a proof
-/// counts: an Unknown answer lets the retry go, and its failure becomes the next diagnosis.
-fn own_access_denied(
-    evidence: &Evidence,
-    request: &ExportRequest,
-    patches: &[KeyPatch],
-    own: Option<&str>,
-) -> Option<String> {
-    let own = principal_arn(own?);
-    let table = Arn::table("tableArn", &request.table_arn).ok()?;
-    let object_arn = started_object_arn(request, evidence);
-    if request.s3_sse_algorithm == Some(SseAlgorithm::Kms) {
-        let key_id = request.s3_sse_kms_key_id.as_deref()?;
-        let facts = [&evidence.export_key, &evidence.default_key]
-            .into_iter()
-            .flatten()
-            .find(|k| k.key_id == key_id || k.info.get().is_some_and(|i| i.arn == key_id));
-        if let Some((info, text)) = facts.and_then(|k| Some((k.info.get()?, k.policy.get()?))) {
-            let mut text = text.clone();
-            for p in patches.iter().filter(|p| p.key_arn == info.arn) {
-                if let Ok(m) = merge(&text, p, &p.grantees) {
-                    text = m.after;
-                }
-            }
-            if let Ok(policy) = Policy::parse_text(PolicyKind::Key, "key-policy", &text) {
-                let d = resource_side(
-                    &policy,
-                    &kms_generate(
-                        &own,
-                        &info.arn,
-                        &super::evidence::s3_region(evidence, &table.region),
-                        &evidence.table_account,
-                        &object_arn,
-                    ),
-                );
-                if d.decision != DecisionKind::Allow && !d.uncertain {
-                    return Some(format!(
-                        "the key policy of {} does not allow {own} to use the key",
-                        info.arn
-                    ));
-                }
-            }
-        }
-    }
-    let bucket = evidence.bucket.as_ref()?;
-    let (Some(text), Some(owner)) = (bucket.policy.get(), bucket.owner.get()) else {
-        return None;
-    };
-    let policy = Policy::parse_text(PolicyKind::Resource, "bucket-policy", text).ok()?;
-    let d = resource_side(
-        &policy,
-        &s3_put(
-            &own,
-            &object_arn,
-            request,
-            Some(owner),
-            request.s3_sse_kms_key_id.as_deref(),
-        ),
-    );
-    let cross = owner != &evidence.table_account;
-    let proven = !d.uncertain
-        && (d.decision == DecisionKind::ExplicitDeny
-            || (cross && d.decision == DecisionKind::ImplicitDeny));
-    proven.then(|| format!("the bucket policy of {} does not admit {own}", bucket.name))
-}
-
 /// The findings' cause codes, sorted: what a retry is meant to fix.
 pub fn cause_codes(findings: &[Finding]) -> Vec<String> {
     sorted(
@@ -584,8 +408,7 @@ fn conflicting(corrections: &[&Correction]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::evidence::Evidence;
-    use crate::fakes::{failed_export, request, DATA_ACCOUNT, EXPORT_ARN, TABLE_ACCOUNT};
+    use crate::fakes::{DATA_ACCOUNT, EXPORT_ARN};
     use crate::model::{Cause, Confidence, Fact, PitrInfo, Remedy};
 
     fn finding(cause: Cause, correction: Option<Correction>) -> Finding {
@@ -614,32 +437,21 @@ mod tests {
         )
     }
 
+    /// The shared fixture, with the table unread, PITR's window known and no bucket facts.
     fn evidence() -> Evidence {
-        let req = request("amzn-s3-demo-bucket");
-        Evidence {
-            table_account: TABLE_ACCOUNT.into(),
-            export: Some(failed_export(
-                req.clone(),
-                "S3AccessDenied",
-                "Access Denied",
-            )),
-            request: Some(req),
-            table: Fact::unknown("dynamodb:DescribeTable", "not needed"),
-            pitr: Fact::known(
-                "dynamodb:DescribeContinuousBackups",
-                PitrInfo {
-                    enabled: true,
-                    earliest_restorable: Some(1_795_000_000.0),
-                    latest_restorable: Some(1_795_600_000.0),
-                },
-            ),
-            bucket: None,
-            export_key: None,
-            default_key: None,
-            caller_policies: None,
-            table_policy: Fact::absent("dynamodb:GetResourcePolicy"),
-            scps: Fact::absent("organizations:ListPoliciesForTarget"),
-        }
+        let mut e =
+            crate::fakes::evidence("amzn-s3-demo-bucket", "S3AccessDenied", "Access Denied");
+        e.table = Fact::unknown("dynamodb:DescribeTable", "not needed");
+        e.pitr = Fact::known(
+            "dynamodb:DescribeContinuousBackups",
+            PitrInfo {
+                enabled: true,
+                earliest_restorable: Some(1_795_000_000.0),
+                latest_restorable: Some(1_795_600_000.0),
+            },
+        );
+        e.bucket = None;
+        e
     }
 
     fn incident() -> Incident {

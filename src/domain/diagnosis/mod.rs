@@ -1,88 +1,30 @@
-//! Diagnosis (pure): incident + evidence → findings, most likely first (SPEC §5).
+//! The diagnosis room (pure): incident + evidence → findings, most likely first (SPEC §5).
+//! Reads only `model`, `policy` and the shared rules (`access`, `sse_rules`, `key_patch`,
+//! `command`); this file aggregates, one file per cause family does the rest.
+
+mod bucket;
+mod call;
+pub(crate) mod common;
+mod kms;
+mod policy;
+mod sse;
+
+use bucket::*;
+use kms::*;
+use sse::*;
 
 use super::command::export_command;
-use super::evidence::{BucketFacts, Evidence, KeyFacts};
 use super::sse_rules::{SseHeaders, SseRules};
 use crate::arn::Arn;
+use crate::model::BucketPresence;
+use crate::model::{BucketFacts, Evidence, KeyFacts};
 use crate::model::{
     Cause, Confidence, Correction, EvidenceItem, ExportRequest, ExportStatus, Finding, Incident,
-    IncidentSource, KeyInfo, Remedy, SseAlgorithm,
+    IncidentSource, KeyInfo, SseAlgorithm,
 };
-use crate::ports::BucketPresence;
-
-/// The failure as reported: DescribeExport first, else the trigger's own code and message.
-pub(super) struct Failure<'a> {
-    pub code: Option<&'a str>,
-    pub message: Option<&'a str>,
-    pub source: &'static str,
-}
-
-fn failure<'a>(incident: &'a Incident, evidence: &'a Evidence) -> Failure<'a> {
-    if let Some(e) = &evidence.export {
-        if e.failure_code.is_some() || e.failure_message.is_some() {
-            return Failure {
-                code: e.failure_code.as_deref(),
-                message: e.failure_message.as_deref(),
-                source: "dynamodb:DescribeExport",
-            };
-        }
-    }
-    let source = match incident.source {
-        IncidentSource::Cloudtrail => "cloudtrail:ExportTableToPointInTime",
-        _ => "event",
-    };
-    Failure {
-        code: incident.failure_code.as_deref(),
-        message: incident.failure_message.as_deref(),
-        source,
-    }
-}
-
-pub(super) fn ev(fact: impl Into<String>, source: &str) -> EvidenceItem {
-    EvidenceItem {
-        fact: fact.into(),
-        source: source.to_string(),
-    }
-}
-
-pub(super) fn finding(
-    cause: Cause,
-    confidence: Confidence,
-    summary: String,
-    evidence: Vec<EvidenceItem>,
-    text: String,
-) -> Finding {
-    Finding {
-        cause,
-        confidence,
-        summary,
-        evidence,
-        remedy: Remedy {
-            text,
-            command: None,
-            statement: None,
-        },
-        correction: None,
-        patch: None,
-    }
-}
-
-/// The bucket policy as the evidence holds it, parsed once for the SSE rules and the evaluator
-/// (the JSON parse is most of a diagnosis's cost).
-pub(super) struct BucketDoc<'a> {
-    pub text: &'a str,
-    pub json: serde_json::Value,
-}
-
-fn bucket_doc(evidence: &Evidence) -> Option<BucketDoc<'_>> {
-    let text = evidence.bucket.as_ref()?.policy.get()?;
-    if text.len() > crate::policy::MAX_POLICY_BYTES {
-        return None;
-    }
-    serde_json::from_str(text)
-        .ok()
-        .map(|json| BucketDoc { text, json })
-}
+pub use common::apply_correction;
+pub(crate) use common::started_object_arn;
+use common::{bucket_doc, ev, failure, finding, BucketDoc, Failure};
 
 /// The findings for the incident. A COMPLETED or IN_PROGRESS export has no failure cause, whatever
 /// today's facts say (they may have changed since it ran): only what can go wrong after success
@@ -126,7 +68,7 @@ fn all_findings(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
     let doc = doc.as_ref();
     let mut findings = Vec::new();
     findings.extend(table_not_found(&fail, evidence));
-    findings.extend(super::call_causes::call_findings(incident, &fail, evidence));
+    findings.extend(call::call_findings(incident, &fail, evidence));
     findings.extend(pitr_disabled(incident, &fail, evidence));
     if let (Some(request), Some(bucket)) = (&evidence.request, &evidence.bucket) {
         findings.extend(bucket_not_found(&fail, bucket));
@@ -142,9 +84,7 @@ fn all_findings(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
         findings.extend(key_reference(request, bucket, evidence));
         findings.extend(aws_managed_cross_account(request, bucket, evidence, doc));
     }
-    findings.extend(super::policy_causes::policy_findings(
-        incident, &fail, evidence, doc,
-    ));
+    findings.extend(policy::policy_findings(incident, &fail, evidence, doc));
     let failed = fail.code.is_some()
         || evidence
             .export
@@ -229,634 +169,6 @@ fn pitr_disabled(incident: &Incident, fail: &Failure, evidence: &Evidence) -> Op
     ))
 }
 
-fn bucket_not_found(fail: &Failure, bucket: &BucketFacts) -> Option<Finding> {
-    let missing = bucket.presence.get() == Some(&BucketPresence::Missing);
-    let code_says = fail.code == Some("S3NoSuchBucket");
-    if !(missing || code_says && bucket.presence.is_unknown()) {
-        return None;
-    }
-    let mut items = Vec::new();
-    if code_says {
-        items.push(ev("the export failed with S3NoSuchBucket", fail.source));
-    }
-    if missing {
-        items.push(ev(
-            format!("HeadBucket: {} does not exist", bucket.name),
-            bucket.presence.source,
-        ));
-    }
-    let confidence = if missing {
-        Confidence::Confirmed
-    } else {
-        Confidence::Likely
-    };
-    Some(finding(
-        Cause::BucketNotFound,
-        confidence,
-        format!("The bucket {} does not exist.", bucket.name),
-        items,
-        "Create the bucket or correct --s3-bucket; the export cannot create it.".into(),
-    ))
-}
-
-fn requester_pays(bucket: &BucketFacts) -> Option<Finding> {
-    if bucket.requester_pays.get() != Some(&true) {
-        return None;
-    }
-    Some(finding(
-        Cause::RequesterPaysBucket,
-        Confidence::Confirmed,
-        format!(
-            "The bucket {} is a Requester Pays bucket, which exports do not support.",
-            bucket.name
-        ),
-        vec![ev(
-            "request payment is Requester",
-            bucket.requester_pays.source,
-        )],
-        "Turn Requester Pays off on the bucket or export to another bucket.".into(),
-    ))
-}
-
-fn is_bare_access_denied(fail: &Failure) -> bool {
-    fail.code == Some("S3AccessDenied")
-        && fail
-            .message
-            .is_some_and(|m| m.starts_with("Access Denied") && !m.contains("User:"))
-}
-
-fn bucket_owner(
-    fail: &Failure,
-    request: &ExportRequest,
-    bucket: &BucketFacts,
-    table_account: &str,
-) -> Option<Finding> {
-    let owner = bucket.owner.get();
-    match (&request.s3_bucket_owner, owner) {
-        (None, Some(o)) if o != table_account => Some(owner_fix(
-            Cause::BucketOwnerMissing,
-            format!(
-                "The bucket {} belongs to account {o}, but the export did not set --s3-bucket-owner.",
-                bucket.name
-            ),
-            fail,
-            bucket,
-            o,
-        )),
-        (None, None) => {
-            let exists = matches!(
-                bucket.presence.get(),
-                Some(BucketPresence::Exists | BucketPresence::ExistsNoAccess)
-            );
-            let not_ours = bucket.in_table_account.get() == Some(&false) && exists;
-            let confidence = if not_ours {
-                Confidence::Likely
-            } else if is_bare_access_denied(fail)
-                && !bucket
-                    .presence
-                    .get()
-                    .is_some_and(|p| *p == BucketPresence::Missing)
-            {
-                Confidence::Possible
-            } else {
-                return None;
-            };
-            let mut items = Vec::new();
-            if not_ours {
-                items.push(ev(
-                    format!(
-                        "{} exists but is not listed by account {table_account}",
-                        bucket.name
-                    ),
-                    bucket.in_table_account.source,
-                ));
-            }
-            if is_bare_access_denied(fail) {
-                items.push(ev(
-                    "S3 answered a bare Access Denied, as it does for a wrong expected bucket owner",
-                    fail.source,
-                ));
-            }
-            if let crate::model::FactValue::Unknown(reason) = &bucket.owner.value {
-                items.push(ev(
-                    format!("bucket owner unknown: {reason}"),
-                    bucket.owner.source,
-                ));
-            }
-            Some(finding(
-                Cause::BucketOwnerMissing,
-                confidence,
-                format!(
-                    "The bucket {} appears to belong to another account, and the export did not set --s3-bucket-owner.",
-                    bucket.name
-                ),
-                items,
-                "Export again with --s3-bucket-owner <bucket-owner-account-id>; set MEMBER_ROLE_NAME so the function can confirm the owner and retry by itself.".into(),
-            ))
-        }
-        (Some(given), Some(o)) if given != o => Some(owner_fix(
-            Cause::BucketOwnerMismatch,
-            format!(
-                "The export named account {given} as the bucket's owner, but {} belongs to {o}.",
-                bucket.name
-            ),
-            fail,
-            bucket,
-            o,
-        )),
-        _ => None,
-    }
-}
-
-/// A confirmed owner finding, fixed by retrying with the owner `ListBuckets` established.
-fn owner_fix(
-    cause: Cause,
-    summary: String,
-    fail: &Failure,
-    bucket: &BucketFacts,
-    owner: &str,
-) -> Finding {
-    let mut f = finding(
-        cause,
-        Confidence::Confirmed,
-        summary,
-        owner_evidence(fail, bucket, owner),
-        format!("Export again with --s3-bucket-owner {owner}."),
-    );
-    f.correction = Some(Correction {
-        s3_bucket_owner: Some(owner.to_string()),
-        ..Correction::default()
-    });
-    f
-}
-
-fn owner_evidence(fail: &Failure, bucket: &BucketFacts, owner: &str) -> Vec<EvidenceItem> {
-    let mut items = vec![ev(
-        format!("ListBuckets in account {owner} lists {}", bucket.name),
-        bucket.owner.source,
-    )];
-    if let Some(m) = fail.message {
-        items.push(ev(format!("failure message: {}", clip(m)), fail.source));
-    }
-    items
-}
-
-fn export_headers(request: &ExportRequest) -> Option<SseHeaders> {
-    match request.s3_sse_algorithm {
-        Some(SseAlgorithm::Aes256) => Some(SseHeaders::aes256()),
-        Some(SseAlgorithm::Kms) => Some(SseHeaders::kms(request.s3_sse_kms_key_id.as_deref())),
-        None => None,
-    }
-}
-
-/// The object ARN the export writes first, for matching policy resources.
-pub(super) fn started_object_arn(request: &ExportRequest, evidence: &Evidence) -> String {
-    let partition = Arn::table("tableArn", &request.table_arn)
-        .map(|a| a.partition)
-        .unwrap_or_else(|_| "aws".into());
-    let export_id = evidence
-        .export
-        .as_ref()
-        .and_then(|e| e.export_arn.rsplit('/').next().map(str::to_string))
-        .unwrap_or_else(|| "00000000000000-00000000".into());
-    let prefix = request.key_prefix();
-    format!(
-        "arn:{partition}:s3:::{}/{prefix}AWSDynamoDB/{export_id}/_started",
-        request.s3_bucket
-    )
-}
-
-fn sse_mismatch(
-    fail: &Failure,
-    request: &ExportRequest,
-    bucket: &BucketFacts,
-    evidence: &Evidence,
-    doc: Option<&BucketDoc>,
-) -> Option<Finding> {
-    let doc = doc?;
-    let rules =
-        SseRules::from_document(doc.text, &doc.json, &started_object_arn(request, evidence))
-            .ok()?;
-    if rules.is_empty() {
-        return None;
-    }
-    // Which header DynamoDB sends when no SSE flag is given is unconfirmed: assume none, say LIKELY.
-    let sent = export_headers(request).unwrap_or(SseHeaders {
-        algorithm: None,
-        kms_key_id: None,
-    });
-    let denied_by = rules.denials(&sent);
-    if denied_by.is_empty() {
-        return None;
-    }
-    let confidence = if request.s3_sse_algorithm.is_some() {
-        Confidence::Confirmed
-    } else {
-        Confidence::Likely
-    };
-    let sent_text = sent.algorithm.as_deref().unwrap_or("no SSE header");
-    let mut items: Vec<EvidenceItem> = denied_by
-        .iter()
-        .map(|d| {
-            ev(
-                format!(
-                    "bucket policy statement {} denies s3:PutObject with {sent_text}",
-                    d.name
-                ),
-                bucket.policy.source,
-            )
-        })
-        .collect();
-    if let Some(m) = fail.message.filter(|m| m.contains("explicit deny")) {
-        items.push(ev(format!("failure message: {}", clip(m)), fail.source));
-    }
-
-    if request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
-        if let Some(key) = kms_candidate(&rules, bucket, evidence) {
-            let key_arn = key.arn.clone();
-            if rules
-                .denials(&SseHeaders::kms(key_arn.as_deref()))
-                .is_empty()
-            {
-                return Some(requires_kms(bucket, key, items, confidence));
-            }
-        } else if rules.denials(&SseHeaders::kms(None)).is_empty() {
-            return Some(requires_kms(bucket, KmsChoice::none(), items, confidence));
-        }
-    }
-    if request.s3_sse_algorithm != Some(SseAlgorithm::Aes256)
-        && rules.denials(&SseHeaders::aes256()).is_empty()
-    {
-        let mut f = finding(
-            Cause::SseMismatchRequiresAes256,
-            confidence,
-            format!("The bucket policy of {} requires SSE-S3 (AES256), but the export sent {sent_text}.", bucket.name),
-            items,
-            "Export again with --s3-sse-algorithm AES256.".into(),
-        );
-        f.correction = Some(Correction {
-            s3_sse_algorithm: Some(SseAlgorithm::Aes256),
-            ..Correction::default()
-        });
-        return Some(f);
-    }
-    if request.s3_sse_algorithm == Some(SseAlgorithm::Kms) {
-        let pinned = rules
-            .pinned_keys()
-            .into_iter()
-            .find(|k| k.contains(":key/") && rules.denials(&SseHeaders::kms(Some(k))).is_empty());
-        if let Some(key) = pinned {
-            let used = request.s3_sse_kms_key_id.as_deref().unwrap_or("no key id");
-            let mut f = finding(
-                Cause::SseKmsKeyMismatch,
-                confidence,
-                format!(
-                    "The bucket policy of {} requires the KMS key {key}, but the export used {used}.",
-                    bucket.name
-                ),
-                items,
-                format!("Export again with --s3-sse-algorithm KMS --s3-sse-kms-key-id {key}."),
-            );
-            f.correction = Some(Correction {
-                s3_sse_algorithm: Some(SseAlgorithm::Kms),
-                s3_sse_kms_key_id: Some(key),
-                ..Correction::default()
-            });
-            return Some(f);
-        }
-    }
-    let required = rules.unsendable_requirement()?;
-    Some(finding(
-        Cause::SseAlgorithmUnsupported,
-        Confidence::Confirmed,
-        format!(
-            "The bucket policy of {} requires {required}, which an export cannot send (only AES256 or KMS).",
-            bucket.name
-        ),
-        items,
-        "Ask the bucket owner for an exception that admits SSE-KMS or SSE-S3 writes under the export prefix, or export to another bucket.".into(),
-    ))
-}
-
-/// The AWS managed key `aws/s3`: named by its alias, or so described by DescribeKey.
-fn aws_managed(key_id: Option<&str>, info: Option<&KeyInfo>) -> bool {
-    key_id.is_some_and(|k| k.ends_with("alias/aws/s3")) || info.is_some_and(|i| i.manager == "AWS")
-}
-
-/// Whether the bucket is in another account than the table: CONFIRMED when its owner is known,
-/// LIKELY when only the table account's ListBuckets leaves it out; None when it is ours or unknown.
-fn in_other_account(bucket: &BucketFacts, table_account: &str) -> Option<Confidence> {
-    match (bucket.owner.get(), bucket.in_table_account.get()) {
-        (Some(o), _) if o != table_account => Some(Confidence::Confirmed),
-        (None, Some(false)) => Some(Confidence::Likely),
-        _ => None,
-    }
-}
-
-/// A KMS export whose key is given by alias or bare id to a bucket of another account, where
-/// only the full key ARN names the key unambiguously (SPEC §5).
-fn key_reference(
-    request: &ExportRequest,
-    bucket: &BucketFacts,
-    evidence: &Evidence,
-) -> Option<Finding> {
-    if request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
-        return None;
-    }
-    let given = request.s3_sse_kms_key_id.as_deref()?;
-    let info = evidence.export_key.as_ref().and_then(|k| k.info.get());
-    // The AWS managed key is its own cause: no ARN makes it usable across accounts.
-    if given.contains(":key/") || aws_managed(Some(given), info) {
-        return None;
-    }
-    let confidence = in_other_account(bucket, &evidence.table_account)?;
-    let resolved = info.map(|i| i.arn.clone());
-    let mut items = vec![ev(
-        format!(
-            "--s3-sse-kms-key-id is {given:?}, not a key ARN, and the bucket is in another account"
-        ),
-        "event",
-    )];
-    let mut f = match &resolved {
-        Some(arn) => {
-            items.push(ev(format!("{given} is {arn} in the table account"), "kms:DescribeKey"));
-            finding(
-                Cause::SseKmsKeyMismatch,
-                confidence,
-                format!("The export named its KMS key by {given:?}; for a bucket in another account only the full key ARN names the key."),
-                items,
-                format!("Export again with --s3-sse-kms-key-id {arn}."),
-            )
-        }
-        None => finding(
-            Cause::SseKmsKeyMismatch,
-            confidence,
-            format!("The export named its KMS key by {given:?}; for a bucket in another account only the full key ARN names the key."),
-            items,
-            "Export again with --s3-sse-kms-key-id <full key ARN> (aws kms describe-key --key-id gives it).".into(),
-        ),
-    };
-    f.correction = resolved.map(|arn| Correction {
-        s3_sse_algorithm: Some(SseAlgorithm::Kms),
-        s3_sse_kms_key_id: Some(arn),
-        ..Correction::default()
-    });
-    Some(f)
-}
-
-/// A KMS export with the AWS managed key `aws/s3` to another account's bucket: its key policy
-/// cannot be changed, so the bucket owner's principals can never use it.
-fn aws_managed_cross_account(
-    request: &ExportRequest,
-    bucket: &BucketFacts,
-    evidence: &Evidence,
-    doc: Option<&BucketDoc>,
-) -> Option<Finding> {
-    let mut confidence = in_other_account(bucket, &evidence.table_account)?;
-    let mut items = Vec::new();
-    if request.s3_sse_algorithm.is_none() {
-        // No SSE flag: S3 applies the bucket's default encryption, and an SSE-KMS default
-        // without a key id (or naming aws/s3) is the AWS managed key of the bucket's account.
-        let enc = bucket
-            .encryption
-            .get()
-            .filter(|e| e.algorithm == "aws:kms")?;
-        let key = enc.kms_key_id.as_deref();
-        let info = evidence
-            .default_key
-            .as_ref()
-            .filter(|k| Some(k.key_id.as_str()) == key)
-            .and_then(|k| k.info.get());
-        if key.is_some() && !aws_managed(key, info) {
-            return None;
-        }
-        items.push(ev(
-            format!(
-                "the bucket's default encryption is SSE-KMS with {}",
-                key.map_or("no key id: the AWS managed key aws/s3".to_string(), |k| {
-                    format!("{k}, the AWS managed key aws/s3")
-                })
-            ),
-            bucket.encryption.source,
-        ));
-        items.push(ev(
-            "the export sent no --s3-sse-algorithm, so S3 applies the bucket default",
-            "event",
-        ));
-        // Which header DynamoDB sends without SSE flags is unconfirmed (SPEC §5).
-        confidence = confidence.min(Confidence::Likely);
-        return Some(aws_managed_finding(
-            request, bucket, evidence, doc, confidence, items,
-        ));
-    }
-    if request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
-        return None;
-    }
-    let info = evidence.export_key.as_ref().and_then(|k| k.info.get());
-    let named_aws = aws_managed(request.s3_sse_kms_key_id.as_deref(), None);
-    let managed = aws_managed(request.s3_sse_kms_key_id.as_deref(), info);
-    match (&request.s3_sse_kms_key_id, managed) {
-        (Some(k), true) => items.push(ev(
-            format!("{k} is the AWS managed key aws/s3"),
-            if named_aws {
-                "event"
-            } else {
-                "kms:DescribeKey"
-            },
-        )),
-        // No key id: S3 encrypts with the AWS managed key.
-        (None, _) => {
-            items.push(ev(
-                "KMS without --s3-sse-kms-key-id uses the AWS managed key aws/s3",
-                "event",
-            ));
-            confidence = Confidence::Likely;
-        }
-        _ => return None,
-    }
-    Some(aws_managed_finding(
-        request, bucket, evidence, doc, confidence, items,
-    ))
-}
-
-fn aws_managed_finding(
-    request: &ExportRequest,
-    bucket: &BucketFacts,
-    evidence: &Evidence,
-    doc: Option<&BucketDoc>,
-    confidence: Confidence,
-    items: Vec<EvidenceItem>,
-) -> Finding {
-    let aes_allowed = match &bucket.policy.value {
-        crate::model::FactValue::Absent => true,
-        crate::model::FactValue::Known(_) => doc.is_some_and(|d| {
-            SseRules::from_document(d.text, &d.json, &started_object_arn(request, evidence))
-                .is_ok_and(|r| r.denials(&SseHeaders::aes256()).is_empty())
-        }),
-        crate::model::FactValue::Unknown(_) => false,
-    };
-    let mut f = finding(
-        Cause::AwsManagedKeyCrossAccount,
-        confidence,
-        format!("The export to {} (another account) uses the AWS managed key aws/s3, whose key policy no one can change to admit that account.", bucket.name),
-        items,
-        if aes_allowed {
-            "Export again with --s3-sse-algorithm AES256 (the bucket policy allows it), or with a customer managed key whose policy admits the bucket owner.".into()
-        } else {
-            "Export with --s3-sse-algorithm KMS and a customer managed key (full ARN) whose key policy admits the bucket owner; the bucket policy does not allow AES256 (or could not be read).".into()
-        },
-    );
-    if aes_allowed {
-        f.correction = Some(Correction {
-            s3_sse_algorithm: Some(SseAlgorithm::Aes256),
-            ..Correction::default()
-        });
-    }
-    f
-}
-
-/// The key a KMS retry would use, and whether it is fit to use.
-struct KmsChoice {
-    arn: Option<String>,
-    why: String,
-    unusable: Option<String>,
-}
-
-impl KmsChoice {
-    fn none() -> Self {
-        Self {
-            arn: None,
-            why: String::new(),
-            unusable: None,
-        }
-    }
-}
-
-fn kms_candidate(rules: &SseRules, bucket: &BucketFacts, evidence: &Evidence) -> Option<KmsChoice> {
-    if let Some(pinned) = rules
-        .pinned_keys()
-        .into_iter()
-        .find(|k| k.contains(":key/"))
-    {
-        let facts = [&evidence.default_key, &evidence.export_key]
-            .into_iter()
-            .flatten()
-            .find(|k| k.key_id == pinned || k.info.get().is_some_and(|i| i.arn == pinned));
-        return Some(KmsChoice {
-            unusable: facts.and_then(|k| key_problems(k, bucket.region.get().map(String::as_str))),
-            arn: Some(pinned),
-            why: "the key the bucket policy requires".into(),
-        });
-    }
-    let enc = bucket
-        .encryption
-        .get()
-        .filter(|e| e.algorithm == "aws:kms")?;
-    let key_id = enc.kms_key_id.as_deref()?;
-    let facts = evidence
-        .default_key
-        .as_ref()
-        .filter(|k| k.key_id == key_id)
-        .or(evidence.export_key.as_ref().filter(|k| k.key_id == key_id));
-    let arn = facts
-        .and_then(|k| k.info.get().map(|i| i.arn.clone()))
-        .or_else(|| key_id.contains(":key/").then(|| key_id.to_string()));
-    Some(KmsChoice {
-        unusable: facts.and_then(|k| key_problems(k, bucket.region.get().map(String::as_str))),
-        arn,
-        why: "the bucket's default-encryption key".into(),
-    })
-}
-
-fn requires_kms(
-    bucket: &BucketFacts,
-    key: KmsChoice,
-    mut items: Vec<EvidenceItem>,
-    confidence: Confidence,
-) -> Finding {
-    let summary = format!(
-        "The bucket policy of {} requires SSE-KMS (aws:kms), but the export did not use KMS.",
-        bucket.name
-    );
-    let (text, correction) = match (&key.arn, &key.unusable) {
-        (Some(arn), None) => {
-            items.push(ev(format!("retry key: {arn} ({})", key.why), "s3:GetBucketEncryption"));
-            (
-                format!("Export again with --s3-sse-algorithm KMS --s3-sse-kms-key-id {arn}."),
-                Some(Correction {
-                    s3_sse_algorithm: Some(SseAlgorithm::Kms),
-                    s3_sse_kms_key_id: Some(arn.clone()),
-                    ..Correction::default()
-                }),
-            )
-        }
-        (Some(arn), Some(problem)) => (
-            format!("Export with --s3-sse-algorithm KMS and a usable key; {arn} ({}) cannot be used: {problem}.", key.why),
-            None,
-        ),
-        (None, _) => (
-            "Export again with --s3-sse-algorithm KMS --s3-sse-kms-key-id <full key ARN>; no key is known from the bucket's policy or default encryption.".into(),
-            None,
-        ),
-    };
-    let mut f = finding(
-        Cause::SseMismatchRequiresKms,
-        confidence,
-        summary,
-        items,
-        text,
-    );
-    f.correction = correction;
-    f
-}
-
-/// Why a key cannot encrypt export objects, if it cannot.
-fn key_problems(key: &KeyFacts, bucket_region: Option<&str>) -> Option<String> {
-    if key.info.is_absent() {
-        return Some("the key does not exist".into());
-    }
-    let info: &KeyInfo = key.info.get()?;
-    let mut problems = Vec::new();
-    // An empty field means the service did not say; only a stated value counts against the key.
-    if !info.state.is_empty() && info.state != "Enabled" {
-        problems.push(format!("state is {}", info.state));
-    }
-    if !info.spec.is_empty() && info.spec != "SYMMETRIC_DEFAULT" {
-        problems.push(format!(
-            "key spec is {} (S3 takes only SYMMETRIC_DEFAULT)",
-            info.spec
-        ));
-    }
-    if !info.usage.is_empty() && info.usage != "ENCRYPT_DECRYPT" {
-        problems.push(format!("key usage is {}", info.usage));
-    }
-    if let (Some(kr), Some(br)) = (info.region(), bucket_region) {
-        if kr != br {
-            problems.push(format!("key is in {kr}, the bucket in {br}"));
-        }
-    }
-    (!problems.is_empty()).then(|| problems.join(", "))
-}
-
-fn export_key_unusable(
-    request: &ExportRequest,
-    bucket: &BucketFacts,
-    evidence: &Evidence,
-) -> Option<Finding> {
-    if request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
-        return None;
-    }
-    let key = evidence.export_key.as_ref()?;
-    let problem = key_problems(key, bucket.region.get().map(String::as_str))?;
-    Some(finding(
-        Cause::KmsKeyUnusable,
-        Confidence::Confirmed,
-        format!("The KMS key {} cannot encrypt the export: {problem}.", key.key_id),
-        vec![ev(format!("key {}: {problem}", key.key_id), key.info.source)],
-        "Use an enabled symmetric ENCRYPT_DECRYPT key in the bucket's region (full key ARN), or re-enable this one.".into(),
-    ))
-}
-
 fn unclassified(fail: &Failure, evidence: &Evidence) -> Finding {
     let mut items = Vec::new();
     if fail.code.is_some() || fail.message.is_some() {
@@ -900,21 +212,6 @@ fn attach_commands(findings: &mut [Finding], request: Option<&ExportRequest>) {
     }
 }
 
-pub fn apply_correction(request: &mut ExportRequest, c: &Correction) {
-    if let Some(o) = &c.s3_bucket_owner {
-        request.s3_bucket_owner = Some(o.clone());
-    }
-    if let Some(a) = c.s3_sse_algorithm {
-        request.s3_sse_algorithm = Some(a);
-        if a == SseAlgorithm::Aes256 {
-            request.s3_sse_kms_key_id = None;
-        }
-    }
-    if let Some(k) = &c.s3_sse_kms_key_id {
-        request.s3_sse_kms_key_id = Some(k.clone());
-    }
-}
-
 fn clip(text: &str) -> String {
     text.chars().take(400).collect()
 }
@@ -922,55 +219,16 @@ fn clip(text: &str) -> String {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::domain::evidence::{BucketFacts, Evidence, KeyFacts};
-    use crate::fakes::{failed_export, request, DATA_ACCOUNT, KEY_ARN, TABLE_ACCOUNT, TABLE_ARN};
-    use crate::model::{BucketEncryption, ExportDescription, Fact, KeyInfo, PitrInfo, TableInfo};
+    use crate::fakes::{DATA_ACCOUNT, KEY_ARN, TABLE_ACCOUNT, TABLE_ARN};
+    use crate::model::{BucketEncryption, ExportDescription, Fact, KeyInfo, PitrInfo};
     use serde_json::json;
 
     const BUCKET: &str = "amzn-s3-demo-bucket";
     const BARE_DENIED: &str = "Access Denied (Service: Amazon S3; Status Code: 403; Error Code: AccessDenied; Request ID: X)";
 
-    /// A failed same-account AES256 export whose facts all look fine.
+    /// A failed same-account AES256 export whose facts all look fine (shared with plan's tests).
     pub(crate) fn evidence(code: &str, message: &str) -> Evidence {
-        let req = request(BUCKET);
-        Evidence {
-            table_account: TABLE_ACCOUNT.into(),
-            export: Some(failed_export(req.clone(), code, message)),
-            request: Some(req),
-            table: Fact::known(
-                "dynamodb:DescribeTable",
-                TableInfo {
-                    arn: TABLE_ARN.into(),
-                    status: "ACTIVE".into(),
-                    sse_status: None,
-                    sse_key_arn: None,
-                },
-            ),
-            pitr: Fact::known(
-                "dynamodb:DescribeContinuousBackups",
-                PitrInfo {
-                    enabled: true,
-                    earliest_restorable: None,
-                    latest_restorable: None,
-                },
-            ),
-            bucket: Some(BucketFacts {
-                name: BUCKET.into(),
-                presence: Fact::known("s3:HeadBucket", BucketPresence::Exists),
-                in_table_account: Fact::known("s3:ListBuckets", true),
-                owner: Fact::known("s3:ListBuckets", TABLE_ACCOUNT.into()),
-                region: Fact::known("s3:GetBucketLocation", "us-east-1".into()),
-                policy: Fact::absent("s3:GetBucketPolicy"),
-                encryption: Fact::absent("s3:GetBucketEncryption"),
-                requester_pays: Fact::known("s3:GetBucketRequestPayment", false),
-                restrict_public: Fact::absent("s3:GetPublicAccessBlock"),
-            }),
-            export_key: None,
-            default_key: None,
-            caller_policies: None,
-            table_policy: Fact::absent("dynamodb:GetResourcePolicy"),
-            scps: Fact::absent("organizations:ListPoliciesForTarget"),
-        }
+        crate::fakes::evidence(BUCKET, code, message)
     }
 
     fn incident() -> Incident {
@@ -2068,7 +1326,7 @@ pub(super) mod tests {
         management: bool,
         ou_policies: Vec<serde_json::Value>,
     ) -> Fact<crate::ports::ScpPath> {
-        use crate::ports::{NamedPolicy, ScpLevel, ScpPath};
+        use crate::model::{NamedPolicy, ScpLevel, ScpPath};
         let full = || {
             NamedPolicy {
             name: "FullAWSAccess (p-FullAWSAccess)".into(),

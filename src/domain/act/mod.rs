@@ -1,0 +1,238 @@
+//! The act room: carries out the plan's actions (SPEC §7) and returns typed outcomes. A retry
+//! here; the key-policy change and its rollback in `key_change`. Exactly once through the
+//! ledger in apply mode.
+
+mod key_change;
+
+use super::plan::{self, Action, Plan, Retry};
+use super::report::{self, ActError, Applied, AppliedStatus, PatchOutcome, RetryOutcome};
+use crate::config::Config;
+use crate::error::{AwsErrorKind, Error};
+use crate::model::Mode;
+use crate::ports::{
+    Claim, Clock, CrossAccount, ExportService, Identity, IncidentRecord, IncidentStatus,
+    KeyPolicyStore, Ledger, Lineage,
+};
+use serde_json::json;
+
+/// How long a delivery holds an incident: longer than the function's timeout.
+const LEASE_SECS: i64 = 300;
+
+/// What act works through: the ports it writes with, the settings and the clock, borrowed
+/// from the `App` (act does not depend on the orchestrator).
+pub struct Actor<'a> {
+    pub config: &'a Config,
+    pub region: &'a str,
+    pub exports: &'a dyn ExportService,
+    pub keys: &'a dyn KeyPolicyStore,
+    pub cross: &'a dyn CrossAccount,
+    pub identity: &'a dyn Identity,
+    pub clock: &'a dyn Clock,
+}
+
+impl Actor<'_> {
+    /// Apply mode with a ledger: claim the incident so that concurrent and repeated deliveries
+    /// act once, store the retry's token and time before the call, record lineage after it.
+    pub(in crate::domain) async fn act_once(
+        &self,
+        ledger: &dyn Ledger,
+        export_arn: &str,
+        plan: &Plan,
+        findings: &[crate::model::Finding],
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<Applied>, Error> {
+        let previous = match ledger
+            .claim(export_arn, self.clock.now(), LEASE_SECS)
+            .await?
+        {
+            Claim::Held(record) => {
+                notes.push(format!(
+                    "already handled (ledger: {}{})",
+                    record.status.as_str(),
+                    record
+                        .retry_export_arn
+                        .as_deref()
+                        .map(|a| format!(", retry {a}"))
+                        .unwrap_or_default()
+                ));
+                return Ok(plan
+                    .actions
+                    .iter()
+                    .map(|a| Applied {
+                        action: report::action_name(a),
+                        status: AppliedStatus::Skipped,
+                        result: json!({"reason": "already handled", "ledgerStatus": record.status.as_str(),
+                                       "retryExportArn": record.retry_export_arn}),
+                    })
+                    .collect());
+            }
+            Claim::Won { previous } => previous,
+        };
+        let mut record = IncidentRecord {
+            causes: plan::cause_codes(findings),
+            root_export_arn: plan
+                .root_export_arn
+                .clone()
+                .unwrap_or_else(|| export_arn.to_string()),
+            note: plan.notes.first().cloned(),
+            ..IncidentRecord::claimed(export_arn, self.clock.now() + LEASE_SECS)
+        };
+        let retry = plan.actions.iter().find_map(|a| match a {
+            Action::RetryExport(r) => Some(r),
+            _ => None,
+        });
+        let mut patches = Vec::new();
+        let mut patch_failed = None;
+        for action in &plan.actions {
+            if let Action::PatchKeyPolicy(p) = action {
+                let outcome = self
+                    .patch_key_policy(ledger, p, Some(export_arn), &record.causes)
+                    .await;
+                if let PatchOutcome::Failed { error, .. } = &outcome {
+                    patch_failed = Some(error.retryable);
+                }
+                patches.push(outcome);
+            }
+        }
+        let mut applied: Vec<Applied> = patches.iter().map(PatchOutcome::applied).collect();
+        let Some(retry) = retry.filter(|_| patch_failed.is_none()) else {
+            record.status = match (patch_failed, plan.gave_up) {
+                (Some(true), _) => IncidentStatus::Pending,
+                (_, true) => IncidentStatus::GaveUp,
+                _ => IncidentStatus::NoAction,
+            };
+            if retry.is_some() {
+                applied.push(Applied {
+                    action: "RETRY_EXPORT",
+                    status: AppliedStatus::Skipped,
+                    result: json!({"reason": "the key-policy patch it depends on failed"}),
+                });
+            }
+            let patched: Vec<&str> = patches.iter().filter_map(PatchOutcome::change_id).collect();
+            if !patched.is_empty() {
+                record.note = Some(format!("key policy changed: {}", patched.join(", ")));
+            }
+            record.lease_until = 0;
+            ledger.settle(&record, self.clock.now()).await?;
+            return Ok(applied);
+        };
+        // A retry after a lost delivery sends exactly what the first one stored.
+        let mut retry = retry.clone();
+        if let Some(p) =
+            previous.filter(|p| p.client_token.as_deref() == Some(retry.client_token.as_str()))
+        {
+            retry.request.export_time = p.export_time;
+        }
+        record.attempt = retry.attempt;
+        record.client_token = Some(retry.client_token.clone());
+        record.export_time = retry.request.export_time;
+        ledger.settle(&record, self.clock.now()).await?;
+
+        let retried = self.retry_export(&retry, notes).await;
+        let retried_applied = retried.applied();
+        match &retried {
+            RetryOutcome::Started {
+                export_arn: new_arn,
+                ..
+            } => {
+                let lineage = Lineage {
+                    root_export_arn: record.root_export_arn.clone(),
+                    attempt: retry.attempt,
+                    causes: record.causes.clone(),
+                    after_patch: patches
+                        .iter()
+                        .any(|p| matches!(p, PatchOutcome::Patched { .. })),
+                };
+                ledger
+                    .record_lineage(new_arn, &lineage, self.clock.now())
+                    .await?;
+                record.status = IncidentStatus::Retried;
+                record.retry_export_arn = Some(new_arn.to_string());
+            }
+            RetryOutcome::Failed(error) => {
+                record.status = if error.retryable {
+                    IncidentStatus::Pending
+                } else {
+                    IncidentStatus::GaveUp
+                };
+                record.note = Some(retried_applied.result.to_string());
+            }
+        }
+        applied.push(retried_applied);
+        record.lease_until = 0;
+        ledger.settle(&record, self.clock.now()).await?;
+        Ok(applied)
+    }
+
+    /// Without a ledger (or outside apply mode): a retry runs in apply mode; a key-policy
+    /// patch never does, since every change needs its audit record. Others are SKIPPED.
+    pub(super) async fn act(
+        &self,
+        mode: Mode,
+        actions: &[Action],
+        notes: &mut Vec<String>,
+    ) -> Vec<Applied> {
+        let mut applied = Vec::new();
+        let mut blocked = false;
+        for action in actions {
+            let name = report::action_name(action);
+            let skip = |reason: String| Applied {
+                action: name,
+                status: AppliedStatus::Skipped,
+                result: json!({ "reason": reason }),
+            };
+            if mode != Mode::Apply {
+                applied.push(skip(format!("mode is {mode:?}")));
+                continue;
+            }
+            match action {
+                Action::PatchKeyPolicy(_) => {
+                    blocked = true;
+                    applied.push(skip(
+                        "no ledger: a key policy is changed only with an audit record (set LEDGER_TABLE_NAME)".into(),
+                    ));
+                }
+                Action::RetryExport(_) if blocked => applied.push(skip(
+                    "the key-policy patch it depends on was not made".into(),
+                )),
+                Action::RetryExport(retry) => {
+                    applied.push(self.retry_export(retry, notes).await.applied())
+                }
+            }
+        }
+        applied
+    }
+
+    async fn retry_export(&self, retry: &Retry, notes: &mut Vec<String>) -> RetryOutcome {
+        match self
+            .exports
+            .start_export(&retry.request, &retry.client_token)
+            .await
+        {
+            Ok(export_arn) => {
+                tracing::info!(export_arn = %export_arn, attempt = retry.attempt, "retry export started");
+                RetryOutcome::Started {
+                    export_arn,
+                    client_token: retry.client_token.clone(),
+                }
+            }
+            Err(e) => {
+                // Throttling, limits and transport failures pass; the next delivery tries again.
+                let retryable = matches!(
+                    e.kind,
+                    AwsErrorKind::Throttled | AwsErrorKind::Other | AwsErrorKind::LimitExceeded
+                );
+                if e.kind == AwsErrorKind::ExportConflict {
+                    notes.push("defect: our ClientToken was reused with other parameters (CLIENT_TOKEN_CONFLICT)".into());
+                }
+                let err = Error::from(e);
+                tracing::warn!(error.message = %crate::error::Chain(&err), "retry export failed");
+                RetryOutcome::Failed(ActError {
+                    error_type: err.error_type(),
+                    message: err.public_message(),
+                    retryable,
+                })
+            }
+        }
+    }
+}
