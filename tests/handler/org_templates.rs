@@ -12,6 +12,7 @@
 //! never deploy to the management account) and "AutoDeployment"; CloudFormation Template
 //! Reference, "Fn::Join" (no function in the delimiter). Linting is `make validate`.
 
+use crate::template::{resource, s, statements, strings, tagged};
 use ddb_export_remediator::domain::sweep::EVENT_SOURCE;
 use serde_yaml::Value;
 use std::collections::BTreeSet;
@@ -34,33 +35,8 @@ fn rules() -> Value {
     load("org/spoke-rules.yaml")
 }
 
-fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
-    t["Resources"]
-        .get(name)
-        .unwrap_or_else(|| panic!("no resource {name}"))
-}
-
-/// The value under a short-form tag (`!Ref x` → `x`), or `None` for another tag or no tag.
-fn tagged<'a>(v: &'a Value, tag: &str) -> Option<&'a Value> {
-    match v {
-        Value::Tagged(t) if t.tag.to_string().trim_start_matches('!') == tag => Some(&t.value),
-        _ => None,
-    }
-}
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
-}
-
 fn ref_name(v: &Value) -> Option<&str> {
     tagged(v, "Ref").and_then(Value::as_str)
-}
-
-fn strings(v: &Value) -> BTreeSet<String> {
-    match v {
-        Value::Sequence(items) => items.iter().map(|i| s(i).to_string()).collect(),
-        other => BTreeSet::from([s(other).to_string()]),
-    }
 }
 
 fn resources_of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a str, &'a Value)> {
@@ -71,10 +47,6 @@ fn resources_of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a str, &'a Value)> {
         .filter(|(_, r)| r["Type"].as_str() == Some(ty))
         .map(|(k, r)| (s(k), r))
         .collect()
-}
-
-fn statements(doc: &Value) -> &Vec<Value> {
-    doc["Statement"].as_sequence().unwrap()
 }
 
 /// Every logical name a value refers to: `!Ref`, `!GetAtt X.Attr`, and `${X}`/`${X.Attr}` in

@@ -21,25 +21,25 @@ fn template() -> Value {
     serde_yaml::from_str(&text).unwrap()
 }
 
-fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
     t["Resources"]
         .get(name)
         .unwrap_or_else(|| panic!("no resource {name}"))
 }
 
 /// The value under a short-form tag (`!Ref x` → `x`), or `None` for another tag or no tag.
-fn tagged<'a>(v: &'a Value, tag: &str) -> Option<&'a Value> {
+pub(crate) fn tagged<'a>(v: &'a Value, tag: &str) -> Option<&'a Value> {
     match v {
         Value::Tagged(t) if t.tag.to_string().trim_start_matches('!') == tag => Some(&t.value),
         _ => None,
     }
 }
 
-fn s(v: &Value) -> &str {
+pub(crate) fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
 }
 
-fn strings(v: &Value) -> BTreeSet<String> {
+pub(crate) fn strings(v: &Value) -> BTreeSet<String> {
     match v {
         Value::Sequence(items) => items.iter().map(|i| s(i).to_string()).collect(),
         other => BTreeSet::from([s(other).to_string()]),
@@ -61,7 +61,7 @@ fn function_statement(t: &Value, sid: &str) -> Value {
         .unwrap_or_else(|| panic!("no statement {sid}"))
 }
 
-fn statements(policy: &Value) -> &Vec<Value> {
+pub(crate) fn statements(policy: &Value) -> &Vec<Value> {
     policy["Statement"].as_sequence().unwrap()
 }
 
