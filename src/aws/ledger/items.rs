@@ -1,0 +1,157 @@
+//! How ledger records are stored: attribute encoding and the incident and key-policy change
+//! items (the table's layout is in `mod.rs`).
+
+use super::*;
+
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(super) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(super) fn export_pk(arn: &str) -> String {
+    format!("EXPORT#{arn}")
+}
+
+pub(super) fn base(pk: String, sk: &str, now: i64) -> Item {
+    HashMap::from([
+        ("pk".to_string(), s(pk)),
+        ("sk".to_string(), s(sk)),
+        ("updatedAt".to_string(), n(now)),
+        ("expiresAt".to_string(), n(now + RETENTION_SECS)),
+    ])
+}
+
+pub(super) fn get_s<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+pub(super) fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Option<T> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+pub(super) fn causes_of(item: &Item) -> Vec<String> {
+    get_s(item, "causes")
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default()
+}
+
+pub(super) fn incident_item(r: &IncidentRecord, now: i64) -> Item {
+    let mut item = base(export_pk(&r.export_arn), "INCIDENT", now);
+    item.insert("exportArn".into(), s(&r.export_arn));
+    item.insert("status".into(), s(r.status.as_str()));
+    item.insert("leaseUntil".into(), n(r.lease_until));
+    item.insert(
+        "causes".into(),
+        s(serde_json::to_string(&r.causes).unwrap_or_default()),
+    );
+    item.insert("attempt".into(), n(r.attempt));
+    item.insert("rootExportArn".into(), s(&r.root_export_arn));
+    let optional = [
+        ("clientToken", r.client_token.clone().map(s)),
+        ("exportTime", r.export_time.map(n)),
+        ("retryExportArn", r.retry_export_arn.clone().map(s)),
+        ("note", r.note.clone().map(s)),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            item.insert(k.into(), v);
+        }
+    }
+    item
+}
+
+pub(super) fn incident_from(item: &Item) -> PortResult<IncidentRecord> {
+    const OP: &str = "ledger:GetIncident";
+    let status = get_s(item, "status")
+        .and_then(IncidentStatus::parse)
+        .ok_or_else(|| missing(OP, "a known status"))?;
+    Ok(IncidentRecord {
+        export_arn: get_s(item, "exportArn")
+            .ok_or_else(|| missing(OP, "exportArn"))?
+            .to_string(),
+        status,
+        lease_until: get_n(item, "leaseUntil").unwrap_or(0),
+        causes: causes_of(item),
+        attempt: get_n(item, "attempt").unwrap_or(0),
+        root_export_arn: get_s(item, "rootExportArn").unwrap_or_default().to_string(),
+        client_token: get_s(item, "clientToken").map(str::to_string),
+        export_time: get_n(item, "exportTime"),
+        retry_export_arn: get_s(item, "retryExportArn").map(str::to_string),
+        note: get_s(item, "note").map(str::to_string),
+    })
+}
+
+pub(super) fn change_pk(id: &str) -> String {
+    format!("CHANGE#{id}")
+}
+
+pub(super) const CHANGE_SK: &str = "KEY_POLICY";
+
+pub(super) fn change_item(c: &KeyPolicyChange, now: i64) -> Item {
+    let mut item = base(change_pk(&c.change_id), CHANGE_SK, now);
+    // The audit record outlives the incident records: no TTL.
+    item.remove("expiresAt");
+    let strings = |v: &Vec<String>| s(serde_json::to_string(v).unwrap_or_default());
+    for (k, v) in [
+        ("changeId", s(&c.change_id)),
+        ("keyArn", s(&c.key_arn)),
+        ("purpose", s(c.purpose.as_str())),
+        ("sid", s(&c.sid)),
+        ("grantees", strings(&c.grantees)),
+        ("beforePolicy", s(&c.before)),
+        ("afterPolicy", s(&c.after)),
+        ("status", s(c.status.as_str())),
+        ("causes", strings(&c.causes)),
+        ("actor", s(&c.actor)),
+        ("createdAt", n(c.created_at)),
+    ] {
+        item.insert(k.into(), v);
+    }
+    if let Some(e) = &c.export_arn {
+        item.insert("exportArn".into(), s(e));
+    }
+    if let Some(note) = &c.note {
+        item.insert("note".into(), s(note));
+    }
+    item
+}
+
+pub(super) fn change_from(item: &Item) -> PortResult<KeyPolicyChange> {
+    const OP: &str = "ledger:GetKeyPolicyChange";
+    let text = |k: &'static str| {
+        get_s(item, k)
+            .map(str::to_string)
+            .ok_or_else(|| missing(OP, k))
+    };
+    let list = |k: &str| -> Vec<String> {
+        get_s(item, k)
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default()
+    };
+    Ok(KeyPolicyChange {
+        change_id: text("changeId")?,
+        key_arn: text("keyArn")?,
+        purpose: get_s(item, "purpose")
+            .and_then(PatchPurpose::parse)
+            .ok_or_else(|| missing(OP, "a known purpose"))?,
+        sid: text("sid")?,
+        grantees: list("grantees"),
+        before: text("beforePolicy")?,
+        after: text("afterPolicy")?,
+        status: get_s(item, "status")
+            .and_then(ChangeStatus::parse)
+            .ok_or_else(|| missing(OP, "a known status"))?,
+        export_arn: get_s(item, "exportArn").map(str::to_string),
+        causes: list("causes"),
+        actor: get_s(item, "actor").unwrap_or_default().to_string(),
+        created_at: get_n(item, "createdAt").unwrap_or(0),
+        note: get_s(item, "note").map(str::to_string),
+    })
+}
