@@ -94,7 +94,11 @@ pub async fn sweep(
     // A few tables at a time: each table's pages are sequential (NextToken), tables are not.
     // The cursor names the first table of a group, so a resumed sweep redoes at most a group.
     for group in arns[start..].chunks(TABLES_AT_ONCE) {
-        if deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < SAFETY_MARGIN) {
+        // tokio's clock: the real one in the function, a paused one in tests.
+        let left = |d: Instant| {
+            tokio::time::Instant::from_std(d).saturating_duration_since(tokio::time::Instant::now())
+        };
+        if deadline.is_some_and(|d| left(d) < SAFETY_MARGIN) {
             ledger.set_sweep_cursor(Some(&group[0]), now).await?;
             report.stopped_at = Some(group[0].clone());
             return Ok(report);

@@ -23,7 +23,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Monotonic time that tests can pause (tokio's test-util); the real clock otherwise.
+use tokio::time::Instant;
 
 /// What the evidence stage reads through: the read ports, the settings and the hints cache
 /// (borrowed from the `App`, so this stage does not depend on the orchestrator).
