@@ -215,6 +215,15 @@ pub struct PrincipalPolicies {
 }
 
 impl Evidence {
+    /// The facts read for a key, named as the request or a policy gives it (id, alias or ARN):
+    /// the export's key first, then the bucket default's.
+    pub fn key(&self, key_id: &str) -> Option<&KeyFacts> {
+        [&self.export_key, &self.default_key]
+            .into_iter()
+            .flatten()
+            .find(|k| k.key_id == key_id || k.info.get().is_some_and(|i| i.arn == key_id))
+    }
+
     /// Every fact gathered, as report evidence (UNCLASSIFIED shows them all).
     pub fn items(&self) -> Vec<EvidenceItem> {
         let mut out = Vec::new();

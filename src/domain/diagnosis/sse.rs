@@ -149,10 +149,7 @@ pub(super) fn kms_candidate(
         .into_iter()
         .find(|k| k.contains(":key/"))
     {
-        let facts = [&evidence.default_key, &evidence.export_key]
-            .into_iter()
-            .flatten()
-            .find(|k| k.key_id == pinned || k.info.get().is_some_and(|i| i.arn == pinned));
+        let facts = evidence.key(&pinned);
         return Some(KmsChoice {
             unusable: facts.and_then(|k| key_problems(k, bucket.region.get().map(String::as_str))),
             arn: Some(pinned),

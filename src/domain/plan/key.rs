@@ -110,10 +110,7 @@ pub(super) fn own_access_denied(
     let object_arn = started_object_arn(request, evidence);
     if request.s3_sse_algorithm == Some(SseAlgorithm::Kms) {
         let key_id = request.s3_sse_kms_key_id.as_deref()?;
-        let facts = [&evidence.export_key, &evidence.default_key]
-            .into_iter()
-            .flatten()
-            .find(|k| k.key_id == key_id || k.info.get().is_some_and(|i| i.arn == key_id));
+        let facts = evidence.key(key_id);
         if let Some((info, text)) = facts.and_then(|k| Some((k.info.get()?, k.policy.get()?))) {
             let mut text = text.clone();
             for p in patches.iter().filter(|p| p.key_arn == info.arn) {

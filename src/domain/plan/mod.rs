@@ -88,11 +88,9 @@ fn scope_gaps(request: &ExportRequest, evidence: &Evidence, config: &Config) -> 
             .s3_sse_kms_key_id
             .as_deref()
             .unwrap_or("alias/aws/s3");
-        let arn = [&evidence.export_key, &evidence.default_key]
-            .into_iter()
-            .flatten()
-            .filter(|k| k.key_id == given)
-            .find_map(|k| k.info.get().map(|i| i.arn.clone()))
+        let arn = evidence
+            .key(given)
+            .and_then(|k| k.info.get().map(|i| i.arn.clone()))
             .unwrap_or_else(|| given.to_string());
         if !scope.allows(&arn) {
             out.push(gap("KeyArns", scope, &arn));
