@@ -165,6 +165,18 @@ fn short(text: &str) -> String {
     text.chars().take(80).collect()
 }
 
+/// The role name of `arn:…:iam::<acct>:role/<path/>Name` or `arn:…:sts::<acct>:assumed-role/Name/session`.
+pub fn role_name(arn: &str) -> Option<&str> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    if let Some(rest) = resource.strip_prefix("assumed-role/") {
+        rest.split('/').next()
+    } else {
+        resource
+            .strip_prefix("role/")
+            .and_then(|r| r.rsplit('/').next())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,17 +40,7 @@ pub struct App {
     pub clock: Box<dyn Clock>,
 }
 
-/// The role name of `arn:…:iam::<acct>:role/<path/>Name` or `arn:…:sts::<acct>:assumed-role/Name/session`.
-pub(super) fn role_name(arn: &str) -> Option<&str> {
-    let resource = arn.splitn(6, ':').nth(5)?;
-    if let Some(rest) = resource.strip_prefix("assumed-role/") {
-        rest.split('/').next()
-    } else {
-        resource
-            .strip_prefix("role/")
-            .and_then(|r| r.rsplit('/').next())
-    }
-}
+pub(super) use crate::arn::role_name;
 
 /// Who may have started the export when no record says: a principal the failure message names,
 /// and the table account's root (which recorded messages name for the export's S3 calls).

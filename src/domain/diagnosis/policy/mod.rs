@@ -166,26 +166,17 @@ fn missing_grant(
 /// The grant that gives `principal` the KMS `operation`: named as the grantee, or, for a role
 /// session, its role named (GranteePrincipal holds the role ARN).
 fn grant_for<'g>(grants: &'g [KeyGrant], principal: &str, operation: &str) -> Option<&'g KeyGrant> {
-    let role = session_role(principal);
+    let session =
+        principal.split(':').nth(2) == Some("sts") && principal.contains(":assumed-role/");
     grants.iter().find(|g| {
         let names = g.grantee == principal
-            || role.as_ref().is_some_and(|(acct, name)| {
-                g.grantee.split(':').nth(4) == Some(acct.as_str())
-                    && g.grantee.contains(":role/")
-                    && g.grantee.rsplit('/').next() == Some(name.as_str())
-            });
+            || (session
+                && g.grantee.contains(":role/")
+                && crate::arn::account_of(&g.grantee) == crate::arn::account_of(principal)
+                && crate::arn::role_name(&g.grantee).is_some()
+                && crate::arn::role_name(&g.grantee) == crate::arn::role_name(principal));
         names && g.operations.iter().any(|o| o == operation)
     })
-}
-
-/// `(account, role name)` of `arn:…:sts::<acct>:assumed-role/<name>/<session>`.
-fn session_role(arn: &str) -> Option<(String, String)> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let ["arn", _, "sts", "", acct, resource] = parts.as_slice() else {
-        return None;
-    };
-    let name = resource.strip_prefix("assumed-role/")?.split('/').next()?;
-    Some((acct.to_string(), name.to_string()))
 }
 
 fn key_account_text(key_arn: &str) -> String {
