@@ -73,7 +73,7 @@ impl ExportService for Timed<Box<dyn ExportService>> {
 }
 
 #[async_trait]
-impl Ledger for Timed<Box<dyn Ledger>> {
+impl Ledger for Timed<Arc<dyn Ledger>> {
     async fn claim(&self, a: &str, n: i64, l: i64) -> PortResult<Claim> {
         self.meter.time(self.inner.claim(a, n, l)).await
     }
@@ -131,7 +131,7 @@ impl Ledger for Timed<Box<dyn Ledger>> {
 }
 
 #[async_trait]
-impl EventPublisher for Timed<Box<dyn EventPublisher>> {
+impl EventPublisher for Timed<Arc<dyn EventPublisher>> {
     async fn publish(&self, e: &[OutboundEvent]) -> PortResult<Vec<bool>> {
         self.meter.time(self.inner.publish(e)).await
     }
@@ -241,12 +241,12 @@ async fn run(exports: usize) -> Vec<Row> {
             meter: meter.clone(),
         }),
         ledger: app.ledger.map(|l| {
-            Box::new(Timed {
+            Arc::new(Timed {
                 inner: l,
                 meter: meter.clone(),
-            }) as Box<dyn Ledger>
+            }) as Arc<dyn Ledger>
         }),
-        events: Box::new(Timed {
+        events: Arc::new(Timed {
             inner: app.events,
             meter: meter.clone(),
         }),

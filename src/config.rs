@@ -14,6 +14,9 @@ pub struct Config {
     pub ledger_table_name: Option<String>,
     pub event_bus_name: String,
     pub org_role_arn: Option<String>,
+    /// `ORG_MODE=on`: the hub's own account (`HUB_ACCOUNT_ID`). An incident in another account
+    /// or Region is then read and retried there, through the spoke role `MEMBER_ROLE_NAME`.
+    pub hub_account_id: Option<String>,
     pub s3_force_path_style: bool,
     /// Put each result on the bus as a report (the Lambda does; the laptop CLI does not).
     pub publish_reports: bool,
@@ -95,6 +98,7 @@ impl Default for Config {
             ledger_table_name: None,
             event_bus_name: "default".into(),
             org_role_arn: None,
+            hub_account_id: None,
             s3_force_path_style: false,
             publish_reports: true,
             export_buckets: None,
@@ -176,6 +180,24 @@ impl Config {
                 }
                 _ => problems.push(format!("ORG_ROLE_ARN={v:?}: expected an IAM role ARN")),
             }
+        }
+        match value("ORG_MODE").as_deref() {
+            None | Some("off") => {}
+            Some("on") => match value("HUB_ACCOUNT_ID") {
+                Some(a) if crate::arn::is_account_id(&a) => {
+                    if cfg.member_role_name.is_none() {
+                        problems.push(
+                            "ORG_MODE=on needs MEMBER_ROLE_NAME (the spoke role's name)".into(),
+                        );
+                    }
+                    cfg.hub_account_id = Some(a);
+                }
+                Some(a) => problems.push(format!(
+                    "HUB_ACCOUNT_ID={a:?}: expected the hub's 12-digit account id"
+                )),
+                None => problems.push("ORG_MODE=on needs HUB_ACCOUNT_ID".into()),
+            },
+            Some(v) => problems.push(format!("ORG_MODE={v:?}: expected on or off")),
         }
         if let Some(v) = value("S3_FORCE_PATH_STYLE") {
             match v.as_str() {
@@ -320,6 +342,34 @@ mod tests {
         ] {
             assert!(err.to_string().contains(name), "{name} missing from {err}");
         }
+    }
+
+    #[test]
+    fn org_mode_needs_the_hub_account_and_the_spoke_role_name() {
+        let on = from(&[
+            ("ORG_MODE", "on"),
+            ("HUB_ACCOUNT_ID", "111122223333"),
+            ("MEMBER_ROLE_NAME", "ddb-export-remediator-spoke"),
+        ])
+        .unwrap();
+        assert_eq!(on.hub_account_id.as_deref(), Some("111122223333"));
+        assert_eq!(from(&[("ORG_MODE", "off")]).unwrap().hub_account_id, None);
+        let err = from(&[("ORG_MODE", "on")]).unwrap_err().to_string();
+        assert!(err.contains("HUB_ACCOUNT_ID"), "{err}");
+        let err = from(&[("ORG_MODE", "on"), ("HUB_ACCOUNT_ID", "111122223333")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MEMBER_ROLE_NAME"), "{err}");
+        let err = from(&[("ORG_MODE", "yes")]).unwrap_err().to_string();
+        assert!(err.contains("ORG_MODE"), "{err}");
+        let err = from(&[
+            ("ORG_MODE", "on"),
+            ("HUB_ACCOUNT_ID", "hub"),
+            ("MEMBER_ROLE_NAME", "spoke"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("HUB_ACCOUNT_ID"), "{err}");
     }
 
     #[test]

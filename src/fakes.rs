@@ -243,14 +243,14 @@ pub fn app(world: &Shared, config: Config) -> App {
     let ledger = config
         .ledger_table_name
         .as_ref()
-        .map(|_| Box::new(FakeLedger(world.clone())) as Box<dyn Ledger>);
+        .map(|_| Arc::new(FakeLedger(world.clone())) as Arc<dyn Ledger>);
     App {
         config,
         region: "us-east-1".into(),
         identity: Box::new(FakeIdentity),
         iam: Box::new(FakeIam(world.clone())),
         ledger,
-        events: Box::new(FakeEvents(world.clone())),
+        events: Arc::new(FakeEvents(world.clone())),
         exports: Box::new(FakeExports(world.clone())),
         buckets: Box::new(FakeBuckets {
             world: world.clone(),
@@ -260,10 +260,12 @@ pub fn app(world: &Shared, config: Config) -> App {
             world: world.clone(),
             account: TABLE_ACCOUNT.into(),
         }),
-        accounts: Box::new(FakeOrg(world.clone())),
+        accounts: Arc::new(FakeOrg(world.clone())),
         cross: Box::new(FakeCross(world.clone())),
         hints: Default::default(),
-        clock: Box::new(crate::aws::SystemClock),
+        clock: Arc::new(crate::aws::SystemClock),
+        spokes: None,
+        spoke: None,
     }
 }
 

@@ -4,6 +4,9 @@
 //! - per cause (dimension `Cause`): `FailuresSeen`, `Remediated`, `GaveUp`;
 //! - per result with applied actions (no dimension): `RetriesStarted`, `RetriesFailed`,
 //!   `KeyPolicyChanges`;
+//! - per result whose spoke role could not be assumed (no dimension): `SpokeUnreachable`
+//!   (the account is in the report and the log line, not a dimension: one metric per account
+//!   would cost per account);
 //! - per sweep (no dimension): `SweepDuration` (ms), `SweepTables`, `SweepListCalls`,
 //!   `SweepDescribeCalls`, `SweepPublished`, `SweepOlderThanLookback`, `SweepErrors`.
 //!
@@ -67,6 +70,13 @@ pub fn documents(result: &RemediationResult, timestamp_ms: u128, elapsed_ms: u64
                     count("PATCH_KEY_POLICY", AppliedStatus::Done),
                 ),
             ],
+        ));
+    }
+    if result.incident.spoke.as_ref().is_some_and(|s| !s.assumed) {
+        docs.push(document(
+            timestamp_ms,
+            &[],
+            &[("SpokeUnreachable", "Count", 1)],
         ));
     }
     if let Some(s) = &result.sweep {

@@ -325,3 +325,26 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> i64;
     async fn sleep(&self, duration: std::time::Duration);
 }
+
+/// The ports that read and act in one account and Region: the incident's, in organization mode.
+pub struct SitePorts {
+    pub exports: Box<dyn ExportService>,
+    pub buckets: Box<dyn BucketInspector>,
+    pub keys: Box<dyn KeyPolicyStore>,
+    pub iam: Box<dyn IdentityPolicies>,
+    pub identity: Box<dyn Identity>,
+    /// Readers in third accounts (bucket owner, key account), with clients in this Region.
+    pub cross: Box<dyn CrossAccount>,
+    /// The spoke role the ports act as; `None` in the hub's own account.
+    pub role_arn: Option<String>,
+}
+
+/// Organization mode: ports in any account and Region of the organization.
+#[async_trait]
+pub trait Spokes: Send + Sync {
+    /// Ports in `region` of `account`, through the spoke role there (sessions are cached).
+    /// `Err`: the role could not be assumed; the error names `sts:AssumeRole`.
+    async fn site(&self, account: &str, region: &str) -> PortResult<SitePorts>;
+    /// The spoke role's ARN in `account` (named in reports, also when it cannot be assumed).
+    fn role_arn(&self, account: &str) -> String;
+}

@@ -8,6 +8,7 @@ pub mod kms;
 pub mod ledger;
 pub mod organizations;
 pub mod s3;
+pub mod spokes;
 pub mod sts;
 
 pub use clock::SystemClock;
@@ -18,6 +19,7 @@ pub use kms::KmsKeys;
 pub use ledger::DynamoLedger;
 pub use organizations::Organizations;
 pub use s3::S3Buckets;
+pub use spokes::StsSpokes;
 pub use sts::StsCrossAccount;
 
 use crate::error::{AwsError, AwsErrorKind};
@@ -133,41 +135,55 @@ pub(crate) fn task_ended(operation: &'static str, e: tokio::task::JoinError) -> 
 
 /// Wires the real adapters from one SdkConfig (clients share its connection pool).
 pub fn build_app(config: crate::Config, sdk: &aws_types::SdkConfig) -> crate::App {
+    use std::sync::Arc;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     let partition = crate::arn::partition_of(&region);
     let path_style = config.s3_force_path_style;
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let sts = || {
-        StsCrossAccount::new(
+    // One STS client (the Regional endpoint of the function's Region) and one session cache.
+    let cross = StsCrossAccount::new(
+        aws_sdk_sts::Client::new(sdk),
+        sdk.clone(),
+        partition,
+        path_style,
+    );
+    let identity = Arc::new(cross.in_region(&region));
+    let spokes = match (&config.hub_account_id, &config.member_role_name) {
+        (Some(hub), Some(role)) => Some(Arc::new(StsSpokes::new(
             aws_sdk_sts::Client::new(sdk),
             sdk.clone(),
-            partition,
-            path_style,
-        )
+            hub.clone(),
+            role.clone(),
+            cross.in_region(&region),
+            identity.clone(),
+        )) as Arc<dyn crate::ports::Spokes>),
+        _ => None,
     };
     crate::App {
         exports: Box::new(DynamoExports::new(dynamodb.clone())),
         buckets: Box::new(S3Buckets::new(sts::s3_client(sdk, path_style))),
         keys: Box::new(KmsKeys::new(aws_sdk_kms::Client::new(sdk))),
-        accounts: Box::new({
+        accounts: Arc::new({
             let org = Organizations::new(aws_sdk_organizations::Client::new(sdk));
             match &config.org_role_arn {
-                Some(role) => org.with_policy_role(sts(), role.clone()),
+                Some(role) => org.with_policy_role(cross.in_region(&region), role.clone()),
                 None => org,
             }
         }),
-        cross: Box::new(sts()),
-        identity: Box::new(sts()),
+        identity: Box::new(identity),
+        cross: Box::new(cross),
         iam: Box::new(IamPolicies::new(aws_sdk_iam::Client::new(sdk))),
         ledger: config.ledger_table_name.as_ref().map(|t| {
-            Box::new(DynamoLedger::new(dynamodb, t.clone())) as Box<dyn crate::ports::Ledger>
+            Arc::new(DynamoLedger::new(dynamodb, t.clone())) as Arc<dyn crate::ports::Ledger>
         }),
-        events: Box::new(EventBus::new(
+        events: Arc::new(EventBus::new(
             aws_sdk_eventbridge::Client::new(sdk),
             config.event_bus_name.clone(),
         )),
         hints: Default::default(),
-        clock: Box::new(SystemClock),
+        clock: Arc::new(SystemClock),
+        spokes,
+        spoke: None,
         region,
         config,
     }

@@ -89,6 +89,27 @@ impl StsCrossAccount {
 }
 
 impl StsCrossAccount {
+    /// The same sessions (one cache) with clients in `region`: the readers of an organization
+    /// incident act in its Region. AssumeRole still goes to the function's Regional endpoint.
+    pub(crate) fn in_region(&self, region: &str) -> Self {
+        Self {
+            sts: self.sts.clone(),
+            base: self
+                .base
+                .to_builder()
+                .region(aws_types::region::Region::new(region.to_string()))
+                .build(),
+            partition: self.partition.clone(),
+            force_path_style: self.force_path_style,
+            whoami: tokio::sync::OnceCell::new(),
+            member_creds: self.member_creds.clone(),
+        }
+    }
+
+    pub(crate) fn force_path_style(&self) -> bool {
+        self.force_path_style
+    }
+
     /// The function's SdkConfig with the credentials of `role_arn` (assumed, cached).
     pub(crate) async fn config_as(&self, role_arn: &str) -> PortResult<SdkConfig> {
         let creds = self.member_credentials(role_arn).await?;
@@ -118,6 +139,14 @@ impl CrossAccount for StsCrossAccount {
             buckets: Box::new(S3Buckets::new(s3_client(&config, self.force_path_style))),
             keys: Box::new(KmsKeys::new(aws_sdk_kms::Client::new(&config))),
         })
+    }
+}
+
+/// One identity for the hub's own ports and for its sites in other Regions (asked once).
+#[async_trait]
+impl Identity for Arc<StsCrossAccount> {
+    async fn whoami(&self) -> PortResult<(String, String)> {
+        self.as_ref().whoami().await
     }
 }
 

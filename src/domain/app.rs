@@ -9,13 +9,14 @@ use crate::intake::{self, Trigger, REPORT_DETAIL_TYPE};
 use crate::model::{ExportStatus, Finding, Incident, IncidentSource, Mode};
 use crate::ports::{
     AccountDirectory, BucketInspector, Clock, CrossAccount, EventPublisher, ExportService,
-    Identity, IdentityPolicies, KeyPolicyStore, Ledger, Lineage, OutboundEvent,
+    Identity, IdentityPolicies, KeyPolicyStore, Ledger, Lineage, OutboundEvent, Spokes,
 };
 use futures_util::future::{select, Either};
 use plan::Plan;
 use report::{Applied, IncidentReport, RemediationResult, SweepReport, SCHEMA_VERSION};
 use serde_json::Value;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Everything one invocation needs, built once at init.
@@ -23,21 +24,28 @@ pub struct App {
     pub config: Config,
     /// The function's region (table ARNs of the sweep are built in it).
     pub region: String,
+    // The site's ports: the function's own account and Region, or (organization mode) the
+    // incident's, through the spoke role there.
     pub exports: Box<dyn ExportService>,
     pub buckets: Box<dyn BucketInspector>,
     pub keys: Box<dyn KeyPolicyStore>,
-    pub accounts: Box<dyn AccountDirectory>,
     pub cross: Box<dyn CrossAccount>,
     pub identity: Box<dyn Identity>,
-    /// The caller's identity policies and boundary (IAM, this account).
+    /// The caller's identity policies and boundary (IAM, the site's account).
     pub iam: Box<dyn IdentityPolicies>,
+    // The hub's ports, shared by every site.
+    pub accounts: Arc<dyn AccountDirectory>,
     /// `None` when LEDGER_TABLE_NAME is not set: no exactly-once, a report-only sweep.
-    pub ledger: Option<Box<dyn Ledger>>,
-    pub events: Box<dyn EventPublisher>,
+    pub ledger: Option<Arc<dyn Ledger>>,
+    pub events: Arc<dyn EventPublisher>,
     /// Guesses a warm container makes from what it read before (never a fact).
-    pub hints: evidence::Hints,
+    pub hints: Arc<evidence::Hints>,
     /// The time, and waits (paused in tests).
-    pub clock: Box<dyn Clock>,
+    pub clock: Arc<dyn Clock>,
+    /// Organization mode (`ORG_MODE=on`): ports in the organization's other accounts and Regions.
+    pub spokes: Option<Arc<dyn Spokes>>,
+    /// How this site was reached: `Some` for a spoke (the report names it).
+    pub spoke: Option<report::SpokeAccess>,
 }
 
 pub(super) use crate::arn::role_name;
@@ -181,8 +189,7 @@ impl App {
     ) -> Result<RemediationResult, Error> {
         match intake::parse(event)? {
             Trigger::Incident(incident) | Trigger::Preflight(incident) => {
-                self.in_my_region(&incident)?;
-                self.remediate(incident).await
+                self.remediate_where(incident).await
             }
             Trigger::ExportStarted(started) => self.export_started(started).await,
             Trigger::Sweep => self.sweep(deadline).await,
@@ -191,7 +198,7 @@ impl App {
     }
 
     /// One deployment covers one account and region: an export elsewhere is refused by name.
-    fn in_my_region(&self, incident: &Incident) -> Result<(), Error> {
+    pub(super) fn in_my_region(&self, incident: &Incident) -> Result<(), Error> {
         let arn = incident.export_arn.as_ref().or(incident.table_arn.as_ref());
         let Some(arn) = arn.and_then(|a| crate::arn::Arn::parse("exportArn", a).ok()) else {
             return Ok(());
@@ -209,7 +216,13 @@ impl App {
     }
 
     fn effective_mode(&self, requested: Option<Mode>) -> Mode {
-        requested.map_or(self.config.mode, |m| m.min(self.config.mode))
+        let mode = requested.map_or(self.config.mode, |m| m.min(self.config.mode));
+        if self.unreachable() {
+            // Nothing is changed in an account whose facts could not be read.
+            mode.min(Mode::Plan)
+        } else {
+            mode
+        }
     }
 
     /// The six stages of SPEC §3.5 for one incident (intake has made it).
@@ -248,6 +261,15 @@ impl App {
             notes,
         };
         let mut result = report_of(&incident, evidence, done);
+        result.incident.spoke = self.spoke.clone();
+        if let Some(s) = self.spoke.as_ref().filter(|s| !s.assumed) {
+            result.notes.push(format!(
+                "the spoke role {} could not be assumed, so every fact of account {} is Unknown and nothing was changed: {}",
+                s.role_arn,
+                incident.place.as_ref().map_or("?", |p| p.account.as_str()),
+                s.error.as_deref().unwrap_or("no reason given")
+            ));
+        }
         self.publish_report(&mut result).await;
         Ok(result)
     }
@@ -315,6 +337,11 @@ impl App {
                 },
                 None => (first_round.await, None),
             }
+        };
+        let export = match export {
+            // A site whose role was not assumed: DescribeExport's refusal is one more Unknown.
+            Err(_) if self.unreachable() => Ok(None),
+            other => other,
         };
         let ((start, lineage), mut export) = (reads?, export?);
         // SPEC 7.1: a retry keeps every parameter it does not correct, including those only the

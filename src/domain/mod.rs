@@ -14,6 +14,7 @@ pub mod evidence;
 pub mod key_patch;
 pub mod plan;
 pub mod report;
+mod site;
 pub mod sse_rules;
 mod started;
 pub mod sweep;

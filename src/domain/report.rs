@@ -75,6 +75,25 @@ pub struct IncidentReport {
     /// With no caller known: the principals the diagnosis considered instead.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub caller_candidates: Vec<String>,
+    /// The account and Region the export ran in, when the trigger or its ARN says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Organization mode: the spoke role the reads and the retry went through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spoke: Option<SpokeAccess>,
+}
+
+/// How the function reached the incident's account (organization mode).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpokeAccess {
+    pub role_arn: String,
+    /// `false`: AssumeRole failed, so every fact of that account is Unknown and nothing changed.
+    pub assumed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl IncidentReport {
@@ -87,6 +106,9 @@ impl IncidentReport {
             failure_message: i.failure_message.clone(),
             caller: i.caller.clone(),
             caller_candidates: Vec::new(),
+            account: i.place.as_ref().map(|p| p.account.clone()),
+            region: i.place.as_ref().map(|p| p.region.clone()),
+            spoke: None,
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use crate::arn::{is_account_id, Arn};
 use crate::error::Error;
-use crate::model::{ExportRequest, Incident, IncidentSource, IncrementalSpec, Mode, SseAlgorithm};
+use crate::model::{
+    ExportRequest, Incident, IncidentSource, IncrementalSpec, Mode, Place, SseAlgorithm,
+};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -41,20 +43,100 @@ pub struct ExportStarted {
 }
 
 pub fn parse(event: &Value) -> Result<Trigger, Error> {
+    let (trigger, claimed) = parse_claims(event)?;
+    match trigger {
+        Trigger::Incident(i) => Ok(Trigger::Incident(placed(i, claimed)?)),
+        Trigger::Preflight(i) => Ok(Trigger::Preflight(placed(i, claimed)?)),
+        other => Ok(other),
+    }
+}
+
+/// Where an event says it happened, field by field: from its `detail`, and from its envelope.
+#[derive(Debug, Default)]
+struct Claims {
+    detail: (Option<String>, Option<String>),
+    envelope: (Option<String>, Option<String>),
+}
+
+/// The incident's account and Region: the event's `detail` first (CloudTrail's
+/// `recipientAccountId`/`awsRegion`, the custom event's `accountId`/`region`), then the export or
+/// table ARN, then the envelope. A `detail` that contradicts the ARN is refused: one of them
+/// names the wrong export. The envelope is last and never refuses: EventBridge keeps the sender's
+/// `account` on a forwarded event, but its `region` there is not documented.
+fn placed(mut incident: Incident, claims: Claims) -> Result<Incident, Error> {
+    let arn = incident
+        .export_arn
+        .as_deref()
+        .or(incident.table_arn.as_deref())
+        .and_then(|a| Arn::parse("arn", a).ok());
+    let (arn_account, arn_region) = match &arn {
+        Some(a) => (Some(a.account.clone()), Some(a.region.clone())),
+        None => (None, None),
+    };
+    let (d_account, d_region) = claims.detail;
+    for (what, said, arn_says) in [
+        ("account", &d_account, &arn_account),
+        ("region", &d_region, &arn_region),
+    ] {
+        if let (Some(said), Some(arn_says)) = (said, arn_says) {
+            if said != arn_says {
+                return Err(invalid(format!(
+                    "detail names {what} {:?} but the export is in {:?}",
+                    truncate(said),
+                    truncate(arn_says)
+                )));
+            }
+        }
+    }
+    let (e_account, e_region) = claims.envelope;
+    let account = d_account.or(arn_account).or(e_account);
+    let region = d_region.or(arn_region).or(e_region);
+    if let Some(a) = account.as_deref().filter(|a| !is_account_id(a)) {
+        return Err(invalid(format!(
+            "account {:?} is not a 12-digit account id",
+            truncate(a)
+        )));
+    }
+    if let Some(r) = region.as_deref().filter(|r| !is_region(r)) {
+        return Err(invalid(format!(
+            "region {:?} is not a Region name",
+            truncate(r)
+        )));
+    }
+    incident.place = account
+        .zip(region)
+        .map(|(account, region)| Place { account, region });
+    Ok(incident)
+}
+
+/// `us-west-2`, `eu-central-1`, `us-gov-west-1`, `cn-north-1`: lowercase words and a number.
+fn is_region(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    parts.len() >= 3
+        && text.len() <= 32
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+fn parse_claims(event: &Value) -> Result<(Trigger, Claims), Error> {
     let obj = event
         .as_object()
         .ok_or_else(|| invalid("the event must be a JSON object"))?;
     if obj.contains_key("detail-type") {
         return parse_eventbridge(event);
     }
+    let none = Claims::default;
     if obj.contains_key("preflight") {
-        return parse_preflight(event);
+        return parse_preflight(event).map(|t| (t, none()));
     }
     if obj.contains_key("rollback") {
-        return parse_rollback(event);
+        return parse_rollback(event).map(|t| (t, none()));
     }
     if obj.contains_key("exportArn") {
-        return parse_manual(event);
+        return parse_manual(event).map(|t| (t, none()));
     }
     Err(invalid(
         "expected an EventBridge event, or a payload with exportArn, preflight or rollback",
@@ -65,10 +147,19 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidEvent(msg.into())
 }
 
-fn parse_eventbridge(event: &Value) -> Result<Trigger, Error> {
+fn parse_eventbridge(event: &Value) -> Result<(Trigger, Claims), Error> {
     let envelope: EventBridgeEvent<Value> = serde_json::from_value(event.clone())
         .map_err(|e| invalid(format!("EventBridge envelope: {e}")))?;
-    match envelope.detail_type.as_str() {
+    let detail = envelope.detail.as_object();
+    let said = |names: &[&str]| detail.and_then(|d| str_field(d, names));
+    let claims = Claims {
+        detail: (
+            said(&["recipientAccountId", "accountId"]),
+            said(&["awsRegion", "region"]),
+        ),
+        envelope: (envelope.account.clone(), envelope.region.clone()),
+    };
+    let trigger = match envelope.detail_type.as_str() {
         CLOUDTRAIL_DETAIL_TYPE => parse_cloudtrail(&envelope.source, &envelope.detail),
         FAILED_DETAIL_TYPE => parse_failed_event(&envelope.detail),
         SCHEDULED_DETAIL_TYPE if envelope.source == "aws.events" => Ok(Trigger::Sweep),
@@ -80,7 +171,8 @@ fn parse_eventbridge(event: &Value) -> Result<Trigger, Error> {
             truncate(other),
             truncate(&envelope.source)
         ))),
-    }
+    }?;
+    Ok((trigger, claims))
 }
 
 fn str_field(obj: &Map<String, Value>, names: &[&str]) -> Option<String> {

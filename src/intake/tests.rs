@@ -198,3 +198,115 @@ fn bad_input_gets_typed_errors_naming_the_field() {
         assert!(err.to_string().contains(needle), "{ev}: {err}");
     }
 }
+
+fn place_of(event: &Value) -> Option<Place> {
+    match parse(event).unwrap() {
+        Trigger::Incident(i) | Trigger::Preflight(i) => i.place,
+        other => panic!("not an incident: {other:?}"),
+    }
+}
+
+fn place(account: &str, region: &str) -> Option<Place> {
+    Some(Place {
+        account: account.into(),
+        region: region.into(),
+    })
+}
+
+fn failed_event(detail: Value, account: &str, region: &str) -> Value {
+    json!({"version": "0", "id": "1", "detail-type": FAILED_DETAIL_TYPE,
+           "source": "ddb-export-remediator", "account": account, "region": region,
+           "time": "2026-12-02T00:00:00Z", "resources": [], "detail": detail})
+}
+
+const WEST_EXPORT: &str =
+    "arn:aws:dynamodb:us-west-2:222233334444:table/orders/export/01700000000000-a1b2c3d4";
+
+#[test]
+fn the_place_is_read_from_the_detail_before_the_arn_and_the_envelope() {
+    // CloudTrail: recipientAccountId/awsRegion, while the envelope names the hub (moto rewrites
+    // a forwarded event's region to the hub's).
+    let mut ct = event("cloudtrail-access-denied.json");
+    ct["account"] = json!("999988887777");
+    ct["region"] = json!("us-east-1");
+    let table = ct["detail"]["requestParameters"]["tableArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let arn = crate::arn::Arn::parse("t", &table).unwrap();
+    ct["detail"]["recipientAccountId"] = json!(arn.account);
+    ct["detail"]["awsRegion"] = json!(arn.region);
+    assert_eq!(place_of(&ct), place(&arn.account, &arn.region));
+    // The custom event: accountId/region in detail.
+    let custom = failed_event(
+        json!({"exportArn": WEST_EXPORT, "accountId": "222233334444", "region": "us-west-2"}),
+        "999988887777",
+        "us-east-1",
+    );
+    assert_eq!(place_of(&custom), place("222233334444", "us-west-2"));
+    // Without them in detail, the export ARN decides; the envelope only fills what is missing.
+    let bare = failed_event(
+        json!({"exportArn": WEST_EXPORT}),
+        "999988887777",
+        "us-east-1",
+    );
+    assert_eq!(place_of(&bare), place("222233334444", "us-west-2"));
+    // A manual payload: the ARN.
+    assert_eq!(
+        place_of(&json!({"exportArn": WEST_EXPORT})),
+        place("222233334444", "us-west-2")
+    );
+}
+
+#[test]
+fn a_detail_that_contradicts_the_export_arn_or_is_malformed_is_refused() {
+    for (detail, needle) in [
+        (
+            json!({"exportArn": WEST_EXPORT, "accountId": "444455556666"}),
+            "account",
+        ),
+        (
+            json!({"exportArn": WEST_EXPORT, "region": "eu-west-1"}),
+            "region",
+        ),
+    ] {
+        let err = parse(&failed_event(detail, "999988887777", "us-east-1")).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidEvent(m) if m.contains(needle)),
+            "{err}"
+        );
+    }
+    // CloudTrail: recipientAccountId must be the table's account, awsRegion a Region name.
+    let mut ct = event("cloudtrail-access-denied.json");
+    ct["detail"]["recipientAccountId"] = json!("444455556666");
+    let err = parse(&ct).unwrap_err().to_string();
+    assert!(err.contains("account"), "{err}");
+    let mut ct = event("cloudtrail-access-denied.json");
+    ct["detail"]["awsRegion"] = json!("US West");
+    let err = parse(&ct).unwrap_err().to_string();
+    assert!(err.contains("region"), "{err}");
+}
+
+#[test]
+fn region_names_are_recognised() {
+    for ok in [
+        "us-west-2",
+        "eu-central-1",
+        "us-gov-west-1",
+        "cn-north-1",
+        "ap-southeast-5",
+    ] {
+        assert!(is_region(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "us",
+        "us-west",
+        "US-WEST-2",
+        "us-west-x",
+        "us--2",
+        "us-west-2-",
+    ] {
+        assert!(!is_region(bad), "{bad}");
+    }
+}

@@ -30,6 +30,15 @@ pub struct Incident {
     pub caller: Option<String>,
     /// A manual payload's mode; the effective mode is the lower of this and the deployed one.
     pub requested_mode: Option<Mode>,
+    /// The account and Region the export ran in (organization mode works there).
+    pub place: Option<Place>,
+}
+
+/// An account and a Region: where an incident happened, and where its reads and retry run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Place {
+    pub account: String,
+    pub region: String,
 }
 
 impl Incident {
@@ -44,6 +53,7 @@ impl Incident {
             failure_message: None,
             caller: None,
             requested_mode: None,
+            place: None,
         }
     }
 }
