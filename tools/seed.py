@@ -42,6 +42,10 @@ Scenarios (each creates its own table and bucket, named with the suffix):
                           org/spoke-rules.yaml (us-east-1 and us-west-2) deployed to the OU by
                           moto's SERVICE_MANAGED StackSets; a hub bus in this account whose rule
                           copies what arrives into an SQS queue (read it with count-events)
+  org-incident            org-spokes, then in member A, us-west-2: an export to member B's
+                          bucket without --s3-bucket-owner (FAILED) and a table without PITR;
+                          its DynamoDB Export Failed event and a recorded CloudTrail error event
+                          are put on A's default bus there; returns what reached the hub bus
   fail-bucket             --bucket NAME [--account ID]: from now on every export to the bucket
                           fails with a bare S3AccessDenied (tags set in the owner's account)
   delay-bucket            --bucket NAME [--account ID] [--seconds S]: exports to the bucket stay
@@ -70,10 +74,11 @@ REGION = "us-east-1"
 MEMBER_ROLE_NAME = "DdbExportRemediatorMember"
 
 
-def client(endpoint: str, service: str, creds: dict | None = None, attempts: int = 2):
+def client(endpoint: str, service: str, creds: dict | None = None, attempts: int = 2,
+           region: str = REGION):
     kwargs = dict(
         endpoint_url=endpoint,
-        region_name=REGION,
+        region_name=region,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         config=Config(s3={"addressing_style": "path"},
@@ -119,8 +124,9 @@ def member_account(endpoint: str, suffix: str) -> tuple[str, dict]:
     return account_id, creds
 
 
-def make_table(endpoint: str, name: str, pitr: bool = True, creds: dict | None = None) -> str:
-    ddb = client(endpoint, "dynamodb", creds)
+def make_table(endpoint: str, name: str, pitr: bool = True, creds: dict | None = None,
+               region: str = REGION) -> str:
+    ddb = client(endpoint, "dynamodb", creds, region=region)
     table = ddb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -207,14 +213,14 @@ def incremental_ion(endpoint: str, suffix: str, out: dict) -> dict:
     return out
 
 
-def start_export(endpoint: str, creds: dict | None = None, **params) -> dict:
-    ddb = client(endpoint, "dynamodb", creds)
+def start_export(endpoint: str, creds: dict | None = None, region: str = REGION, **params) -> dict:
+    ddb = client(endpoint, "dynamodb", creds, region=region)
     return ddb.export_table_to_point_in_time(**params)["ExportDescription"]
 
 
 def wait_terminal(endpoint: str, export_arn: str, timeout: float = 30.0,
-                  creds: dict | None = None) -> dict:
-    ddb = client(endpoint, "dynamodb", creds)
+                  creds: dict | None = None, region: str = REGION) -> dict:
+    ddb = client(endpoint, "dynamodb", creds, region=region)
     deadline = time.time() + timeout
     while True:
         desc = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
@@ -556,6 +562,71 @@ def org_spokes(endpoint: str, suffix: str) -> dict:
             "hubFunctionRoleArn": function_role, "exportBuckets": buckets}
 
 
+def org_incident(endpoint: str, suffix: str) -> dict:
+    """org-spokes, then two incidents in member A, us-west-2, forwarded to the hub bus."""
+    out = org_spokes(endpoint, suffix)
+    a, b = out["members"]
+    west = "us-west-2"
+
+    def creds_in(account: str) -> dict:
+        return client(endpoint, "sts").assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+            RoleSessionName="seed")["Credentials"]
+
+    ca, cb = creds_in(a), creds_in(b)
+    # Member B's bucket (in the spokes' ExportBuckets) lets member A's account write exports.
+    bucket = out["exportBuckets"][0]
+    s3b = client(endpoint, "s3", cb, region=west)
+    s3b.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": west})
+    s3b.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "AllowExportsFromA", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{a}:root"},
+        "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl"],
+        "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    # In A, us-west-2: an export to B's bucket without --s3-bucket-owner (FAILED), and a table
+    # without point-in-time recovery, whose export call CloudTrail records as refused.
+    table_arn = make_table(endpoint, f"orders-{suffix}", creds=ca, region=west)
+    export = start_export(endpoint, ca, region=west, TableArn=table_arn, S3Bucket=bucket,
+                          S3Prefix="exports", S3SseAlgorithm="AES256")
+    desc = wait_terminal(endpoint, export["ExportArn"], creds=ca, region=west)
+    nopitr = make_table(endpoint, f"nopitr-{suffix}", pitr=False, creds=ca, region=west)
+    events = client(endpoint, "events", ca, region=west)
+    pipeline = f"arn:aws:iam::{a}:role/pipeline-{suffix}"
+    entries = [
+        {"Source": "ddb-export-remediator", "DetailType": "DynamoDB Export Failed", "Detail": json.dumps({
+            "exportArn": export["ExportArn"], "accountId": a, "region": west,
+            "failureCode": desc.get("FailureCode"), "failureMessage": desc.get("FailureMessage")})},
+        {"Source": "aws.dynamodb", "DetailType": "AWS API Call via CloudTrail", "Detail": json.dumps({
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "AssumedRole", "arn": f"arn:aws:sts::{a}:assumed-role/pipeline-{suffix}/run",
+                             "accountId": a, "sessionContext": {"sessionIssuer": {
+                                 "type": "Role", "arn": pipeline, "accountId": a}}},
+            "eventTime": "2026-12-02T10:05:00Z", "eventSource": "dynamodb.amazonaws.com",
+            "eventName": "ExportTableToPointInTime", "awsRegion": west,
+            "errorCode": "PointInTimeRecoveryUnavailableException",
+            "errorMessage": f"Point in time recovery is not enabled for table 'nopitr-{suffix}'",
+            "requestParameters": {"tableArn": nopitr, "s3Bucket": bucket, "s3Prefix": "exports"},
+            "responseElements": None, "eventType": "AwsApiCall", "recipientAccountId": a})},
+    ]
+    put = events.put_events(Entries=entries)
+    assert put["FailedEntryCount"] == 0, put
+    # What arrived on the hub bus (the hub's rule copies it into its queue).
+    sqs = client(endpoint, "sqs")
+    received = []
+    for _ in range(20):
+        msgs = sqs.receive_message(QueueUrl=out["queueUrl"], MaxNumberOfMessages=10,
+                                   WaitTimeSeconds=0).get("Messages", [])
+        for m in msgs:
+            received.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=out["queueUrl"], ReceiptHandle=m["ReceiptHandle"])
+        if len(received) >= len(entries):
+            break
+        time.sleep(0.1)
+    out.update(scenario="org-incident", memberA=a, memberB=b, region=west, bucket=bucket,
+               tableArn=table_arn, exportArn=export["ExportArn"], exportStatus=desc["ExportStatus"],
+               noPitrTableArn=nopitr, pipelineRole=pipeline, hubEvents=received)
+    return out
+
+
 def owner_creds(endpoint: str, account: str | None) -> dict | None:
     if account and account != own_account(endpoint):
         return client(endpoint, "sts").assume_role(
@@ -644,6 +715,8 @@ def main() -> None:
         result = require_kms(args.endpoint, args.bucket, args.account)
     elif args.scenario == "org-spokes":
         result = org_spokes(args.endpoint, suffix)
+    elif args.scenario == "org-incident":
+        result = org_incident(args.endpoint, suffix)
     elif args.scenario == "ledger":
         result = ledger_table(args.endpoint, args.table or f"ledger-{suffix}")
     else:

@@ -146,9 +146,35 @@ pub fn resource_side(policy: &Policy, request: &Request) -> Decision {
     evaluate_refs(&[&ALLOW_ALL, policy], request)
 }
 
-/// What the organization's SCPs decide for the request, every other layer assumed to allow.
+/// A resource policy that admits everyone: a cross-account request needs one, and the SCP
+/// side assumes every layer but the SCPs allows.
+static RESOURCE_ALLOWS_ALL: LazyLock<Policy> = LazyLock::new(|| Policy {
+    kind: PolicyKind::Resource,
+    name: "assumed-resource-allow".into(),
+    level: None,
+    statements: vec![Statement {
+        name: "#0".into(),
+        effect: Effect::Allow,
+        actions: Targets {
+            negated: false,
+            values: vec!["*".into()],
+        },
+        resources: Some(Targets {
+            negated: false,
+            values: vec!["*".into()],
+        }),
+        principals: Some(Targets {
+            negated: false,
+            values: vec!["*".into()],
+        }),
+        conditions: Vec::new(),
+    }],
+});
+
+/// What the organization's SCPs decide for the request, every other layer assumed to allow
+/// (the resource's own policy too: a bucket in another account is not the SCPs' question).
 pub fn scp_side(scps: &[Policy], request: &Request) -> Decision {
-    let mut all: Vec<&Policy> = vec![&ALLOW_ALL];
+    let mut all: Vec<&Policy> = vec![&ALLOW_ALL, &RESOURCE_ALLOWS_ALL];
     all.extend(scps);
     evaluate_refs(&all, request)
 }
@@ -263,5 +289,37 @@ mod tests {
             candidate_principals(Some("dynamodb.amazonaws.com"), "aws", "111122223333").len(),
             1
         );
+    }
+
+    #[test]
+    fn the_scp_side_of_a_cross_account_write_is_decided_by_the_scps_alone() {
+        let full = Policy::parse_text(
+            PolicyKind::Scp,
+            "FullAWSAccess",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        let deny_s3 = Policy::parse_text(
+            PolicyKind::Scp,
+            "NoS3",
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"NoS3","Effect":"Deny","Action":"s3:*","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        // A member account's root writing into another account's bucket: no bucket policy is
+        // in view, and that is not the SCPs' question.
+        let request = Request {
+            principal: "arn:aws:iam::222233334444:root".into(),
+            action: "s3:PutObject".into(),
+            resource: "arn:aws:s3:::exports/AWSDynamoDB/x/_started".into(),
+            resource_account: Some("555566667777".into()),
+            context: Context::default(),
+        };
+        assert_eq!(
+            scp_side(&[full.clone()], &request).decision,
+            DecisionKind::Allow
+        );
+        let d = scp_side(&[full, deny_s3], &request);
+        assert_eq!(d.decision, DecisionKind::ExplicitDeny);
+        assert_eq!(d.decided_by.as_deref(), Some("NoS3/NoS3"));
     }
 }

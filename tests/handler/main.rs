@@ -10,6 +10,7 @@ mod helpers;
 mod key_policy;
 mod layering;
 mod ledger;
+mod org_mode;
 mod org_templates;
 mod organization;
 mod readme;

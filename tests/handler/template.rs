@@ -268,6 +268,12 @@ fn the_function_is_told_its_write_scope_and_its_sweep_look_back() {
         tagged(&env["SWEEP_LOOKBACK_HOURS"], "Ref").map(s),
         Some("SweepLookbackHours")
     );
+    // Organization mode: the function knows it is a hub, and which account is its own.
+    assert_eq!(tagged(&env["ORG_MODE"], "Ref").map(s), Some("OrgMode"));
+    assert_eq!(
+        tagged(&env["HUB_ACCOUNT_ID"], "Ref").map(s),
+        Some("AWS::AccountId")
+    );
     let p = &t["Parameters"]["SweepLookbackHours"];
     assert_eq!(
         (
