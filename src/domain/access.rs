@@ -315,7 +315,7 @@ mod tests {
             context: Context::default(),
         };
         assert_eq!(
-            scp_side(&[full.clone()], &request).decision,
+            scp_side(std::slice::from_ref(&full), &request).decision,
             DecisionKind::Allow
         );
         let d = scp_side(&[full, deny_s3], &request);
