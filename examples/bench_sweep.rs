@@ -128,6 +128,23 @@ impl Ledger for Timed<Arc<dyn Ledger>> {
             .time(self.inner.set_change_status(id, from, to, note, n))
             .await
     }
+    async fn track_in_flight(&self, a: &str, at: i64, c: u32, n: i64) -> PortResult<()> {
+        self.meter
+            .time(self.inner.track_in_flight(a, at, c, n))
+            .await
+    }
+    async fn in_flight_due(&self, n: i64, limit: usize) -> PortResult<Vec<InFlight>> {
+        self.meter.time(self.inner.in_flight_due(n, limit)).await
+    }
+    async fn untrack_in_flight(&self, a: &str) -> PortResult<()> {
+        self.meter.time(self.inner.untrack_in_flight(a)).await
+    }
+    async fn marker(&self, name: &str) -> PortResult<Option<i64>> {
+        self.meter.time(self.inner.marker(name)).await
+    }
+    async fn set_marker(&self, name: &str, v: i64, n: i64) -> PortResult<()> {
+        self.meter.time(self.inner.set_marker(name, v, n)).await
+    }
 }
 
 #[async_trait]

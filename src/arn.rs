@@ -142,6 +142,18 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
+/// `us-west-2`, `eu-central-1`, `us-gov-west-1`, `cn-north-1`: lowercase words and a number.
+pub fn is_region(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    parts.len() >= 3
+        && text.len() <= 32
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
 pub fn is_account_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }

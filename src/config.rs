@@ -17,6 +17,9 @@ pub struct Config {
     /// `ORG_MODE=on`: the hub's own account (`HUB_ACCOUNT_ID`). An incident in another account
     /// or Region is then read and retried there, through the spoke role `MEMBER_ROLE_NAME`.
     pub hub_account_id: Option<String>,
+    /// `ORG_MODE=on`: the Regions the spokes cover (`SPOKE_REGIONS`), which the safety-net
+    /// sweep visits in every account; empty = the hub's Region only.
+    pub spoke_regions: Vec<String>,
     pub s3_force_path_style: bool,
     /// Put each result on the bus as a report (the Lambda does; the laptop CLI does not).
     pub publish_reports: bool,
@@ -99,6 +102,7 @@ impl Default for Config {
             event_bus_name: "default".into(),
             org_role_arn: None,
             hub_account_id: None,
+            spoke_regions: Vec::new(),
             s3_force_path_style: false,
             publish_reports: true,
             export_buckets: None,
@@ -198,6 +202,15 @@ impl Config {
                 None => problems.push("ORG_MODE=on needs HUB_ACCOUNT_ID".into()),
             },
             Some(v) => problems.push(format!("ORG_MODE={v:?}: expected on or off")),
+        }
+        if let Some(v) = value("SPOKE_REGIONS") {
+            for r in v.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                if crate::arn::is_region(r) {
+                    cfg.spoke_regions.push(r.to_string());
+                } else {
+                    problems.push(format!("SPOKE_REGIONS: {r:?} is not a Region name"));
+                }
+            }
         }
         if let Some(v) = value("S3_FORCE_PATH_STYLE") {
             match v.as_str() {
@@ -360,6 +373,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("MEMBER_ROLE_NAME"), "{err}");
+        let regions = from(&[("SPOKE_REGIONS", "us-east-1, us-west-2,")]).unwrap();
+        assert_eq!(regions.spoke_regions, ["us-east-1", "us-west-2"]);
+        let err = from(&[("SPOKE_REGIONS", "us-east-1,Oregon")]).unwrap_err();
+        assert!(err.to_string().contains("Oregon"), "{err}");
         let err = from(&[("ORG_MODE", "yes")]).unwrap_err().to_string();
         assert!(err.contains("ORG_MODE"), "{err}");
         let err = from(&[

@@ -10,7 +10,7 @@ use crate::model::{
 };
 use crate::ports::{
     AccountDirectory, AccountReaders, BucketInspector, BucketPresence, ChangeStatus, Claim,
-    CrossAccount, EventPublisher, ExportPage, ExportService, Identity, IdentityPolicies,
+    CrossAccount, EventPublisher, ExportPage, ExportService, Identity, IdentityPolicies, InFlight,
     IncidentRecord, IncidentStatus, KeyPolicyChange, KeyPolicyStore, Ledger, Lineage,
     OutboundEvent, PortResult, PrincipalPolicies, ScpPath, StartRecord, SweepState,
 };
@@ -91,6 +91,9 @@ pub struct World {
     pub sweep_states: HashMap<String, SweepState>,
     pub marks: HashMap<String, String>,
     pub cursor: Option<String>,
+    /// Organization mode: export ARN -> (next check, checks).
+    pub in_flight: HashMap<String, (i64, u32)>,
+    pub markers: HashMap<String, i64>,
     pub published: Vec<OutboundEvent>,
     /// Refuse the next N published events (PutEvents partial failure).
     pub refuse_events: usize,
@@ -585,6 +588,74 @@ impl CrossAccount for FakeCross {
     }
 }
 
+/// Organization mode: every site's ports are the world's fakes, as seen from its account.
+pub struct FakeSpokes {
+    pub world: Shared,
+    /// Accounts whose spoke role cannot be assumed.
+    pub denied: Vec<String>,
+    /// Every (account, Region) a site was asked for, in order.
+    pub asked: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl FakeSpokes {
+    pub fn new(world: &Shared) -> Self {
+        Self {
+            world: world.clone(),
+            denied: Vec::new(),
+            asked: Default::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::Spokes for FakeSpokes {
+    async fn site(&self, account: &str, region: &str) -> PortResult<crate::ports::SitePorts> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((account.to_string(), region.to_string()));
+        if self.denied.iter().any(|a| a == account) {
+            return Err(AwsError::new(
+                "sts:AssumeRole",
+                AwsErrorKind::AccessDenied,
+                "AccessDenied: not authorized to perform sts:AssumeRole",
+            ));
+        }
+        let w = &self.world;
+        Ok(crate::ports::SitePorts {
+            exports: Box::new(FakeExports(w.clone())),
+            buckets: Box::new(FakeBuckets {
+                world: w.clone(),
+                account: account.into(),
+            }),
+            keys: Box::new(FakeKeys {
+                world: w.clone(),
+                account: account.into(),
+            }),
+            iam: Box::new(FakeIam(w.clone())),
+            identity: Box::new(FakeAt(account.to_string())),
+            cross: Box::new(FakeCross(w.clone())),
+            role_arn: Some(self.role_arn(account)),
+        })
+    }
+    fn role_arn(&self, account: &str) -> String {
+        format!("arn:aws:iam::{account}:role/spoke")
+    }
+}
+
+/// The spoke role's session in `account`.
+pub struct FakeAt(pub String);
+
+#[async_trait]
+impl Identity for FakeAt {
+    async fn whoami(&self) -> PortResult<(String, String)> {
+        Ok((
+            self.0.clone(),
+            format!("arn:aws:sts::{}:assumed-role/spoke/hub", self.0),
+        ))
+    }
+}
+
 pub struct FakeIdentity;
 
 #[async_trait]
@@ -756,6 +827,48 @@ impl Ledger for FakeLedger {
             }
             _ => Ok(false),
         }
+    }
+    async fn track_in_flight(
+        &self,
+        export_arn: &str,
+        next_check_at: i64,
+        checks: u32,
+        _now: i64,
+    ) -> PortResult<()> {
+        let mut w = self.0.write().unwrap();
+        w.in_flight
+            .insert(export_arn.to_string(), (next_check_at, checks));
+        Ok(())
+    }
+    async fn in_flight_due(&self, now: i64, limit: usize) -> PortResult<Vec<InFlight>> {
+        let w = self.0.read().unwrap();
+        let mut due: Vec<InFlight> = w
+            .in_flight
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(arn, (_, checks))| InFlight {
+                export_arn: arn.clone(),
+                checks: *checks,
+            })
+            .collect();
+        due.sort_by(|a, b| a.export_arn.cmp(&b.export_arn));
+        due.truncate(limit);
+        Ok(due)
+    }
+    async fn untrack_in_flight(&self, export_arn: &str) -> PortResult<()> {
+        self.0.write().unwrap().in_flight.remove(export_arn);
+        Ok(())
+    }
+    async fn marker(&self, name: &str) -> PortResult<Option<i64>> {
+        Ok(self.0.read().unwrap().markers.get(name).copied())
+    }
+    async fn set_marker(&self, name: &str, value: i64, _now: i64) -> PortResult<()> {
+        self.0
+            .write()
+            .unwrap()
+            .markers
+            .insert(name.to_string(), value);
+        Ok(())
     }
 }
 

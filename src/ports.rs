@@ -286,6 +286,30 @@ pub trait Ledger: Send + Sync {
         note: Option<&str>,
         now: i64,
     ) -> PortResult<bool>;
+    // Organization mode: exports seen starting, described until they end (the in-flight
+    // poller), and the safety-net sweep's progress.
+    /// Tracks (or re-schedules) an export to describe at `next_check_at`.
+    async fn track_in_flight(
+        &self,
+        export_arn: &str,
+        next_check_at: i64,
+        checks: u32,
+        now: i64,
+    ) -> PortResult<()>;
+    /// Tracked exports whose check is due, at most `limit`.
+    async fn in_flight_due(&self, now: i64, limit: usize) -> PortResult<Vec<InFlight>>;
+    async fn untrack_in_flight(&self, export_arn: &str) -> PortResult<()>;
+    /// A named number (the safety net's last swept slot).
+    async fn marker(&self, name: &str) -> PortResult<Option<i64>>;
+    async fn set_marker(&self, name: &str, value: i64, now: i64) -> PortResult<()>;
+}
+
+/// An export the in-flight poller describes until it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    pub export_arn: String,
+    /// How often it was described IN_PROGRESS already (the back-off grows with it).
+    pub checks: u32,
 }
 
 /// An event to put on the bus.

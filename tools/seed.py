@@ -46,6 +46,9 @@ Scenarios (each creates its own table and bucket, named with the suffix):
                           bucket without --s3-bucket-owner (FAILED) and a table without PITR;
                           its DynamoDB Export Failed event and a recorded CloudTrail error event
                           are put on A's default bus there; returns what reached the hub bus
+  org-scale               --accounts N: N new member accounts, each with a table in us-east-1
+                          and us-west-2, and a bucket in the first (us-west-2) whose exports
+                          fail (the organization sweep's benchmark)
   fail-bucket             --bucket NAME [--account ID]: from now on every export to the bucket
                           fails with a bare S3AccessDenied (tags set in the owner's account)
   delay-bucket            --bucket NAME [--account ID] [--seconds S]: exports to the bucket stay
@@ -627,6 +630,50 @@ def org_incident(endpoint: str, suffix: str) -> dict:
     return out
 
 
+def org_scale(endpoint: str, suffix: str, accounts: int) -> dict:
+    """An organization of `accounts` new member accounts with one table in each of two Regions
+    (the organization sweep's benchmark), and a bucket in the first whose exports fail."""
+    org = client(endpoint, "organizations")
+    try:
+        org.create_organization(FeatureSet="ALL")
+    except org.exceptions.AlreadyInOrganizationException:
+        pass
+    sts = client(endpoint, "sts")
+    ids, tables = [], []
+    for i in range(accounts):
+        status = org.create_account(Email=f"scale-{i}-{suffix}@example.com", AccountName=f"scale-{i}-{suffix}")
+        account = status["CreateAccountStatus"]["AccountId"]
+        ids.append(account)
+        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+                                RoleSessionName="seed")["Credentials"]
+        for region in ("us-east-1", "us-west-2"):
+            ddb = client(endpoint, "dynamodb", creds, region=region)
+            desc = ddb.create_table(TableName=f"orders-{suffix}", BillingMode="PAY_PER_REQUEST",
+                                    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+            ddb.update_continuous_backups(
+                TableName=f"orders-{suffix}",
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+            tables.append(desc["TableDescription"]["TableArn"])
+    # The failing destination: a bucket in the first account, us-west-2.
+    first = ids[0]
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{first}:role/OrganizationAccountAccessRole",
+                            RoleSessionName="seed")["Credentials"]
+    bucket = f"scale-exports-{suffix}"
+    s3 = client(endpoint, "s3", creds, region="us-west-2")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
+        {"Key": "moto-export-failure-code", "Value": "S3AccessDenied"},
+        {"Key": "moto-export-failure-message", "Value": "Access Denied"}]})
+    table = next(t for t in tables if f":us-west-2:{first}:" in t)
+    return {"scenario": "org-scale", "hubAccount": own_account(endpoint), "accounts": ids,
+            "tables": len(tables), "failing": {"account": first, "region": "us-west-2",
+                                               "tableArn": table, "bucket": bucket},
+            "credentials": {"accessKeyId": creds["AccessKeyId"],
+                            "secretAccessKey": creds["SecretAccessKey"],
+                            "sessionToken": creds["SessionToken"]}}
+
+
 def owner_creds(endpoint: str, account: str | None) -> dict | None:
     if account and account != own_account(endpoint):
         return client(endpoint, "sts").assume_role(
@@ -692,6 +739,7 @@ def main() -> None:
     parser.add_argument("--tables", type=int, default=10)
     parser.add_argument("--exports", type=int, default=1000)
     parser.add_argument("--failed", type=int, default=5)
+    parser.add_argument("--accounts", type=int, default=200, help="org-scale: member accounts")
     parser.add_argument("--queue", help="count-events: the queue URL")
     parser.add_argument("--table", help="ledger: the table name")
     parser.add_argument("--bucket", help="fail-bucket: the bucket")
@@ -715,6 +763,8 @@ def main() -> None:
         result = require_kms(args.endpoint, args.bucket, args.account)
     elif args.scenario == "org-spokes":
         result = org_spokes(args.endpoint, suffix)
+    elif args.scenario == "org-scale":
+        result = org_scale(args.endpoint, suffix, args.accounts)
     elif args.scenario == "org-incident":
         result = org_incident(args.endpoint, suffix)
     elif args.scenario == "ledger":

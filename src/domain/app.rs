@@ -448,7 +448,13 @@ impl App {
     }
 
     async fn sweep(&self, deadline: Option<Instant>) -> Result<RemediationResult, Error> {
+        let org = self.config.hub_account_id.is_some() && self.spokes.is_some();
         let (report, notes) = match &self.ledger {
+            Some(ledger) if org => (
+                super::org_sweep::org_sweep(self, ledger.as_ref(), deadline, self.clock.now())
+                    .await?,
+                Vec::new(),
+            ),
             Some(ledger) => (
                 sweep::sweep(self, ledger.as_ref(), deadline, self.clock.now()).await?,
                 Vec::new(),

@@ -12,6 +12,7 @@ pub mod command;
 pub mod diagnosis;
 pub mod evidence;
 pub mod key_patch;
+mod org_sweep;
 pub mod plan;
 pub mod report;
 mod site;

@@ -333,6 +333,24 @@ pub struct SweepReport {
     /// Where this sweep stopped for lack of time; the next one resumes there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<String>,
+    /// Organization mode: what the run covered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<OrgSweepReport>,
+}
+
+/// The organization sweep's own counts (ORG_MODE=on).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgSweepReport {
+    /// Exports the in-flight poller described (tracked since their start event).
+    pub polled: usize,
+    /// Of those, still running (checked again later, with back-off).
+    pub still_running: usize,
+    /// Safety-net shards (account, Region) swept in this run, and in the organization.
+    pub shards_swept: usize,
+    pub shards_total: usize,
+    /// Shards or polled exports whose spoke role could not be assumed.
+    pub unreachable: usize,
 }
 
 impl SweepReport {

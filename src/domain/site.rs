@@ -58,7 +58,7 @@ impl App {
     }
 
     /// This app with the site's ports, in the site's Region; the hub's ports shared.
-    fn at(&self, place: &Place, site: SitePorts, spoke: Option<SpokeAccess>) -> App {
+    pub(super) fn at(&self, place: &Place, site: SitePorts, spoke: Option<SpokeAccess>) -> App {
         App {
             config: self.config.clone(),
             region: place.region.clone(),
@@ -81,6 +81,22 @@ impl App {
     /// The spoke role of this site could not be assumed: facts are Unknown, nothing is changed.
     pub(super) fn unreachable(&self) -> bool {
         self.spoke.as_ref().is_some_and(|s| !s.assumed)
+    }
+}
+
+/// The ports of one place: the app itself, or one built for a spoke.
+pub(super) enum Site<'a> {
+    Here(&'a App),
+    There(Box<App>),
+}
+
+impl std::ops::Deref for Site<'_> {
+    type Target = App;
+    fn deref(&self) -> &App {
+        match self {
+            Site::Here(app) => app,
+            Site::There(app) => app,
+        }
     }
 }
 

@@ -40,6 +40,19 @@ impl App {
             );
         }
         let findings = self.consumer_check(&started, &incident).await;
+        // Organization mode: the in-flight poller describes it until it ends (our own retries
+        // too: a retry that fails again is found without waiting for the safety net).
+        if let (Some(ledger), Some(arn), Some(_)) = (
+            &self.ledger,
+            &started.export_arn,
+            &self.config.hub_account_id,
+        ) {
+            let now = self.clock.now();
+            ledger
+                .track_in_flight(arn, now + super::org_sweep::backoff(0), 0, now)
+                .await?;
+            notes.push("export in flight: the organization sweep polls it until it ends".into());
+        }
         match (&self.ledger, &started.export_arn) {
             (Some(ledger), Some(arn)) if !started.own_retry => {
                 let record = StartRecord {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 pub const EVENT_SOURCE: &str = "ddb-export-remediator";
 /// Stop starting new tables when less than this is left before the function's deadline.
-const SAFETY_MARGIN: Duration = Duration::from_secs(15);
+pub(super) const SAFETY_MARGIN: Duration = Duration::from_secs(15);
 /// Tables swept concurrently.
 const TABLES_AT_ONCE: usize = 4;
 /// Ledger writes made concurrently.
@@ -277,4 +277,42 @@ async fn sweep_table(
         ledger.set_table_mark(table_arn, &m.export_arn, now).await?;
     }
     Ok(())
+}
+
+/// One site's tables, each down to its high-water mark: the organization sweep's shard (no
+/// cursor: a shard is small, and an unfinished one is swept again in its next slot).
+pub(super) async fn sweep_site(
+    app: &App,
+    ledger: &dyn Ledger,
+    now: i64,
+) -> Result<SweepReport, Error> {
+    let mut report = SweepReport::default();
+    let (account, _) = app.identity.whoami().await?;
+    let partition = partition_of(&app.region);
+    let mut arns: Vec<String> = app
+        .exports
+        .table_names()
+        .await?
+        .iter()
+        .map(|n| {
+            format!(
+                "arn:{partition}:dynamodb:{}:{account}:table/{n}",
+                app.region
+            )
+        })
+        .collect();
+    arns.sort();
+    for group in arns.chunks(TABLES_AT_ONCE) {
+        let parts = join_all(group.iter().map(|table_arn| async move {
+            let mut part = SweepReport::default();
+            sweep_table(app, ledger, table_arn, now, &mut part).await?;
+            Ok::<_, Error>(part)
+        }))
+        .await;
+        for part in parts {
+            report.absorb(part?);
+            report.tables += 1;
+        }
+    }
+    Ok(report)
 }

@@ -1,7 +1,7 @@
 //! The intake room: every trigger shape of SPEC §3 → a `Trigger`. Pure; never panics on any
 //! JSON. Event fields are claims: DescribeExport and the ledger confirm what they can.
 
-use crate::arn::{is_account_id, Arn};
+use crate::arn::{is_account_id, is_region, Arn};
 use crate::error::Error;
 use crate::model::{
     ExportRequest, Incident, IncidentSource, IncrementalSpec, Mode, Place, SseAlgorithm,
@@ -107,18 +107,6 @@ fn placed(mut incident: Incident, claims: Claims) -> Result<Incident, Error> {
         .zip(region)
         .map(|(account, region)| Place { account, region });
     Ok(incident)
-}
-
-/// `us-west-2`, `eu-central-1`, `us-gov-west-1`, `cn-north-1`: lowercase words and a number.
-fn is_region(text: &str) -> bool {
-    let parts: Vec<&str> = text.split('-').collect();
-    parts.len() >= 3
-        && text.len() <= 32
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
-        && !parts[parts.len() - 1].is_empty()
 }
 
 fn parse_claims(event: &Value) -> Result<(Trigger, Claims), Error> {

@@ -296,7 +296,7 @@ fn region_names_are_recognised() {
         "cn-north-1",
         "ap-southeast-5",
     ] {
-        assert!(is_region(ok), "{ok}");
+        assert!(crate::arn::is_region(ok), "{ok}");
     }
     for bad in [
         "",
@@ -307,6 +307,6 @@ fn region_names_are_recognised() {
         "us--2",
         "us-west-2-",
     ] {
-        assert!(!is_region(bad), "{bad}");
+        assert!(!crate::arn::is_region(bad), "{bad}");
     }
 }

@@ -35,7 +35,7 @@ pub struct Incident {
 }
 
 /// An account and a Region: where an incident happened, and where its reads and retry run.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Place {
     pub account: String,
     pub region: String,

@@ -8,13 +8,15 @@
 //! | `EXPORT#<export arn>` | `SWEEP` | IN_PROGRESS or PUBLISHED, as the sweep saw it |
 //! | `TABLE#<table arn>` | `MARK` | the sweep's high-water mark for the table |
 //! | `SWEEP` | `CURSOR` | the table where an unfinished sweep stopped |
+//! | `INFLIGHT` | `<export arn>` | organization mode: an export to describe at `nextCheckAt` until it ends |
+//! | `MARKER` | `<name>` | a named number, e.g. the organization sweep's last slot |
 //! | `CHANGE#<change id>` | `KEY_POLICY` | a key-policy change: before/after policy, who, why, status (never expires) |
 
 use super::{classify, missing};
 use crate::model::{ExportRequest, PatchPurpose};
 use crate::ports::{
-    ChangeStatus, Claim, IncidentRecord, IncidentStatus, KeyPolicyChange, Ledger, Lineage,
-    PortResult, StartRecord, SweepState,
+    ChangeStatus, Claim, InFlight, IncidentRecord, IncidentStatus, KeyPolicyChange, Ledger,
+    Lineage, PortResult, StartRecord, SweepState,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -380,6 +382,85 @@ impl Ledger for DynamoLedger {
             }
             Err(e) => Err(classify(OP, e)),
         }
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn track_in_flight(
+        &self,
+        export_arn: &str,
+        next_check_at: i64,
+        checks: u32,
+        now: i64,
+    ) -> PortResult<()> {
+        // Exports run for hours at most; a week covers a poller that stopped for days.
+        let mut item = base("INFLIGHT".into(), export_arn, now);
+        item.insert("expiresAt".into(), n(now + 7 * 24 * 3600));
+        item.insert("nextCheckAt".into(), n(next_check_at));
+        item.insert("checks".into(), n(checks));
+        self.put("ledger:TrackInFlight", item).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn in_flight_due(&self, now: i64, limit: usize) -> PortResult<Vec<InFlight>> {
+        const OP: &str = "ledger:InFlightDue";
+        // One partition, read in 1 MB pages: the poller's cost follows the exports in flight.
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .filter_expression("nextCheckAt <= :now")
+                .expression_attribute_values(":pk", s("INFLIGHT"))
+                .expression_attribute_values(":now", n(now))
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))?;
+            for item in page.items() {
+                if let Some(arn) = get_s(item, "sk") {
+                    out.push(InFlight {
+                        export_arn: arn.to_string(),
+                        checks: get_n(item, "checks").unwrap_or(0),
+                    });
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() || out.len() >= limit {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn untrack_in_flight(&self, export_arn: &str) -> PortResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s("INFLIGHT"))
+            .key("sk", s(export_arn))
+            .send()
+            .await
+            .map_err(|e| classify("ledger:UntrackInFlight", e))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn marker(&self, name: &str) -> PortResult<Option<i64>> {
+        let item = self.get("ledger:GetMarker", "MARKER".into(), name).await?;
+        Ok(item.and_then(|i| get_n(&i, "value")))
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn set_marker(&self, name: &str, value: i64, now: i64) -> PortResult<()> {
+        let mut item = base("MARKER".into(), name, now);
+        item.insert("value".into(), n(value));
+        self.put("ledger:SetMarker", item).await
     }
 }
 
