@@ -396,7 +396,18 @@ impl App {
             .key_change(change_id)
             .await?
             .ok_or_else(|| Error::ChangeNotFound(change_id.to_string()))?;
-        let (outcome, detail, applied) = self.actor().rollback_change(ledger, &change).await?;
+        // Organization mode: the key's own account and Region, through the spoke role there.
+        let place = crate::arn::Arn::parse("keyArn", &change.key_arn)
+            .ok()
+            .map(|a| crate::model::Place {
+                account: a.account,
+                region: a.region,
+            });
+        let site = match place {
+            Some(p) if self.config.hub_account_id.is_some() => self.site_for(&p).await?,
+            _ => super::site::Site::Here(self),
+        };
+        let (outcome, detail, applied) = site.actor().rollback_change(ledger, &change).await?;
         let mut incident = Incident::new(IncidentSource::Manual);
         incident.export_arn = change.export_arn.clone();
         let mut result = RemediationResult {

@@ -10,7 +10,6 @@
 //!    mark, so each shard is visited once a day, spread over the day.
 
 use super::report::{OrgSweepReport, SweepReport};
-use super::site::Site;
 use super::sweep::{self, age_from_description, Age, EVENT_SOURCE};
 use super::App;
 use crate::arn::Arn;
@@ -339,24 +338,6 @@ async fn safety_net(
     }
     ledger.set_marker(MARKER, *slots.end(), now).await?;
     Ok(())
-}
-
-impl App {
-    /// The site of `place`: this app itself for the hub's own account and Region, else the
-    /// ports there through the spoke role (Err when it cannot be assumed).
-    pub(super) async fn site_for(&self, place: &Place) -> Result<Site<'_>, crate::error::AwsError> {
-        let hub = self.config.hub_account_id.as_deref();
-        if hub == Some(place.account.as_str()) && place.region == self.region {
-            return Ok(Site::Here(self));
-        }
-        match self.spokes.as_deref() {
-            Some(spokes) => {
-                let ports = spokes.site(&place.account, &place.region).await?;
-                Ok(Site::There(Box::new(self.at(place, ports, None))))
-            }
-            None => Ok(Site::Here(self)),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -82,6 +82,22 @@ impl App {
     pub(super) fn unreachable(&self) -> bool {
         self.spoke.as_ref().is_some_and(|s| !s.assumed)
     }
+
+    /// The site of `place`: this app itself for the hub's own account and Region, else the
+    /// ports there through the spoke role (Err when it cannot be assumed).
+    pub(super) async fn site_for(&self, place: &Place) -> Result<Site<'_>, crate::error::AwsError> {
+        let hub = self.config.hub_account_id.as_deref();
+        if hub == Some(place.account.as_str()) && place.region == self.region {
+            return Ok(Site::Here(self));
+        }
+        match self.spokes.as_deref() {
+            Some(spokes) => {
+                let ports = spokes.site(&place.account, &place.region).await?;
+                Ok(Site::There(Box::new(self.at(place, ports, None))))
+            }
+            None => Ok(Site::Here(self)),
+        }
+    }
 }
 
 /// The ports of one place: the app itself, or one built for a spoke.

@@ -18,6 +18,13 @@ impl App {
         let Some(caller) = started.caller.as_deref() else {
             return false;
         };
+        // Organization mode: retries in a spoke account are made by the spoke role.
+        if self.config.hub_account_id.is_some()
+            && role_name(caller).is_some()
+            && role_name(caller) == self.config.member_role_name.as_deref()
+        {
+            return true;
+        }
         match self.identity.whoami().await {
             Ok((_, me)) => role_name(&me).is_some() && role_name(&me) == role_name(caller),
             Err(_) => false,

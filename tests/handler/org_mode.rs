@@ -195,3 +195,90 @@ async fn the_same_event_without_org_mode_is_refused_as_another_region() {
         err.error_message
     );
 }
+
+#[tokio::test]
+async fn the_org_sweep_polls_a_tracked_export_through_its_spoke_and_publishes_it_once() {
+    use ddb_export_remediator::ports::Ledger;
+    let seeded = seed("org-incident");
+    let a = seeded["memberA"].as_str().unwrap();
+    let export = seeded["exportArn"].as_str().unwrap();
+    let mut app = hub_app(&seeded).await;
+    app.config.spoke_regions = vec!["us-east-1".into(), "us-west-2".into()];
+    let ledger = aws::DynamoLedger::new(
+        aws_sdk_dynamodb::Client::new(&sdk().await),
+        app.config.ledger_table_name.clone().unwrap(),
+    );
+    // GIVEN the export's CloudTrail start event, as the spoke forwards it: it is tracked
+    let start = json!({"version": "0", "id": "s", "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.dynamodb", "account": a, "region": "us-west-2", "resources": [],
+        "time": "2026-12-02T00:00:00Z",
+        "detail": {"eventSource": "dynamodb.amazonaws.com", "eventName": "ExportTableToPointInTime",
+                   "awsRegion": "us-west-2", "recipientAccountId": a,
+                   "requestParameters": {"tableArn": seeded["tableArn"], "s3Bucket": seeded["bucket"]},
+                   "responseElements": {"exportDescription": {"exportArn": export}}}});
+    invoke(&app, start).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let later = ledger.in_flight_due(now + 3600, 10).await.unwrap();
+    assert_eq!(later.len(), 1, "{later:?}");
+    assert_eq!(later[0].export_arn, export);
+    // WHEN its check is due, and the safety net has nothing due this slot
+    ledger
+        .track_in_flight(export, now - 1, 0, now)
+        .await
+        .unwrap();
+    ledger
+        .set_marker("org-sweep-slot", now.div_euclid(300), now)
+        .await
+        .unwrap();
+    let schedule = json!({"version": "0", "id": "t", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": seeded["hubAccount"], "region": "us-east-1",
+        "time": "2026-12-02T00:00:00Z", "resources": [], "detail": {}});
+    let result = invoke(&app, schedule.clone()).await.unwrap();
+    // THEN the poller described it in A, us-west-2 (the hub cannot see it) and published it
+    // (The emulator is shared with other tests: a slot that begins mid-test may let the safety
+    // net publish their failures too, so this asserts on this export only.)
+    let published = |r: &Value| -> Vec<String> {
+        r["sweep"]["published"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        published(&result).contains(&export.to_string()),
+        "{result:#}"
+    );
+    assert_eq!(result["sweep"]["organization"]["polled"], 1, "{result:#}");
+    assert!(ledger
+        .in_flight_due(now + 3600, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // AND a second run publishes nothing again
+    let again = invoke(&app, schedule.clone()).await.unwrap();
+    assert!(
+        !published(&again).contains(&export.to_string()),
+        "{again:#}"
+    );
+    assert_eq!(again["sweep"]["organization"]["polled"], 0, "{again:#}");
+    // AND a whole day's safety net visits every (account, Region) shard through its spoke
+    // and finds nothing new: the export is published already
+    ledger
+        .set_marker("org-sweep-slot", now.div_euclid(300) - 288, now)
+        .await
+        .unwrap();
+    let day = invoke(&app, schedule).await.unwrap();
+    let org = &day["sweep"]["organization"];
+    let total = org["shardsTotal"].as_u64().unwrap();
+    assert!(total >= 6, "{day:#}");
+    assert_eq!(
+        org["shardsSwept"].as_u64().unwrap() + org["unreachable"].as_u64().unwrap(),
+        total,
+        "{day:#}"
+    );
+    assert!(!published(&day).contains(&export.to_string()), "{day:#}");
+}

@@ -475,7 +475,8 @@ fn org_mode_is_off_by_default_and_its_resources_exist_only_under_is_org_mode() {
         if under.contains(name) {
             continue;
         }
-        // The one exception: the function is told the mode (ORG_MODE=off changes nothing).
+        // The one exception: the function is told the mode and the spoke Regions (with
+        // ORG_MODE=off it reads neither).
         let mut r = r.clone();
         if name == "RemediatorFunction" {
             let vars = r["Properties"]["Environment"]["Variables"]
@@ -485,6 +486,9 @@ fn org_mode_is_off_by_default_and_its_resources_exist_only_under_is_org_mode() {
                 .remove("ORG_MODE")
                 .expect("ORG_MODE in the function's environment");
             assert_eq!(ref_name(&told), Some("OrgMode"));
+            let regions = vars.remove("SPOKE_REGIONS").expect("SPOKE_REGIONS");
+            let join = tagged(&regions, "Join").expect("SPOKE_REGIONS: !Join");
+            assert_eq!(ref_name(&join[1]), Some("SpokeRegions"));
         }
         let used: Vec<_> = refs_of(&r).intersection(&org_names).cloned().collect();
         assert!(used.is_empty(), "{name} depends on OrgMode: {used:?}");

@@ -237,3 +237,33 @@ async fn the_safety_net_sweeps_each_due_shard_through_its_spoke_and_moves_the_ma
     let tables = world.read().unwrap().tables.len();
     assert_eq!(sweep.tables, 4 * tables);
 }
+
+#[tokio::test]
+async fn a_start_by_the_spoke_role_is_our_own_retry_and_is_tracked_like_any_start() {
+    let world = world_with_table();
+    let (app, _) = hub(&world, FakeSpokes::new(&world));
+    let table = format!("arn:aws:dynamodb:us-west-2:{A}:table/orders");
+    let arn = format!("{table}/export/01700000000000-00000001");
+    let event = serde_json::json!({"detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.dynamodb", "account": A, "region": "us-west-2",
+        "detail": {"eventSource": "dynamodb.amazonaws.com", "eventName": "ExportTableToPointInTime",
+            "awsRegion": "us-west-2", "recipientAccountId": A,
+            "userIdentity": {"type": "AssumedRole",
+                "arn": format!("arn:aws:sts::{A}:assumed-role/spoke/ddb-export-remediator-hub"),
+                "sessionContext": {"sessionIssuer": {"type": "Role",
+                    "arn": format!("arn:aws:iam::{A}:role/spoke")}}},
+            "requestParameters": {"tableArn": table, "s3Bucket": "amzn-s3-demo-bucket"},
+            "responseElements": {"exportDescription": {"exportArn": arn}}}});
+    let result = app.handle(&event, None).await.unwrap();
+    assert!(
+        result.notes.iter().any(|n| n.contains("own retry")),
+        "{:?}",
+        result.notes
+    );
+    let w = world.read().unwrap();
+    assert!(w.in_flight.contains_key(&arn));
+    assert!(
+        !w.starts.contains_key(&arn),
+        "our own retry is not an exporter's start"
+    );
+}
