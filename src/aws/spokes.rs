@@ -44,6 +44,8 @@ pub struct StsSpokes {
     /// The hub's own identity, for sites in its own account (another Region).
     identity: Arc<StsCrossAccount>,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
+    /// One AssumeRole at a time per account: an account's Regions asked together share it.
+    assuming: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl StsSpokes {
@@ -66,17 +68,29 @@ impl StsSpokes {
             cross,
             identity,
             sessions: Arc::new(Mutex::new(HashMap::new())),
+            assuming: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn cached(&self, account: &str) -> Option<Session> {
+        self.sessions
+            .lock()
+            .ok()
+            .and_then(|s| s.get(account).filter(|s| s.at.elapsed() < REUSE).cloned())
     }
 
     async fn session(&self, account: &str) -> PortResult<Session> {
         const OP: &str = "sts:AssumeRole";
-        let cached = self
-            .sessions
+        if let Some(s) = self.cached(account) {
+            return Ok(s);
+        }
+        let turn = self
+            .assuming
             .lock()
-            .ok()
-            .and_then(|s| s.get(account).filter(|s| s.at.elapsed() < REUSE).cloned());
-        if let Some(s) = cached {
+            .map(|mut m| m.entry(account.to_string()).or_default().clone())
+            .unwrap_or_default();
+        let _turn = turn.lock().await;
+        if let Some(s) = self.cached(account) {
             return Ok(s);
         }
         let role_arn = self.role_arn(account);
@@ -330,6 +344,16 @@ mod tests {
         // Another Region of the same account reuses the session.
         let east = s.site(MEMBER_A, "us-east-1").await.unwrap();
         assert_eq!(east.identity.whoami().await.unwrap().0, MEMBER_A);
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_accounts_regions_asked_together_share_one_assume_role() {
+        let rule = assumed(MEMBER_A);
+        let s = spokes(mock_client!(aws_sdk_sts, RuleMode::Sequential, [&rule]));
+        let (east, west) =
+            tokio::join!(s.site(MEMBER_A, "us-east-1"), s.site(MEMBER_A, "us-west-2"));
+        assert!(east.is_ok() && west.is_ok());
         assert_eq!(rule.num_calls(), 1);
     }
 
