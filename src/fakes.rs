@@ -12,7 +12,8 @@ use crate::ports::{
     AccountDirectory, AccountReaders, BucketInspector, BucketPresence, ChangeStatus, Claim,
     CrossAccount, EventPublisher, ExportPage, ExportService, Identity, IdentityPolicies, InFlight,
     IncidentRecord, IncidentStatus, KeyPolicyChange, KeyPolicyStore, Ledger, Lineage,
-    OutboundEvent, PortResult, PrincipalPolicies, ScpPath, StartRecord, SweepState,
+    OutboundEvent, PortResult, PrincipalPolicies, ScpPath, StartRecord, SweepMarks, SweepRecord,
+    SweepState, SweepWrite,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -94,6 +95,8 @@ pub struct World {
     /// Organization mode: export ARN -> (next check, checks).
     pub in_flight: HashMap<String, (i64, u32)>,
     pub markers: HashMap<String, i64>,
+    /// Calls of `Ledger::sweep_writes`.
+    pub sweep_write_calls: usize,
     pub published: Vec<OutboundEvent>,
     /// Refuse the next N published events (PutEvents partial failure).
     pub refuse_events: usize,
@@ -752,45 +755,51 @@ impl Ledger for FakeLedger {
     async fn start_record(&self, export_arn: &str) -> PortResult<Option<StartRecord>> {
         Ok(self.0.read().unwrap().starts.get(export_arn).cloned())
     }
-    async fn sweep_states(
+    async fn sweep_records(
         &self,
         export_arns: &[String],
-    ) -> PortResult<HashMap<String, SweepState>> {
+    ) -> PortResult<HashMap<String, SweepRecord>> {
         let w = self.0.read().unwrap();
         Ok(export_arns
             .iter()
-            .filter_map(|a| w.sweep_states.get(a).map(|s| (a.clone(), *s)))
+            .filter_map(|a| {
+                let record = SweepRecord {
+                    state: w.sweep_states.get(a).copied(),
+                    start: w.starts.get(a).cloned(),
+                };
+                (record != SweepRecord::default()).then(|| (a.clone(), record))
+            })
             .collect())
     }
-    async fn set_sweep_state(
-        &self,
-        export_arn: &str,
-        state: SweepState,
-        _now: i64,
-    ) -> PortResult<()> {
-        self.0
-            .write()
-            .unwrap()
-            .sweep_states
-            .insert(export_arn.to_string(), state);
-        Ok(())
+    async fn sweep_marks(&self, table_arns: &[String]) -> PortResult<SweepMarks> {
+        let w = self.0.read().unwrap();
+        Ok(SweepMarks {
+            marks: table_arns
+                .iter()
+                .filter_map(|t| w.marks.get(t).map(|m| (t.clone(), m.clone())))
+                .collect(),
+            cursor: w.cursor.clone(),
+        })
     }
-    async fn table_mark(&self, table_arn: &str) -> PortResult<Option<String>> {
-        Ok(self.0.read().unwrap().marks.get(table_arn).cloned())
-    }
-    async fn set_table_mark(&self, table_arn: &str, mark: &str, _now: i64) -> PortResult<()> {
-        self.0
-            .write()
-            .unwrap()
-            .marks
-            .insert(table_arn.to_string(), mark.to_string());
-        Ok(())
-    }
-    async fn sweep_cursor(&self) -> PortResult<Option<String>> {
-        Ok(self.0.read().unwrap().cursor.clone())
-    }
-    async fn set_sweep_cursor(&self, table_arn: Option<&str>, _now: i64) -> PortResult<()> {
-        self.0.write().unwrap().cursor = table_arn.map(str::to_string);
+    async fn sweep_writes(&self, writes: &[SweepWrite], _now: i64) -> PortResult<()> {
+        // Denied: a sweep that dies between its events and its ledger writes.
+        denied(&self.0, "ledger:WriteSweep")?;
+        let mut w = self.0.write().unwrap();
+        w.sweep_write_calls += 1;
+        for write in writes {
+            match write {
+                SweepWrite::State { export_arn, state } => {
+                    w.sweep_states.insert(export_arn.clone(), *state);
+                }
+                SweepWrite::Mark {
+                    table_arn,
+                    export_arn,
+                } => {
+                    w.marks.insert(table_arn.clone(), export_arn.clone());
+                }
+                SweepWrite::Cursor(c) => w.cursor = c.clone(),
+            }
+        }
         Ok(())
     }
     async fn record_change(&self, change: &KeyPolicyChange, _now: i64) -> PortResult<()> {

@@ -181,6 +181,42 @@ pub enum SweepState {
     TooOld,
 }
 
+/// What the ledger holds about one export a sweep listed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepRecord {
+    pub state: Option<SweepState>,
+    /// Who started it and with what parameters (its CloudTrail start event), if recorded.
+    pub start: Option<StartRecord>,
+}
+
+/// Where the sweep stands, read at its start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepMarks {
+    /// Table ARN -> its high-water mark: an export ARN such that it and every older export of
+    /// the table were terminal (and, if FAILED, published or too old) when seen.
+    pub marks: HashMap<String, String>,
+    /// The table where an unfinished sweep stopped, if one did.
+    pub cursor: Option<String>,
+}
+
+/// One of the sweep's ledger writes. None needs a condition: PUBLISHED and a mark past a failure
+/// are written only after its event was accepted, so a write lost before it lands only means
+/// the failure is published again (at least once), and the remediation's conditional claim
+/// turns that into one action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SweepWrite {
+    State {
+        export_arn: String,
+        state: SweepState,
+    },
+    Mark {
+        table_arn: String,
+        export_arn: String,
+    },
+    /// `Some`: the table where this sweep stopped; `None`: clears it.
+    Cursor(Option<String>),
+}
+
 /// Where a key-policy change stands (SPEC §7.2, §7.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeStatus {
@@ -259,21 +295,17 @@ pub trait Ledger: Send + Sync {
     async fn record_start(&self, export_arn: &str, start: &StartRecord, now: i64)
         -> PortResult<()>;
     async fn start_record(&self, export_arn: &str) -> PortResult<Option<StartRecord>>;
-    /// Batched: the sweep state of each export the ledger knows.
-    async fn sweep_states(&self, export_arns: &[String])
-        -> PortResult<HashMap<String, SweepState>>;
-    async fn set_sweep_state(
+    /// Batched: what the ledger holds about each of these exports (its sweep state and its START
+    /// record), for the exports it knows.
+    async fn sweep_records(
         &self,
-        export_arn: &str,
-        state: SweepState,
-        now: i64,
-    ) -> PortResult<()>;
-    /// The table's high-water mark: an export ARN such that it and all older exports were terminal.
-    async fn table_mark(&self, table_arn: &str) -> PortResult<Option<String>>;
-    async fn set_table_mark(&self, table_arn: &str, mark: &str, now: i64) -> PortResult<()>;
-    /// Where an unfinished sweep stopped (a table ARN), if it did.
-    async fn sweep_cursor(&self) -> PortResult<Option<String>>;
-    async fn set_sweep_cursor(&self, table_arn: Option<&str>, now: i64) -> PortResult<()>;
+        export_arns: &[String],
+    ) -> PortResult<HashMap<String, SweepRecord>>;
+    /// Batched: the high-water marks of these tables and the cursor, in one read.
+    async fn sweep_marks(&self, table_arns: &[String]) -> PortResult<SweepMarks>;
+    /// Batched, unconditional writes (last one wins per record). All are written or it is an
+    /// error: none is dropped without one.
+    async fn sweep_writes(&self, writes: &[SweepWrite], now: i64) -> PortResult<()>;
     /// Writes a new change record (refused if the id exists). Change records never expire.
     async fn record_change(&self, change: &KeyPolicyChange, now: i64) -> PortResult<()>;
     async fn key_change(&self, change_id: &str) -> PortResult<Option<KeyPolicyChange>>;

@@ -1167,16 +1167,15 @@ mod tests {
         let first = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
         assert_eq!(first.published.len(), 3);
         assert_eq!(
-            first.describe_calls, 3,
-            "DescribeExport only for new failures"
+            first.describe_calls, 0,
+            "dated by their ids: each is described once, by its remediation"
         );
         assert_eq!(first.list_calls, 3);
         let events = world.read().unwrap().published.clone();
         assert!(events
             .iter()
             .all(|e| e.detail_type == "DynamoDB Export Failed"));
-        assert_eq!(events[0].detail["failureCode"], "S3AccessDenied");
-        assert_eq!(events[0].detail["s3Bucket"], "amzn-s3-demo-bucket");
+        assert_eq!(events[0].detail["tableArn"], TABLE_ARN);
 
         let second = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
         assert!(second.published.is_empty());
@@ -1218,11 +1217,12 @@ mod tests {
         let app = app(&world, ledger_config());
         // WHEN it sweeps
         let first = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());
-        // THEN only the recent two are published; the 60-day-old ones cost no DescribeExport,
-        // the 30-hour-old ones one each (their end time decides)
+        // THEN only the recent two are published; they and the 60-day-old ones cost no
+        // DescribeExport (their ids date them), the 30-hour-old ones one each (their end time
+        // decides)
         assert_eq!(first.published.len(), 2, "{first:?}");
         assert_eq!(first.older_than_lookback, 15);
-        assert_eq!(first.describe_calls, 2 + 5);
+        assert_eq!(first.describe_calls, 5);
         assert_eq!(world.read().unwrap().published.len(), 2);
         // AND a later sweep publishes nothing and describes nothing again
         let second = sweep_of(&app.handle(&sweep_event(), None).await.unwrap());

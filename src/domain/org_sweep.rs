@@ -16,7 +16,7 @@ use crate::arn::Arn;
 use crate::error::Error;
 use crate::intake::FAILED_DETAIL_TYPE;
 use crate::model::{ExportDescription, ExportStatus, Place};
-use crate::ports::{InFlight, Ledger, OutboundEvent, SweepState};
+use crate::ports::{InFlight, Ledger, OutboundEvent, SweepState, SweepWrite};
 use futures_util::future::join_all;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -212,36 +212,42 @@ async fn poll_in_flight(
     }
     // Publish once: the safety net may have published one of them already.
     let arns: Vec<String> = failed.iter().map(|(d, _)| d.export_arn.clone()).collect();
-    let states = ledger.sweep_states(&arns).await?;
+    let records = ledger.sweep_records(&arns).await?;
     report.ledger_reads += 1;
     let lookback = i64::from(app.config.sweep_lookback_hours) * 3600;
     let mut events = Vec::new();
+    // Recorded in one batch, then untracked: a lost batch only publishes again.
+    let mut writes = Vec::new();
+    let mut settled = Vec::new();
     for (d, place) in &failed {
-        match states.get(&d.export_arn) {
+        match records.get(&d.export_arn).and_then(|r| r.state) {
             Some(SweepState::Published | SweepState::TooOld) => {
                 ledger.untrack_in_flight(&d.export_arn).await?;
             }
             _ if age_from_description(d, now, lookback) == Age::Old => {
-                ledger
-                    .set_sweep_state(&d.export_arn, SweepState::TooOld, now)
-                    .await?;
-                ledger.untrack_in_flight(&d.export_arn).await?;
+                writes.push(SweepWrite::State {
+                    export_arn: d.export_arn.clone(),
+                    state: SweepState::TooOld,
+                });
+                settled.push(d.export_arn.clone());
                 report.older_than_lookback += 1;
             }
             _ => events.push(failed_event(d, place)),
         }
     }
-    if events.is_empty() {
-        return Ok(());
-    }
-    let accepted = app.events.publish(&events).await?;
+    let accepted = if events.is_empty() {
+        Vec::new()
+    } else {
+        app.events.publish(&events).await?
+    };
     for (event, ok) in events.iter().zip(accepted) {
         let arn = &event.resources[0];
         if ok {
-            ledger
-                .set_sweep_state(arn, SweepState::Published, now)
-                .await?;
-            ledger.untrack_in_flight(arn).await?;
+            writes.push(SweepWrite::State {
+                export_arn: arn.clone(),
+                state: SweepState::Published,
+            });
+            settled.push(arn.clone());
             report.published.push(arn.clone());
         } else {
             // Still tracked and due: the next run publishes it.
@@ -249,6 +255,12 @@ async fn poll_in_flight(
                 .errors
                 .push(format!("{arn}: PutEvents did not accept the event"));
         }
+    }
+    if !writes.is_empty() {
+        ledger.sweep_writes(&writes, now).await?;
+    }
+    for arn in &settled {
+        ledger.untrack_in_flight(arn).await?;
     }
     Ok(())
 }

@@ -5,17 +5,25 @@
 //! when seen. A steady sweep therefore costs one ListExports call per table, and work grows
 //! with new exports, not with the 90 days of history. Exports seen IN_PROGRESS stay above the
 //! mark and are listed again until they end.
+//!
+//! Calls: every mark and the cursor in one BatchGetItem; per table, its pages and, when it has
+//! exports that are not COMPLETED, one BatchGetItem of what the ledger holds about them; the
+//! events in PutEvents batches; the ledger writes of a group of tables in BatchWriteItem
+//! batches, after the group's events. A failure dated by its id is not described here: the
+//! remediation its event triggers describes it.
 
 use super::report::SweepReport;
 use super::App;
 use crate::arn::partition_of;
 use crate::error::Error;
 use crate::intake::FAILED_DETAIL_TYPE;
-use crate::model::{export_started_ms, ExportDescription, ExportStatus, ExportSummary};
-use crate::ports::{Ledger, OutboundEvent, SweepState};
+use crate::model::{
+    export_started_ms, ExportDescription, ExportRequest, ExportStatus, ExportSummary,
+};
+use crate::ports::{Ledger, OutboundEvent, SweepMarks, SweepState, SweepWrite};
 use futures_util::future::join_all;
-use serde_json::json;
-use std::collections::HashSet;
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 pub const EVENT_SOURCE: &str = "ddb-export-remediator";
@@ -23,8 +31,6 @@ pub const EVENT_SOURCE: &str = "ddb-export-remediator";
 pub(super) const SAFETY_MARGIN: Duration = Duration::from_secs(15);
 /// Tables swept concurrently.
 const TABLES_AT_ONCE: usize = 4;
-/// Ledger writes made concurrently.
-const WRITES_AT_ONCE: usize = 25;
 /// How long an export may have run before it failed, for the look-back: a failure whose id says
 /// it started more than look-back + this ago is old without a DescribeExport. (An export that ran
 /// longer and failed inside the look-back is the one case this misses.)
@@ -84,8 +90,17 @@ pub async fn sweep(
                 app.region
             )
         })
+        // The ledger's own table is not swept: one ListExports call fewer on every sweep, and
+        // a failed export of the function's own state is not one to remediate.
+        .filter(|arn| {
+            app.config
+                .ledger_table_name
+                .as_deref()
+                .is_none_or(|l| !is_table(arn, l))
+        })
         .collect();
-    let cursor = ledger.sweep_cursor().await?;
+    // Every mark and the cursor in one read.
+    let SweepMarks { marks, cursor } = ledger.sweep_marks(&arns).await?;
     let start = cursor
         .as_deref()
         .and_then(|c| arns.iter().position(|a| a.as_str() >= c))
@@ -93,190 +108,69 @@ pub async fn sweep(
     report.resumed_from = cursor.clone();
     // A few tables at a time: each table's pages are sequential (NextToken), tables are not.
     // The cursor names the first table of a group, so a resumed sweep redoes at most a group.
-    for group in arns[start..].chunks(TABLES_AT_ONCE) {
+    let groups: Vec<&[String]> = arns[start..].chunks(TABLES_AT_ONCE).collect();
+    for (i, group) in groups.iter().enumerate() {
         // tokio's clock: the real one in the function, a paused one in tests.
         let left = |d: Instant| {
             tokio::time::Instant::from_std(d).saturating_duration_since(tokio::time::Instant::now())
         };
         if deadline.is_some_and(|d| left(d) < SAFETY_MARGIN) {
-            ledger.set_sweep_cursor(Some(&group[0]), now).await?;
+            ledger
+                .sweep_writes(&[SweepWrite::Cursor(Some(group[0].clone()))], now)
+                .await?;
             report.stopped_at = Some(group[0].clone());
             return Ok(report);
         }
-        let parts = join_all(group.iter().map(|table_arn| async move {
-            let mut part = SweepReport::default();
-            sweep_table(app, ledger, table_arn, now, &mut part).await?;
-            Ok::<_, Error>(part)
-        }))
-        .await;
-        for part in parts {
-            report.absorb(part?);
-            report.tables += 1;
-        }
+        let last = i + 1 == groups.len();
+        let finish = (last && cursor.is_some()).then_some(SweepWrite::Cursor(None));
+        sweep_group(app, ledger, group, &marks, now, finish, &mut report).await?;
     }
-    if cursor.is_some() {
-        ledger.set_sweep_cursor(None, now).await?;
+    if groups.is_empty() && cursor.is_some() {
+        ledger
+            .sweep_writes(&[SweepWrite::Cursor(None)], now)
+            .await?;
     }
     Ok(report)
 }
 
-async fn sweep_table(
+/// Sweeps a group of tables concurrently, then sends their ledger writes together, after the
+/// group's events: batches of 25 instead of one call each. `finish` is added when every table
+/// of the group was swept. The writes of the tables that finished go out even if another
+/// failed; its error is returned after.
+async fn sweep_group(
     app: &App,
     ledger: &dyn Ledger,
-    table_arn: &str,
+    group: &[String],
+    marks: &HashMap<String, String>,
     now: i64,
+    finish: Option<SweepWrite>,
     report: &mut SweepReport,
 ) -> Result<(), Error> {
-    let mark = ledger.table_mark(table_arn).await?;
-    let mut listed: Vec<ExportSummary> = Vec::new();
-    let mut token = None;
-    loop {
-        let page = app.exports.list_exports(Some(table_arn), token).await?;
-        report.list_calls += 1;
-        report.exports_listed += page.exports.len();
-        let mut reached_mark = false;
-        for e in page.exports {
-            if mark.as_deref().is_some_and(|m| e.export_arn.as_str() <= m) {
-                reached_mark = true;
-                break;
-            }
-            listed.push(e);
-        }
-        token = page.next_token;
-        if reached_mark || token.is_none() {
-            break;
-        }
-    }
-    if listed.is_empty() {
-        return Ok(());
-    }
-
-    let open: Vec<String> = listed
-        .iter()
-        .filter(|e| e.status != ExportStatus::Completed)
-        .map(|e| e.export_arn.clone())
-        .collect();
-    let states = if open.is_empty() {
-        Default::default()
-    } else {
-        report.ledger_reads += 1;
-        ledger.sweep_states(&open).await?
-    };
-    // Settled: published, or found too old before; neither is published again.
-    let mut published: HashSet<String> = states
-        .iter()
-        .filter(|(_, s)| matches!(s, SweepState::Published | SweepState::TooOld))
-        .map(|(a, _)| a.clone())
-        .collect();
-    let lookback = i64::from(app.config.sweep_lookback_hours) * 3600;
-    for e in listed
-        .iter()
-        .filter(|e| e.status == ExportStatus::InProgress)
-    {
-        if !states.contains_key(&e.export_arn) {
-            ledger
-                .set_sweep_state(&e.export_arn, SweepState::InProgress, now)
-                .await?;
-        }
-    }
-
-    let unsettled: Vec<&ExportSummary> = listed
-        .iter()
-        .filter(|e| e.status == ExportStatus::Failed && !published.contains(&e.export_arn))
-        .collect();
-    let mut new_failures: Vec<&ExportSummary> = Vec::new();
-    for e in unsettled {
-        // Old by its id: no DescribeExport, and nothing to record (the mark moves past it).
-        if age_from_id(&e.export_arn, now, lookback) == Some(Age::Old) {
-            report.older_than_lookback += 1;
-            published.insert(e.export_arn.clone());
-        } else {
-            new_failures.push(e);
-        }
-    }
-    let described = join_all(
-        new_failures
+    let parts = join_all(
+        group
             .iter()
-            .map(|e| app.exports.describe_export(&e.export_arn)),
+            .map(|table_arn| sweep_table(app, ledger, table_arn, marks.get(table_arn), now)),
     )
     .await;
-    report.describe_calls += described.len();
-    let mut events = Vec::new();
-    for (e, d) in new_failures.iter().zip(described) {
-        match d {
-            Ok(Some(d)) if age_from_description(&d, now, lookback) == Age::Old => {
-                // Recorded, so that the next sweep does not describe it again.
-                ledger
-                    .set_sweep_state(&e.export_arn, SweepState::TooOld, now)
-                    .await?;
-                report.older_than_lookback += 1;
-                published.insert(e.export_arn.clone());
+    let mut writes = Vec::new();
+    let mut failed = None;
+    for part in parts {
+        match part {
+            Ok((part, w)) => {
+                report.absorb(part);
+                report.tables += 1;
+                writes.extend(w);
             }
-            Ok(Some(d)) => events.push(OutboundEvent {
-                source: EVENT_SOURCE.into(),
-                detail_type: FAILED_DETAIL_TYPE.into(),
-                // The destination lets the diagnosing invocation read the bucket beside its
-                // own DescribeExport (intake: `Incident::announced`).
-                detail: json!({
-                    "exportArn": d.export_arn,
-                    "tableArn": d.request.table_arn,
-                    "failureCode": d.failure_code,
-                    "failureMessage": d.failure_message,
-                    "s3Bucket": d.request.s3_bucket,
-                    "s3BucketOwner": d.request.s3_bucket_owner,
-                    "s3SseAlgorithm": d.request.s3_sse_algorithm,
-                    "s3SseKmsKeyId": d.request.s3_sse_kms_key_id,
-                }),
-                resources: vec![e.export_arn.clone()],
-            }),
-            Ok(None) => report
-                .errors
-                .push(format!("{}: DescribeExport found nothing", e.export_arn)),
-            Err(err) => report.errors.push(err.reason()),
+            Err(e) => failed = failed.or(Some(e)),
         }
     }
-    if !events.is_empty() {
-        let accepted = app.events.publish(&events).await?;
-        let mut done = Vec::new();
-        for (event, ok) in events.iter().zip(accepted) {
-            let arn = event.resources[0].clone();
-            if ok {
-                done.push(arn);
-            } else {
-                report
-                    .errors
-                    .push(format!("{arn}: PutEvents did not accept the event"));
-            }
-        }
-        for chunk in done.chunks(WRITES_AT_ONCE) {
-            let writes = join_all(
-                chunk
-                    .iter()
-                    .map(|arn| ledger.set_sweep_state(arn, SweepState::Published, now)),
-            )
-            .await;
-            for (arn, w) in chunk.iter().zip(writes) {
-                w?;
-                published.insert(arn.clone());
-                report.published.push(arn.clone());
-            }
-        }
+    if failed.is_none() {
+        writes.extend(finish);
     }
-
-    // The new mark: walk from the oldest listed export up while each one is settled.
-    let new_mark = listed
-        .iter()
-        .rev()
-        .take_while(|e| match e.status {
-            ExportStatus::Completed => true,
-            ExportStatus::Failed => published.contains(&e.export_arn),
-            ExportStatus::InProgress => false,
-        })
-        .last();
-    if let Some(m) = new_mark {
-        ledger.set_table_mark(table_arn, &m.export_arn, now).await?;
+    if !writes.is_empty() {
+        ledger.sweep_writes(&writes, now).await?;
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// One site's tables, each down to its high-water mark: the organization sweep's shard (no
@@ -302,17 +196,415 @@ pub(super) async fn sweep_site(
         })
         .collect();
     arns.sort();
+    let SweepMarks { marks, .. } = ledger.sweep_marks(&arns).await?;
     for group in arns.chunks(TABLES_AT_ONCE) {
-        let parts = join_all(group.iter().map(|table_arn| async move {
-            let mut part = SweepReport::default();
-            sweep_table(app, ledger, table_arn, now, &mut part).await?;
-            Ok::<_, Error>(part)
-        }))
-        .await;
-        for part in parts {
-            report.absorb(part?);
-            report.tables += 1;
-        }
+        sweep_group(app, ledger, group, &marks, now, None, &mut report).await?;
     }
     Ok(report)
+}
+
+/// Whether `table_arn` is the table `name_or_arn` names (a table name or ARN, as
+/// LEDGER_TABLE_NAME may be).
+fn is_table(table_arn: &str, name_or_arn: &str) -> bool {
+    table_arn == name_or_arn
+        || table_arn
+            .rsplit_once(":table/")
+            .is_some_and(|(_, name)| name == name_or_arn)
+}
+
+/// One table: its exports down to the mark, its new failures published. Returns the table's
+/// ledger writes (states, the new mark) for the caller to send in batches.
+async fn sweep_table(
+    app: &App,
+    ledger: &dyn Ledger,
+    table_arn: &str,
+    mark: Option<&String>,
+    now: i64,
+) -> Result<(SweepReport, Vec<SweepWrite>), Error> {
+    let mut report = SweepReport::default();
+    let mut writes = Vec::new();
+    let mut listed: Vec<ExportSummary> = Vec::new();
+    let mut token = None;
+    loop {
+        let page = app.exports.list_exports(Some(table_arn), token).await?;
+        report.list_calls += 1;
+        report.exports_listed += page.exports.len();
+        let mut reached_mark = false;
+        for e in page.exports {
+            if mark.is_some_and(|m| e.export_arn.as_str() <= m.as_str()) {
+                reached_mark = true;
+                break;
+            }
+            listed.push(e);
+        }
+        token = page.next_token;
+        if reached_mark || token.is_none() {
+            break;
+        }
+    }
+    if listed.is_empty() {
+        return Ok((report, writes));
+    }
+
+    let open: Vec<String> = listed
+        .iter()
+        .filter(|e| e.status != ExportStatus::Completed)
+        .map(|e| e.export_arn.clone())
+        .collect();
+    let records = if open.is_empty() {
+        Default::default()
+    } else {
+        report.ledger_reads += 1;
+        ledger.sweep_records(&open).await?
+    };
+    let state = |arn: &str| records.get(arn).and_then(|r| r.state);
+    // Settled: published, or found too old before; neither is published again.
+    let mut settled: HashSet<String> = open
+        .iter()
+        .filter(|a| matches!(state(a), Some(SweepState::Published | SweepState::TooOld)))
+        .cloned()
+        .collect();
+    let lookback = i64::from(app.config.sweep_lookback_hours) * 3600;
+    for e in listed
+        .iter()
+        .filter(|e| e.status == ExportStatus::InProgress)
+    {
+        if state(&e.export_arn).is_none() {
+            writes.push(SweepWrite::State {
+                export_arn: e.export_arn.clone(),
+                state: SweepState::InProgress,
+            });
+        }
+    }
+
+    // Each new failure is described once: by the remediation its event triggers, which reads
+    // DescribeExport anyway. The sweep describes only a failure whose id cannot tell whether it
+    // is inside the look-back.
+    let unsettled: Vec<&ExportSummary> = listed
+        .iter()
+        .filter(|e| e.status == ExportStatus::Failed && !settled.contains(&e.export_arn))
+        .collect();
+    let mut events = Vec::new();
+    let mut undated: Vec<&ExportSummary> = Vec::new();
+    for e in unsettled {
+        match age_from_id(&e.export_arn, now, lookback) {
+            // Old by its id: nothing to record (the mark moves past it).
+            Some(Age::Old) => {
+                report.older_than_lookback += 1;
+                settled.insert(e.export_arn.clone());
+            }
+            Some(Age::Recent) => {
+                let start = records.get(&e.export_arn).and_then(|r| r.start.as_ref());
+                let request = start.and_then(|s| s.request.as_ref());
+                events.push(failed_event(&e.export_arn, table_arn, request, None));
+            }
+            None => undated.push(e),
+        }
+    }
+    let described = join_all(
+        undated
+            .iter()
+            .map(|e| app.exports.describe_export(&e.export_arn)),
+    )
+    .await;
+    report.describe_calls += described.len();
+    for (e, d) in undated.iter().zip(described) {
+        match d {
+            Ok(Some(d)) if age_from_description(&d, now, lookback) == Age::Old => {
+                // Recorded, so that the next sweep does not describe it again.
+                writes.push(SweepWrite::State {
+                    export_arn: e.export_arn.clone(),
+                    state: SweepState::TooOld,
+                });
+                report.older_than_lookback += 1;
+                settled.insert(e.export_arn.clone());
+            }
+            Ok(Some(d)) => events.push(failed_event(
+                &e.export_arn,
+                &d.request.table_arn,
+                Some(&d.request),
+                Some(&d),
+            )),
+            Ok(None) => report
+                .errors
+                .push(format!("{}: DescribeExport found nothing", e.export_arn)),
+            Err(err) => report.errors.push(err.reason()),
+        }
+    }
+    if !events.is_empty() {
+        let accepted = app.events.publish(&events).await?;
+        for (event, ok) in events.iter().zip(accepted) {
+            let arn = event.resources[0].clone();
+            if ok {
+                writes.push(SweepWrite::State {
+                    export_arn: arn.clone(),
+                    state: SweepState::Published,
+                });
+                settled.insert(arn.clone());
+                report.published.push(arn);
+            } else {
+                report
+                    .errors
+                    .push(format!("{arn}: PutEvents did not accept the event"));
+            }
+        }
+    }
+
+    // The new mark: walk from the oldest listed export up while each one is settled.
+    let new_mark = listed
+        .iter()
+        .rev()
+        .take_while(|e| match e.status {
+            ExportStatus::Completed => true,
+            ExportStatus::Failed => settled.contains(&e.export_arn),
+            ExportStatus::InProgress => false,
+        })
+        .last();
+    if let Some(m) = new_mark {
+        writes.push(SweepWrite::Mark {
+            table_arn: table_arn.to_string(),
+            export_arn: m.export_arn.clone(),
+        });
+    }
+    Ok((report, writes))
+}
+
+/// The sweep's `DynamoDB Export Failed` event (intake: `parse_failed_event`). The destination,
+/// when known (from DescribeExport, or the ledger's START record of the export's CloudTrail
+/// start event), lets the diagnosing invocation read the bucket beside its own DescribeExport
+/// (`Incident::announced`); the failure code and message only DescribeExport tells.
+fn failed_event(
+    export_arn: &str,
+    table_arn: &str,
+    request: Option<&ExportRequest>,
+    described: Option<&ExportDescription>,
+) -> OutboundEvent {
+    let mut detail = Map::new();
+    detail.insert("exportArn".into(), json!(export_arn));
+    detail.insert("tableArn".into(), json!(table_arn));
+    if let Some(d) = described {
+        detail.insert("failureCode".into(), json!(d.failure_code));
+        detail.insert("failureMessage".into(), json!(d.failure_message));
+    }
+    if let Some(r) = request {
+        detail.insert("s3Bucket".into(), json!(r.s3_bucket));
+        detail.insert("s3BucketOwner".into(), json!(r.s3_bucket_owner));
+        detail.insert("s3SseAlgorithm".into(), json!(r.s3_sse_algorithm));
+        detail.insert("s3SseKmsKeyId".into(), json!(r.s3_sse_kms_key_id));
+    }
+    OutboundEvent {
+        source: EVENT_SOURCE.into(),
+        detail_type: FAILED_DETAIL_TYPE.into(),
+        detail: Value::Object(detail),
+        resources: vec![export_arn.to_string()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::*;
+    use crate::intake::{self, Trigger};
+    use crate::model::Incident;
+    use crate::ports::{Clock, StartRecord};
+
+    fn now() -> i64 {
+        crate::aws::SystemClock.now()
+    }
+
+    fn ledger_config() -> crate::config::Config {
+        crate::config::Config {
+            ledger_table_name: Some("ledger".into()),
+            ..Default::default()
+        }
+    }
+
+    /// A FAILED export of `table_arn` that started `secs_ago` and ran a minute, `n` making its
+    /// id unique.
+    fn add_failure(world: &Shared, table_arn: &str, secs_ago: i64, n: u32) -> String {
+        add_failure_ended(world, table_arn, secs_ago, secs_ago - 60, n)
+    }
+
+    fn add_failure_ended(
+        world: &Shared,
+        table_arn: &str,
+        secs_ago: i64,
+        ended_secs_ago: i64,
+        n: u32,
+    ) -> String {
+        let mut e = failed_export(request("amzn-s3-demo-bucket"), "S3AccessDenied", "x");
+        e.request.table_arn = table_arn.into();
+        e.export_arn = format!(
+            "{table_arn}/export/{:014}-{n:08x}",
+            (now() - secs_ago) * 1000
+        );
+        e.start_time = Some((now() - secs_ago) as f64);
+        e.end_time = Some((now() - ended_secs_ago) as f64);
+        world.write().unwrap().exports.push(e.clone());
+        e.export_arn
+    }
+
+    fn add_table(world: &Shared, name: &str) -> String {
+        let arn = format!("arn:aws:dynamodb:us-east-1:{TABLE_ACCOUNT}:table/{name}");
+        let mut w = world.write().unwrap();
+        let mut table = w.tables["orders"].clone();
+        table.0.arn = arn.clone();
+        w.tables.insert(name.into(), table);
+        arn
+    }
+
+    /// The sweep's event as the failure-event rule delivers it, through the intake.
+    fn delivered(event: &OutboundEvent) -> Incident {
+        let envelope = json!({"detail-type": event.detail_type, "source": event.source,
+                              "detail": event.detail});
+        match intake::parse(&envelope).unwrap() {
+            Trigger::Incident(i) => i,
+            _ => panic!("not an incident: {envelope}"),
+        }
+    }
+
+    async fn sweep_now(app: &App) -> Result<SweepReport, Error> {
+        sweep(app, app.ledger.as_deref().unwrap(), None, now()).await
+    }
+
+    #[tokio::test]
+    async fn a_failure_dated_by_its_id_is_published_undescribed_with_the_destination_its_start_recorded(
+    ) {
+        // GIVEN two failures an hour old, one whose start the CloudTrail watch recorded, and one
+        // that started 25 h ago and failed an hour ago (its id cannot tell whether it failed
+        // inside the 24 h look-back)
+        let world = world_with_table();
+        let watched = add_failure(&world, TABLE_ARN, 3600, 1);
+        let unwatched = add_failure(&world, TABLE_ARN, 3500, 2);
+        let undated = add_failure_ended(&world, TABLE_ARN, 25 * 3600, 3600, 3);
+        let mut started = request("recorded-bucket");
+        started.s3_bucket_owner = Some(DATA_ACCOUNT.into());
+        world.write().unwrap().starts.insert(
+            watched.clone(),
+            StartRecord {
+                caller: Some("arn:aws:iam::111122223333:role/Exporter".into()),
+                request: Some(started),
+            },
+        );
+        let app = app(&world, ledger_config());
+        // WHEN the sweep runs
+        let report = sweep_now(&app).await.unwrap();
+        // THEN all three are published; only the undated one was described
+        assert_eq!(report.published.len(), 3, "{report:?}");
+        assert_eq!(report.describe_calls, 1);
+        let events = world.read().unwrap().published.clone();
+        let by_arn = |arn: &str| {
+            let e = events
+                .iter()
+                .find(|e| e.resources == [arn.to_string()])
+                .unwrap();
+            (e.detail.clone(), delivered(e))
+        };
+        // AND each event is a valid `DynamoDB Export Failed` event for the intake: the watched
+        // one names the recorded destination, the unwatched one only the export
+        let (detail, incident) = by_arn(&watched);
+        let announced = incident.announced.unwrap();
+        assert_eq!(
+            (
+                announced.s3_bucket.as_str(),
+                announced.s3_bucket_owner.as_deref()
+            ),
+            ("recorded-bucket", Some(DATA_ACCOUNT))
+        );
+        assert!(detail.get("failureCode").is_none(), "{detail}");
+        let (detail, incident) = by_arn(&unwatched);
+        assert!(incident.announced.is_none(), "{detail}");
+        assert_eq!(incident.table_arn.as_deref(), Some(TABLE_ARN));
+        // AND the described one carries what DescribeExport said
+        let (detail, incident) = by_arn(&undated);
+        assert_eq!(detail["failureCode"], "S3AccessDenied");
+        assert_eq!(incident.announced.unwrap().s3_bucket, "amzn-s3-demo-bucket");
+    }
+
+    #[tokio::test]
+    async fn a_sweep_that_dies_before_its_ledger_writes_publishes_again_once_then_never() {
+        // GIVEN three new failures, and a ledger that refuses the sweep's writes
+        let world = world_with_table();
+        let failures: Vec<String> = (0..3)
+            .map(|i| add_failure(&world, TABLE_ARN, 600, i))
+            .collect();
+        world.write().unwrap().denied.push("ledger:WriteSweep");
+        let app = app(&world, ledger_config());
+        // WHEN a sweep publishes their events and then cannot record them
+        let err = sweep_now(&app).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Aws(e) if e.operation == "ledger:WriteSweep"),
+            "{err:?}"
+        );
+        assert_eq!(world.read().unwrap().published.len(), 3);
+        assert!(world.read().unwrap().marks.is_empty());
+        // THEN the next sweep publishes each again (at least once: the remediation's claim makes
+        // the duplicate act once) and records them
+        world.write().unwrap().denied.clear();
+        let second = sweep_now(&app).await.unwrap();
+        let mut again = second.published.clone();
+        again.sort();
+        assert_eq!(again, failures);
+        // AND no sweep after that publishes them
+        let third = sweep_now(&app).await.unwrap();
+        assert!(third.published.is_empty());
+        assert_eq!(world.read().unwrap().published.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_group_of_tables_records_its_sweep_in_one_batch_and_the_ledger_table_is_not_swept() {
+        // GIVEN six tables with a new failure each, and the ledger's own table with one
+        let world = world_with_table();
+        let mut tables = vec![TABLE_ARN.to_string()];
+        for name in ["a", "b", "c", "d", "e"] {
+            tables.push(add_table(&world, name));
+        }
+        for (i, t) in tables.iter().enumerate() {
+            add_failure(&world, t, 600, i as u32);
+        }
+        let ledger_table = add_table(&world, "ledger");
+        let ledger_failure = add_failure(&world, &ledger_table, 600, 99);
+        let app = app(&world, ledger_config());
+        // WHEN the sweep runs
+        let report = sweep_now(&app).await.unwrap();
+        // THEN it publishes the six, lists six tables and writes twice: one batch per group
+        // of four tables
+        assert_eq!(
+            (report.tables, report.published.len()),
+            (6, 6),
+            "{report:?}"
+        );
+        assert!(!report.published.contains(&ledger_failure));
+        assert_eq!(report.list_calls, 6);
+        {
+            let w = world.read().unwrap();
+            assert_eq!(w.sweep_write_calls, 2);
+            assert_eq!(w.marks.len(), 6);
+            assert!(!w.marks.contains_key(&ledger_table));
+        }
+        // AND a steady sweep writes nothing
+        let steady = sweep_now(&app).await.unwrap();
+        assert_eq!((steady.list_calls, steady.published.len()), (6, 0));
+        assert_eq!(world.read().unwrap().sweep_write_calls, 2);
+    }
+
+    #[tokio::test]
+    async fn a_resumed_sweep_clears_its_cursor_in_its_last_batch() {
+        let world = world_with_table();
+        add_failure(&world, TABLE_ARN, 600, 1);
+        let app = app(&world, ledger_config());
+        let ledger = app.ledger.as_deref().unwrap();
+        let out_of_time = Instant::now();
+        let first = sweep(&app, ledger, Some(out_of_time), now()).await.unwrap();
+        assert_eq!(first.stopped_at.as_deref(), Some(TABLE_ARN));
+        assert_eq!(world.read().unwrap().sweep_write_calls, 1);
+        let second = sweep_now(&app).await.unwrap();
+        assert_eq!((second.tables, second.published.len()), (1, 1));
+        let w = world.read().unwrap();
+        assert!(w.cursor.is_none());
+        assert_eq!(
+            w.sweep_write_calls, 2,
+            "the cursor cleared with the table's records"
+        );
+    }
 }

@@ -15,6 +15,20 @@ pub(super) fn export_pk(arn: &str) -> String {
     format!("EXPORT#{arn}")
 }
 
+pub(super) fn table_pk(table_arn: &str) -> String {
+    format!("TABLE#{table_arn}")
+}
+
+pub(super) const SWEEP_SK: &str = "SWEEP";
+pub(super) const START_SK: &str = "START";
+pub(super) const MARK_SK: &str = "MARK";
+pub(super) const CURSOR_PK: &str = "SWEEP";
+pub(super) const CURSOR_SK: &str = "CURSOR";
+
+pub(super) fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
 pub(super) fn base(pk: String, sk: &str, now: i64) -> Item {
     HashMap::from([
         ("pk".to_string(), s(pk)),
@@ -154,4 +168,78 @@ pub(super) fn change_from(item: &Item) -> PortResult<KeyPolicyChange> {
         created_at: get_n(item, "createdAt").unwrap_or(0),
         note: get_s(item, "note").map(str::to_string),
     })
+}
+
+pub(super) fn sweep_state_text(state: SweepState) -> &'static str {
+    match state {
+        SweepState::InProgress => "IN_PROGRESS",
+        SweepState::Published => "PUBLISHED",
+        SweepState::TooOld => "TOO_OLD",
+    }
+}
+
+pub(super) fn sweep_state_from(item: &Item) -> SweepState {
+    match get_s(item, "state") {
+        Some("PUBLISHED") => SweepState::Published,
+        Some("TOO_OLD") => SweepState::TooOld,
+        _ => SweepState::InProgress,
+    }
+}
+
+pub(super) fn start_from(item: &Item) -> StartRecord {
+    StartRecord {
+        caller: get_s(item, "caller").map(str::to_string),
+        request: get_s(item, "request").and_then(|r| serde_json::from_str::<ExportRequest>(r).ok()),
+    }
+}
+
+/// One request of a BatchWriteItem call: the item to put, or the key to delete.
+pub(super) enum Write {
+    Put(Item),
+    Delete(Item),
+}
+
+impl Write {
+    pub(super) fn key(&self) -> (Option<String>, Option<String>) {
+        let (Self::Put(i) | Self::Delete(i)) = self;
+        (
+            get_s(i, "pk").map(str::to_string),
+            get_s(i, "sk").map(str::to_string),
+        )
+    }
+
+    pub(super) fn request(self) -> Result<WriteRequest, BuildError> {
+        Ok(match self {
+            Self::Put(item) => WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build()?)
+                .build(),
+            Self::Delete(key) => WriteRequest::builder()
+                .delete_request(DeleteRequest::builder().set_key(Some(key)).build()?)
+                .build(),
+        })
+    }
+}
+
+pub(super) fn sweep_write(write: &SweepWrite, now: i64) -> Write {
+    match write {
+        SweepWrite::State { export_arn, state } => {
+            let mut item = base(export_pk(export_arn), SWEEP_SK, now);
+            item.insert("state".into(), s(sweep_state_text(*state)));
+            Write::Put(item)
+        }
+        SweepWrite::Mark {
+            table_arn,
+            export_arn,
+        } => {
+            let mut item = base(table_pk(table_arn), MARK_SK, now);
+            item.insert("mark".into(), s(export_arn));
+            Write::Put(item)
+        }
+        SweepWrite::Cursor(Some(table_arn)) => {
+            let mut item = base(CURSOR_PK.into(), CURSOR_SK, now);
+            item.insert("table".into(), s(table_arn));
+            Write::Put(item)
+        }
+        SweepWrite::Cursor(None) => Write::Delete(key(CURSOR_PK.into(), CURSOR_SK)),
+    }
 }

@@ -5,28 +5,55 @@
 //! | `EXPORT#<export arn>` | `INCIDENT` | claim, status, causes, lineage, retry token and time |
 //! | `EXPORT#<retry arn>` | `LINEAGE` | root export, attempt, causes the retry was meant to fix |
 //! | `EXPORT#<export arn>` | `START` | caller and parameters from the CloudTrail start event |
-//! | `EXPORT#<export arn>` | `SWEEP` | IN_PROGRESS or PUBLISHED, as the sweep saw it |
+//! | `EXPORT#<export arn>` | `SWEEP` | IN_PROGRESS, PUBLISHED or TOO_OLD, as the sweep saw it |
 //! | `TABLE#<table arn>` | `MARK` | the sweep's high-water mark for the table |
 //! | `SWEEP` | `CURSOR` | the table where an unfinished sweep stopped |
 //! | `INFLIGHT` | `<export arn>` | organization mode: an export to describe at `nextCheckAt` until it ends |
 //! | `MARKER` | `<name>` | a named number, e.g. the organization sweep's last slot |
 //! | `CHANGE#<change id>` | `KEY_POLICY` | a key-policy change: before/after policy, who, why, status (never expires) |
+//!
+//! Incidents and key-policy changes are written one at a time, under conditions. The sweep's
+//! records (the last three rows) are read and written in batches (BatchGetItem,
+//! BatchWriteItem), which take no conditions and need none (`ports::SweepWrite` says why).
 
 use super::{classify, missing};
+use crate::error::{AwsError, AwsErrorKind};
 use crate::model::{ExportRequest, PatchPurpose};
 use crate::ports::{
     ChangeStatus, Claim, InFlight, IncidentRecord, IncidentStatus, KeyPolicyChange, Ledger,
-    Lineage, PortResult, StartRecord, SweepState,
+    Lineage, PortResult, StartRecord, SweepMarks, SweepRecord, SweepState, SweepWrite,
 };
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
-use std::collections::HashMap;
+use futures_util::future::join_all;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 /// Records live as long as ListExports remembers an export (90 days).
 const RETENTION_SECS: i64 = 90 * 24 * 3600;
+/// Keys a BatchGetItem call may ask for, and writes a BatchWriteItem call may carry.
 const BATCH_GET_MAX: usize = 100;
+const BATCH_WRITE_MAX: usize = 25;
+/// Times unprocessed keys or writes are sent again before giving up (about 3 s of pauses).
+const BATCH_RETRIES: u32 = 6;
+
+/// The pause before the `attempt`-th resend: 50 ms, doubling.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50 << attempt.saturating_sub(1).min(6))
+}
+
+fn unfinished(op: &'static str, left: usize) -> AwsError {
+    AwsError::new(
+        op,
+        AwsErrorKind::Throttled,
+        format!("{left} requests still unprocessed after {BATCH_RETRIES} resends"),
+    )
+}
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -55,6 +82,96 @@ impl DynamoLedger {
             .await
             .map_err(|e| classify(op, e))?;
         Ok(out.item)
+    }
+
+    /// BatchGetItem, strongly consistent, 100 keys a call (calls concurrent); UnprocessedKeys
+    /// are asked again after a growing pause, as AWS recommends.
+    async fn batch_get(&self, op: &'static str, keys: Vec<Item>) -> PortResult<Vec<Item>> {
+        let chunks = join_all(keys.chunks(BATCH_GET_MAX).map(|chunk| async move {
+            let mut keys = chunk.to_vec();
+            let mut items = Vec::new();
+            for attempt in 0..=BATCH_RETRIES {
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| missing(op, &e.to_string()))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| classify(op, e))?;
+                items.extend(
+                    out.responses
+                        .unwrap_or_default()
+                        .remove(&self.table)
+                        .unwrap_or_default(),
+                );
+                keys = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if keys.is_empty() {
+                    return Ok(items);
+                }
+            }
+            Err(unfinished(op, keys.len()))
+        }))
+        .await;
+        let mut items = Vec::new();
+        for chunk in chunks {
+            items.extend(chunk?);
+        }
+        Ok(items)
+    }
+
+    /// BatchWriteItem, 25 writes a call (calls concurrent); UnprocessedItems are sent again after
+    /// a growing pause, as AWS recommends. DynamoDB refuses a call with two writes of one key, so
+    /// only the last write of each key is sent. Every write lands, or this is an error.
+    async fn batch_write(
+        &self,
+        op: &'static str,
+        writes: impl DoubleEndedIterator<Item = Write>,
+    ) -> PortResult<()> {
+        let mut seen = HashSet::new();
+        let mut requests = Vec::new();
+        for w in writes.rev() {
+            if seen.insert(w.key()) {
+                requests.push(w.request().map_err(|e| missing(op, &e.to_string()))?);
+            }
+        }
+        requests.reverse();
+        let chunks = join_all(requests.chunks(BATCH_WRITE_MAX).map(|chunk| async move {
+            let mut pending = chunk.to_vec();
+            for attempt in 0..=BATCH_RETRIES {
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| classify(op, e))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    return Ok(());
+                }
+            }
+            Err(unfinished(op, pending.len()))
+        }))
+        .await;
+        chunks.into_iter().collect()
     }
 
     async fn put(&self, op: &'static str, item: Item) -> PortResult<()> {
@@ -169,7 +286,7 @@ impl Ledger for DynamoLedger {
         start: &StartRecord,
         now: i64,
     ) -> PortResult<()> {
-        let mut item = base(export_pk(export_arn), "START", now);
+        let mut item = base(export_pk(export_arn), START_SK, now);
         if let Some(c) = &start.caller {
             item.insert("caller".into(), s(c));
         }
@@ -185,141 +302,68 @@ impl Ledger for DynamoLedger {
     #[tracing::instrument(skip(self))]
     async fn start_record(&self, export_arn: &str) -> PortResult<Option<StartRecord>> {
         let item = self
-            .get("ledger:GetStart", export_pk(export_arn), "START")
+            .get("ledger:GetStart", export_pk(export_arn), START_SK)
             .await?;
-        Ok(item.map(|i| StartRecord {
-            caller: get_s(&i, "caller").map(str::to_string),
-            request: get_s(&i, "request")
-                .and_then(|r| serde_json::from_str::<ExportRequest>(r).ok()),
-        }))
+        Ok(item.as_ref().map(start_from))
     }
 
     #[tracing::instrument(skip(self, export_arns), fields(count = export_arns.len()))]
-    async fn sweep_states(
+    async fn sweep_records(
         &self,
         export_arns: &[String],
-    ) -> PortResult<HashMap<String, SweepState>> {
-        const OP: &str = "ledger:BatchGetSweepStates";
-        let mut states = HashMap::new();
-        for chunk in export_arns.chunks(BATCH_GET_MAX) {
-            let mut keys: Vec<Item> = chunk
-                .iter()
-                .map(|a| {
-                    HashMap::from([
-                        ("pk".to_string(), s(export_pk(a))),
-                        ("sk".to_string(), s("SWEEP")),
-                    ])
-                })
-                .collect();
-            // UnprocessedKeys come back under load; ask again a bounded number of times.
-            for _ in 0..5 {
-                if keys.is_empty() {
-                    break;
+    ) -> PortResult<HashMap<String, SweepRecord>> {
+        let keys = export_arns
+            .iter()
+            .flat_map(|a| [key(export_pk(a), SWEEP_SK), key(export_pk(a), START_SK)])
+            .collect();
+        let mut records: HashMap<String, SweepRecord> = HashMap::new();
+        for item in self.batch_get("ledger:BatchGetSweepRecords", keys).await? {
+            let Some(arn) = get_s(&item, "pk").and_then(|p| p.strip_prefix("EXPORT#")) else {
+                continue;
+            };
+            let record = records.entry(arn.to_string()).or_default();
+            match get_s(&item, "sk") {
+                Some(SWEEP_SK) => record.state = Some(sweep_state_from(&item)),
+                Some(START_SK) => record.start = Some(start_from(&item)),
+                _ => {}
+            }
+        }
+        Ok(records)
+    }
+
+    #[tracing::instrument(skip(self, table_arns), fields(count = table_arns.len()))]
+    async fn sweep_marks(&self, table_arns: &[String]) -> PortResult<SweepMarks> {
+        let keys = table_arns
+            .iter()
+            .map(|t| key(table_pk(t), MARK_SK))
+            .chain([key(CURSOR_PK.into(), CURSOR_SK)])
+            .collect();
+        let mut out = SweepMarks::default();
+        for item in self.batch_get("ledger:BatchGetSweepMarks", keys).await? {
+            match (get_s(&item, "pk"), get_s(&item, "sk")) {
+                (Some(CURSOR_PK), Some(CURSOR_SK)) => {
+                    out.cursor = get_s(&item, "table").map(str::to_string);
                 }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| missing(OP, &e.to_string()))?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| classify(OP, e))?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    let arn = get_s(&item, "pk").and_then(|p| p.strip_prefix("EXPORT#"));
-                    let state = match get_s(&item, "state") {
-                        Some("PUBLISHED") => SweepState::Published,
-                        Some("TOO_OLD") => SweepState::TooOld,
-                        _ => SweepState::InProgress,
-                    };
-                    if let Some(arn) = arn {
-                        states.insert(arn.to_string(), state);
+                (Some(pk), Some(MARK_SK)) => {
+                    if let (Some(table), Some(mark)) =
+                        (pk.strip_prefix("TABLE#"), get_s(&item, "mark"))
+                    {
+                        out.marks.insert(table.to_string(), mark.to_string());
                     }
                 }
-                keys = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
-            if !keys.is_empty() {
-                return Err(missing(
-                    OP,
-                    "a complete answer after 5 tries (unprocessed keys remain)",
-                ));
+                _ => {}
             }
         }
-        Ok(states)
+        Ok(out)
     }
 
-    #[tracing::instrument(skip(self))]
-    async fn set_sweep_state(
-        &self,
-        export_arn: &str,
-        state: SweepState,
-        now: i64,
-    ) -> PortResult<()> {
-        let mut item = base(export_pk(export_arn), "SWEEP", now);
-        let text = match state {
-            SweepState::InProgress => "IN_PROGRESS",
-            SweepState::Published => "PUBLISHED",
-            SweepState::TooOld => "TOO_OLD",
-        };
-        item.insert("state".into(), s(text));
-        self.put("ledger:SetSweepState", item).await
-    }
-
-    #[tracing::instrument(skip(self))]
-    async fn table_mark(&self, table_arn: &str) -> PortResult<Option<String>> {
-        let item = self
-            .get("ledger:GetTableMark", format!("TABLE#{table_arn}"), "MARK")
-            .await?;
-        Ok(item.and_then(|i| get_s(&i, "mark").map(str::to_string)))
-    }
-
-    #[tracing::instrument(skip(self))]
-    async fn set_table_mark(&self, table_arn: &str, mark: &str, now: i64) -> PortResult<()> {
-        let mut item = base(format!("TABLE#{table_arn}"), "MARK", now);
-        item.insert("mark".into(), s(mark));
-        self.put("ledger:SetTableMark", item).await
-    }
-
-    #[tracing::instrument(skip(self))]
-    async fn sweep_cursor(&self) -> PortResult<Option<String>> {
-        let item = self
-            .get("ledger:GetSweepCursor", "SWEEP".into(), "CURSOR")
-            .await?;
-        Ok(item.and_then(|i| get_s(&i, "table").map(str::to_string)))
-    }
-
-    #[tracing::instrument(skip(self))]
-    async fn set_sweep_cursor(&self, table_arn: Option<&str>, now: i64) -> PortResult<()> {
-        match table_arn {
-            Some(t) => {
-                let mut item = base("SWEEP".into(), "CURSOR", now);
-                item.insert("table".into(), s(t));
-                self.put("ledger:SetSweepCursor", item).await
-            }
-            None => {
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .key("pk", s("SWEEP"))
-                    .key("sk", s("CURSOR"))
-                    .send()
-                    .await
-                    .map_err(|e| classify("ledger:ClearSweepCursor", e))?;
-                Ok(())
-            }
-        }
+    #[tracing::instrument(skip(self, writes), fields(count = writes.len()))]
+    async fn sweep_writes(&self, writes: &[SweepWrite], now: i64) -> PortResult<()> {
+        self.batch_write(
+            "ledger:WriteSweep",
+            writes.iter().map(|w| sweep_write(w, now)),
+        )
+        .await
     }
 
     #[tracing::instrument(skip(self, change), fields(change_id = %change.change_id, key_arn = %change.key_arn))]

@@ -1,5 +1,6 @@
 use super::*;
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
@@ -62,27 +63,41 @@ async fn claim_is_a_conditional_put_and_a_lost_race_reads_the_holder() {
 }
 
 #[tokio::test]
-async fn sweep_states_asks_again_for_unprocessed_keys() {
+async fn sweep_records_ask_again_for_unprocessed_keys_and_carry_the_start() {
     let sweep_item = |state: &str| {
-        HashMap::from([
-            ("pk".to_string(), s(export_pk(ARN))),
-            ("sk".to_string(), s("SWEEP")),
-            ("state".to_string(), s(state)),
-        ])
+        let mut item = key(export_pk(ARN), SWEEP_SK);
+        item.insert("state".into(), s(state));
+        item
     };
-    let first = mock!(Client::batch_get_item).then_output(move || {
-        let unprocessed = KeysAndAttributes::builder()
-            .keys(HashMap::from([
-                ("pk".to_string(), s(export_pk(ARN))),
-                ("sk".to_string(), s("SWEEP")),
-            ]))
-            .build()
-            .unwrap();
-        BatchGetItemOutput::builder()
-            .responses("ledger", vec![])
-            .unprocessed_keys("ledger", unprocessed)
-            .build()
-    });
+    let start_item = || {
+        let mut item = key(export_pk(ARN), START_SK);
+        item.insert(
+            "caller".into(),
+            s("arn:aws:iam::111122223333:role/Exporter"),
+        );
+        item.insert(
+            "request".into(),
+            s(r#"{"tableArn":"arn:t","s3Bucket":"recorded-bucket"}"#),
+        );
+        item
+    };
+    // Two keys an export (its SWEEP and START records); the first answer leaves one unread.
+    let first = mock!(Client::batch_get_item)
+        .match_requests(|r| {
+            r.request_items()
+                .and_then(|m| m.get("ledger"))
+                .is_some_and(|k| k.keys().len() == 4)
+        })
+        .then_output(move || {
+            let unprocessed = KeysAndAttributes::builder()
+                .keys(key(export_pk(ARN), SWEEP_SK))
+                .build()
+                .unwrap();
+            BatchGetItemOutput::builder()
+                .responses("ledger", vec![start_item()])
+                .unprocessed_keys("ledger", unprocessed)
+                .build()
+        });
     let second = mock!(Client::batch_get_item)
         .match_requests(|r| {
             r.request_items()
@@ -98,10 +113,153 @@ async fn sweep_states_asks_again_for_unprocessed_keys() {
         mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &second]),
         "ledger",
     );
-    let states = ledger
-        .sweep_states(&[ARN.to_string(), "arn:other".to_string()])
+    let records = ledger
+        .sweep_records(&[ARN.to_string(), "arn:other".to_string()])
         .await
         .unwrap();
-    assert_eq!(states.get(ARN), Some(&SweepState::Published));
+    let record = &records[ARN];
+    assert_eq!(record.state, Some(SweepState::Published));
+    let start = record.start.as_ref().unwrap();
+    assert_eq!(
+        start.request.as_ref().map(|r| r.s3_bucket.as_str()),
+        Some("recorded-bucket")
+    );
+    assert!(!records.contains_key("arn:other"));
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+}
+
+fn requests(r: &BatchWriteItemInput) -> &[WriteRequest] {
+    r.request_items()
+        .and_then(|m| m.get("ledger"))
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn put_items(r: &BatchWriteItemInput) -> Vec<&Item> {
+    requests(r)
+        .iter()
+        .filter_map(|w| w.put_request().map(|p| p.item()))
+        .collect()
+}
+
+fn in_progress(i: usize) -> SweepWrite {
+    SweepWrite::State {
+        export_arn: format!("{ARN}-{i}"),
+        state: SweepState::InProgress,
+    }
+}
+
+#[tokio::test]
+async fn sweep_writes_go_25_a_call_and_unprocessed_ones_are_sent_again() {
+    let writes: Vec<SweepWrite> = (0..29).map(in_progress).collect();
+    let full = mock!(Client::batch_write_item)
+        .match_requests(|r| requests(r).len() == 25)
+        .then_output(|| {
+            let unprocessed = (0..2)
+                .map(|i| sweep_write(&in_progress(i), 1).request().unwrap())
+                .collect();
+            BatchWriteItemOutput::builder()
+                .set_unprocessed_items(Some(HashMap::from([("ledger".to_string(), unprocessed)])))
+                .build()
+        });
+    let rest = mock!(Client::batch_write_item)
+        .match_requests(|r| requests(r).len() == 4)
+        .then_output(|| BatchWriteItemOutput::builder().build());
+    let again = mock!(Client::batch_write_item)
+        .match_requests(|r| requests(r).len() == 2)
+        .then_output(|| BatchWriteItemOutput::builder().build());
+    let ledger = DynamoLedger::new(
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&full, &rest, &again]),
+        "ledger",
+    );
+    ledger.sweep_writes(&writes, 1).await.unwrap();
+    assert_eq!(
+        (full.num_calls(), rest.num_calls(), again.num_calls()),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn only_the_last_sweep_write_of_a_record_is_sent() {
+    // DynamoDB refuses a BatchWriteItem with two writes of one key.
+    let writes = [
+        in_progress(0),
+        SweepWrite::Mark {
+            table_arn: "arn:table".into(),
+            export_arn: ARN.into(),
+        },
+        SweepWrite::State {
+            export_arn: format!("{ARN}-0"),
+            state: SweepState::Published,
+        },
+        SweepWrite::Cursor(Some("arn:table".into())),
+        SweepWrite::Cursor(None),
+    ];
+    let one = mock!(Client::batch_write_item)
+        .match_requests(|r| {
+            let puts = put_items(r);
+            requests(r).len() == 3
+                && puts.iter().any(|i| get_s(i, "state") == Some("PUBLISHED"))
+                && puts
+                    .iter()
+                    .all(|i| get_s(i, "state") != Some("IN_PROGRESS"))
+                && requests(r).iter().any(|w| w.delete_request().is_some())
+        })
+        .then_output(|| BatchWriteItemOutput::builder().build());
+    let ledger = DynamoLedger::new(
+        mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&one]),
+        "ledger",
+    );
+    ledger.sweep_writes(&writes, 1).await.unwrap();
+    assert_eq!(one.num_calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn sweep_writes_left_unprocessed_after_the_resends_are_an_error() {
+    let stuck = mock!(Client::batch_write_item).then_output(|| {
+        let unprocessed = vec![sweep_write(&in_progress(0), 1).request().unwrap()];
+        BatchWriteItemOutput::builder()
+            .set_unprocessed_items(Some(HashMap::from([("ledger".to_string(), unprocessed)])))
+            .build()
+    });
+    let ledger = DynamoLedger::new(
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&stuck]),
+        "ledger",
+    );
+    let err = ledger.sweep_writes(&[in_progress(0)], 1).await.unwrap_err();
+    assert_eq!(err.kind, AwsErrorKind::Throttled);
+    assert_eq!(stuck.num_calls(), 1 + BATCH_RETRIES as usize);
+}
+
+#[tokio::test]
+async fn the_marks_and_the_cursor_are_read_in_one_call() {
+    let tables: Vec<String> = (0..10).map(|i| format!("arn:table/t{i}")).collect();
+    let read = mock!(Client::batch_get_item)
+        .match_requests(|r| {
+            r.request_items()
+                .and_then(|m| m.get("ledger"))
+                .is_some_and(|k| k.keys().len() == 11 && k.consistent_read() == Some(true))
+        })
+        .then_output(|| {
+            let mut mark = key(table_pk("arn:table/t3"), MARK_SK);
+            mark.insert("mark".into(), s(ARN));
+            let mut cursor = key(CURSOR_PK.into(), CURSOR_SK);
+            cursor.insert("table".into(), s("arn:table/t5"));
+            BatchGetItemOutput::builder()
+                .responses("ledger", vec![mark, cursor])
+                .build()
+        });
+    let ledger = DynamoLedger::new(
+        mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&read]),
+        "ledger",
+    );
+    let marks = ledger.sweep_marks(&tables).await.unwrap();
+    assert_eq!(
+        marks,
+        SweepMarks {
+            marks: HashMap::from([("arn:table/t3".to_string(), ARN.to_string())]),
+            cursor: Some("arn:table/t5".into()),
+        }
+    );
+    assert_eq!(read.num_calls(), 1);
 }
