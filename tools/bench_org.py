@@ -221,7 +221,7 @@ def main() -> int:
         stop_all()
 
     shards = ACCOUNTS * len(REGIONS)
-    md = ["## Organization sweep and spoke incidents (issue 19)", "",
+    md = ["# Organization sweep and spoke incidents (issue 19)", "",
           f"Command: `make bench-org` (tools/bench_org.py), {time.strftime('%Y-%m-%d')}, "
           f"{(time.monotonic() - started) / 60:.1f} min. The patched moto 5.2.5 on 127.0.0.1: an "
           f"organization of {ACCOUNTS} member accounts, each with one table in {' and '.join(REGIONS)} "
