@@ -64,11 +64,22 @@ const FULL_AWS_ACCESS_DOCUMENT: &str =
 /// reads; a policy it lacks (past the first `CATALOG_MAX`, or its read failed) is read alone.
 type Catalog = Shared<BoxFuture<'static, Arc<HashMap<String, String>>>>;
 
+/// Whether the account walked is a member account (SCPs restrict it), once DescribeOrganization
+/// has said; the walk's reads ahead wait for it.
+type Gate = tokio::sync::watch::Receiver<Option<bool>>;
+
+async fn is_member(mut gate: Gate) -> bool {
+    matches!(
+        gate.wait_for(Option::is_some).await.as_deref(),
+        Ok(Some(true))
+    )
+}
+
 /// Most SCPs read ahead: the first page of ListPolicies (at most 20), capped so that a cold walk
 /// stays within a burst Organizations answers without throttling.
 const CATALOG_MAX: usize = 10;
 
-fn catalog(client: &Client) -> Catalog {
+fn catalog(client: &Client, member: Gate) -> Catalog {
     let client = client.clone();
     let read = Task::spawn(async move {
         // Any failure (a policy role without organizations:ListPolicies) leaves it empty: the
@@ -81,6 +92,9 @@ fn catalog(client: &Client) -> Catalog {
         else {
             return HashMap::new();
         };
+        if !is_member(member).await {
+            return HashMap::new();
+        }
         let ids = page
             .policies()
             .iter()
@@ -160,9 +174,13 @@ async fn attached(
 /// task already reading its SCPs: a level's policies are read while the walk goes on up. The
 /// root (an organization has one) and its policies are read from the start, beside the first
 /// ListParents, so the last level costs no round of its own.
-async fn walk(client: &Client, account_id: &str) -> PortResult<Vec<(String, PolicyRead)>> {
+async fn walk(
+    client: &Client,
+    account_id: &str,
+    member: Gate,
+) -> PortResult<Vec<(String, PolicyRead)>> {
     const OP: &str = "organizations:ListParents";
-    let catalog = catalog(client);
+    let catalog = catalog(client, member.clone());
     let read = |target: &str| {
         let (client, target, catalog) = (client.clone(), target.to_string(), catalog.clone());
         Task::spawn(async move { attached(&client, &target, &catalog).await })
@@ -172,6 +190,9 @@ async fn walk(client: &Client, account_id: &str) -> PortResult<Vec<(String, Poli
         Task::spawn(async move {
             let roots = client.list_roots().send().await.ok()?;
             let id = roots.roots().first()?.id()?.to_string();
+            if !is_member(member).await {
+                return None;
+            }
             let policies = attached(&client, &id, &catalog).await;
             Some((id, policies))
         })
@@ -284,10 +305,19 @@ impl AccountDirectory for Organizations {
         // The organization, the walk up and each level's policies as soon as the level is
         // known, all at once. The management account's walk is dropped unread (SCPs never
         // restrict it): its policy reads cost a request or two, never a round.
-        let (org, walked) = tokio::join!(
-            client.describe_organization().send(),
-            walk(&client, account_id)
-        );
+        // The reads ahead (the root's and the organization's policies) wait for the answer
+        // (it comes in the round of their lists): none for the management account.
+        let (member, gate) = tokio::sync::watch::channel(None);
+        let org = async {
+            let org = client.describe_organization().send().await;
+            let management = org
+                .as_ref()
+                .ok()
+                .and_then(|o| o.organization()?.master_account_id());
+            let _ = member.send(Some(management.is_some_and(|m| m != account_id)));
+            org
+        };
+        let (org, walked) = tokio::join!(org, walk(&client, account_id, gate));
         let org = match org {
             Ok(o) => o,
             Err(e) if e.code() == Some("AWSOrganizationsNotInUseException") => {
@@ -607,6 +637,31 @@ mod tests {
             2,
             "p-zz99yy88 ahead, p-ab12cd34 alone"
         );
+    }
+
+    #[tokio::test]
+    async fn the_organizations_policies_are_read_ahead_only_for_a_member_account() {
+        let all = mock!(Client::list_policies).then_output(|| {
+            ListPoliciesOutput::builder()
+                .policies(full_aws_access())
+                .policies(summary("p-ab12cd34", "NoKms"))
+                .build()
+        });
+        let [_, _, described] = <[_; 3]>::try_from(member_under_an_ou()).unwrap();
+        let client = mock_client!(
+            aws_sdk_organizations,
+            RuleMode::MatchAny,
+            [&all, &described]
+        );
+        for (member, read) in [(false, 0), (true, 1)] {
+            let (said, gate) = tokio::sync::watch::channel(None);
+            let ahead = catalog(&client, gate);
+            said.send(Some(member)).unwrap();
+            let documents = ahead.await;
+            assert_eq!(documents.len(), read, "member: {member}");
+        }
+        // The management account's list cost one ListPolicies; its policies were not read.
+        assert_eq!((all.num_calls(), described.num_calls()), (2, 1));
     }
 
     #[tokio::test]
