@@ -87,6 +87,8 @@ pub struct World {
     /// DescribeExport answers only after an SCP walk has begun.
     pub describe_after_scp_walk: bool,
     pub ledger: HashMap<String, IncidentRecord>,
+    /// The ledger's last write of an incident (lease given back) never answers.
+    pub stall_final_settle: bool,
     pub lineages: HashMap<String, Lineage>,
     pub starts: HashMap<String, StartRecord>,
     pub sweep_states: HashMap<String, SweepState>,
@@ -716,6 +718,9 @@ impl Ledger for FakeLedger {
         Ok(Claim::Won { previous: existing })
     }
     async fn settle(&self, record: &IncidentRecord, _now: i64) -> PortResult<()> {
+        if record.lease_until == 0 && self.0.read().unwrap().stall_final_settle {
+            std::future::pending::<()>().await;
+        }
         self.0
             .write()
             .unwrap()

@@ -14,11 +14,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .operation_attempt_timeout(Duration::from_secs(5))
         .operation_timeout(Duration::from_secs(20))
         .build();
-    // Loads region and credentials from the environment; no network I/O before the first call.
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await;
+    // Loads region and credentials from the environment; no network I/O before the first call,
+    // and one HTTPS client whose root certificates are read on the first request.
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+    if let Some(http) = aws::http::https_client(BehaviorVersion::latest()) {
+        loader = loader.http_client(http);
+    }
+    let sdk = loader.load().await;
     let app = aws::build_app(config, &sdk);
     lambda_runtime::run(service_fn(|event| handler::handle(&app, event))).await
 }

@@ -277,12 +277,12 @@ def diagnosis_runs(endpoint: str, ledger: str, events: dict[str, dict], runs: in
     return out
 
 
-def rounds(requests: list[str], delay_ms: float) -> tuple[int, int]:
-    """(rounds before the report, rounds in all) in one invocation's slice of the log of the
-    proxy that delays each request by `delay_ms`: a request that depends on another's answer is
-    logged at least `delay_ms` after it, so a request logged `delay_ms` or more after the first
-    of the current round starts the next one (requests sent together, even if the emulator
-    answers them one by one, stay in one round).
+def split_rounds(requests: list[str], delay_ms: float) -> tuple[list[list[str]], bool]:
+    """One invocation's slice of the log of the proxy that delays each request by `delay_ms`, cut
+    into rounds (the operations of each), and whether the last round is the report's PutEvents.
+    A request that depends on another's answer is logged at least `delay_ms` after it, so a
+    request logged `delay_ms` or more after the first of the current round starts the next one
+    (requests sent together, even if the emulator answers them one by one, stay in one round).
     Requests after the report's PutEvents (calls the function had already given up on) and
     before the first DescribeExport/GetItem (the same, from the invocation before) are left out."""
     rows = [(float(t), op) for t, op in (r.split(" ", 1) for r in requests)]
@@ -290,12 +290,38 @@ def rounds(requests: list[str], delay_ms: float) -> tuple[int, int]:
                   if "DescribeExport" in op or "GetItem" in op), 0)
     rows = rows[first:]
     report = next((i for i, (_, op) in enumerate(rows) if op.endswith("PutEvents")), None)
-    n, start = 0, None
-    for t, _ in rows[:None if report is None else report + 1]:
+    out: list[list[str]] = []
+    start = None
+    for t, op in rows[:None if report is None else report + 1]:
         if start is None or t - start >= delay_ms:
-            n, start = n + 1, t
+            out.append([])
+            start = t
+        out[-1].append(op)
+    return out, report is not None
+
+
+def rounds(requests: list[str], delay_ms: float) -> tuple[int, int]:
+    """(rounds before the report, rounds in all) of one invocation (see split_rounds)."""
+    cut, reported = split_rounds(requests, delay_ms)
     # The report depends on the whole diagnosis: its round is always the last.
-    return (n - 1 if report is not None else n), n
+    return (len(cut) - 1 if reported else len(cut)), len(cut)
+
+
+def chain(requests: list[str], delay_ms: float) -> str:
+    """The rounds of one invocation as `R1: op, op×2; R2: …` (S3 calls by method: the bucket
+    is in the path)."""
+    def name(op: str) -> str:
+        if " " in op:  # S3: METHOD /path
+            method, path = op.split(" ", 1)
+            return "S3 ListBuckets" if path == "/" else f"S3 {method} bucket"
+        return op.rsplit(".", 1)[-1]
+    parts = []
+    for i, ops in enumerate(split_rounds(requests, delay_ms)[0], 1):
+        counted: dict[str, int] = {}
+        for op in ops:
+            counted[name(op)] = counted.get(name(op), 0) + 1
+        parts.append(f"R{i}: " + ", ".join(f"{k}×{v}" if v > 1 else k for k, v in counted.items()))
+    return "; ".join(parts)
 
 
 def round_trips(endpoint: str, ledger: str, events: dict[str, dict], runs: int,
@@ -320,7 +346,9 @@ def round_trips(endpoint: str, ledger: str, events: dict[str, dict], runs: int,
             z = statistics.median(x[phase] for x in zero[name])
             d = statistics.median(x[phase] for x in delayed[name])
             seen = [rounds(x[f"{phase}_requests"], DELAY_MS) for x in delayed[name]]
+            longest = max(delayed[name], key=lambda x: rounds(x[f"{phase}_requests"], DELAY_MS)[1])
             r[phase] = {
+                "chain": chain(longest[f"{phase}_requests"], DELAY_MS),
                 "timed": (d - z) * 1000 / DELAY_MS,
                 "diagnosis": sorted({s[0] for s in seen}),
                 "total": sorted({s[1] for s in seen}),
@@ -448,6 +476,11 @@ def trips_table(trips: dict) -> list[str]:
     md += ["", f"Within SPEC §11's 3 dependent rounds: {within} of {len(rows)} rows for the whole "
            f"invocation (report included), {diag} of {len(rows)} for the diagnosis alone. Over 3: "
            + (", ".join(over) if over else "none") + "."]
+    long = [(name, p, r[p]) for name, r in trips.items() for p in ("first", "warm")
+            if max(r[p]["total"]) > 3]
+    if long:
+        md += ["", "The requests of each row over 3, by round (its longest run at +100 ms):", ""]
+        md += [f"- {name} ({'cold' if p == 'first' else 'warm'}): {x['chain']}" for name, p, x in long]
     return md + [""]
 
 

@@ -3,6 +3,7 @@
 pub mod clock;
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod http;
 pub mod iam;
 pub mod kms;
 pub mod ledger;

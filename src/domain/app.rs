@@ -244,15 +244,20 @@ impl App {
         };
         notes.extend(plan.notes.iter().cloned());
         // Act: exactly once through the ledger in apply mode, else what the mode allows.
-        let applied = match (mode, &self.ledger, &incident.export_arn) {
+        let (applied, settle) = match (mode, &self.ledger, &incident.export_arn) {
             (Mode::Apply, Some(ledger), Some(arn)) => {
-                self.actor()
+                let acted = self
+                    .actor()
                     .act_once(ledger.as_ref(), arn, &plan, &findings, &mut notes)
-                    .await?
+                    .await?;
+                (acted.applied, acted.settle.map(|r| (ledger, r)))
             }
-            _ => self.actor().act(mode, &plan.actions, &mut notes).await,
+            _ => (
+                self.actor().act(mode, &plan.actions, &mut notes).await,
+                None,
+            ),
         };
-        // Report.
+        // Report, beside the ledger's last write (it reports what was done, not that write).
         let done = Done {
             mode,
             findings,
@@ -270,7 +275,18 @@ impl App {
                 s.error.as_deref().unwrap_or("no reason given")
             ));
         }
-        self.publish_report(&mut result).await;
+        match settle {
+            Some((ledger, record)) => {
+                // Should the write fail, the report is out anyway and the delivery fails: the
+                // next one finds the lease, or after it the stored token, and reports again.
+                let (settled, ()) = tokio::join!(
+                    ledger.settle(&record, self.clock.now()),
+                    self.publish_report(&mut result)
+                );
+                settled?;
+            }
+            None => self.publish_report(&mut result).await,
+        }
         Ok(result)
     }
 
@@ -1126,6 +1142,26 @@ mod tests {
             w.published[0].detail["findings"][0]["cause"],
             "BUCKET_OWNER_MISSING"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_report_goes_out_beside_the_ledgers_last_write_not_after_it() {
+        // GIVEN an apply-mode retry whose last ledger write never answers
+        let world = cross_account_world();
+        world.write().unwrap().stall_final_settle = true;
+        let app = app(&world, ledger_config());
+        // WHEN the incident is remediated
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            app.handle(&manual("apply"), None),
+        )
+        .await;
+        // THEN the invocation waits for the write, but the report of the retry is already out
+        assert!(waited.is_err());
+        let w = world.read().unwrap();
+        assert_eq!(w.started.len(), 1);
+        assert_eq!(w.published.len(), 1);
+        assert_eq!(w.published[0].detail["applied"][0]["status"], "DONE");
     }
 
     fn sweep_event() -> Value {

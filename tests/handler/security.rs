@@ -73,6 +73,8 @@ const UNSCOPABLE: &[&str] = &[
     "s3:ListAllMyBuckets",
     "organizations:ListAccounts",
     "organizations:DescribeOrganization",
+    "organizations:ListRoots",
+    "organizations:ListPolicies",
 ];
 
 #[test]

@@ -30,6 +30,13 @@ pub struct Actor<'a> {
     pub clock: &'a dyn Clock,
 }
 
+/// What `act_once` did, and the incident's last ledger record, not yet written: the report says
+/// what was done and does not wait for that write, so the caller writes it beside the report.
+pub(in crate::domain) struct Acted {
+    pub applied: Vec<Applied>,
+    pub settle: Option<IncidentRecord>,
+}
+
 impl Actor<'_> {
     /// Apply mode with a ledger: claim the incident so that concurrent and repeated deliveries
     /// act once, store the retry's token and time before the call, record lineage after it.
@@ -40,7 +47,7 @@ impl Actor<'_> {
         plan: &Plan,
         findings: &[crate::model::Finding],
         notes: &mut Vec<String>,
-    ) -> Result<Vec<Applied>, Error> {
+    ) -> Result<Acted, Error> {
         let previous = match ledger
             .claim(export_arn, self.clock.now(), LEASE_SECS)
             .await?
@@ -55,7 +62,7 @@ impl Actor<'_> {
                         .map(|a| format!(", retry {a}"))
                         .unwrap_or_default()
                 ));
-                return Ok(plan
+                let applied = plan
                     .actions
                     .iter()
                     .map(|a| Applied {
@@ -64,7 +71,11 @@ impl Actor<'_> {
                         result: json!({"reason": "already handled", "ledgerStatus": record.status.as_str(),
                                        "retryExportArn": record.retry_export_arn}),
                     })
-                    .collect());
+                    .collect();
+                return Ok(Acted {
+                    applied,
+                    settle: None,
+                });
             }
             Claim::Won { previous } => previous,
         };
@@ -113,8 +124,10 @@ impl Actor<'_> {
                 record.note = Some(format!("key policy changed: {}", patched.join(", ")));
             }
             record.lease_until = 0;
-            ledger.settle(&record, self.clock.now()).await?;
-            return Ok(applied);
+            return Ok(Acted {
+                applied,
+                settle: Some(record),
+            });
         };
         // A retry after a lost delivery sends exactly what the first one stored.
         let mut retry = retry.clone();
@@ -160,8 +173,10 @@ impl Actor<'_> {
         }
         applied.push(retried_applied);
         record.lease_until = 0;
-        ledger.settle(&record, self.clock.now()).await?;
-        Ok(applied)
+        Ok(Acted {
+            applied,
+            settle: Some(record),
+        })
     }
 
     /// Without a ledger (or outside apply mode): a retry runs in apply mode; a key-policy
