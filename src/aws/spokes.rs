@@ -7,8 +7,9 @@
 //! partition: the SDK's retry token bucket is process-wide per partition, and the default
 //! partition (service and Region) would let one throttled account spend every account's budget.
 
+use super::sts::assume;
 use super::StsCrossAccount;
-use super::{classify, missing, task_ended, DynamoExports, IamPolicies, KmsKeys, S3Buckets};
+use super::{missing, task_ended, DynamoExports, IamPolicies, KmsKeys, S3Buckets};
 use crate::ports::{Identity, PortResult, SitePorts, Spokes};
 use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -97,31 +98,18 @@ impl StsSpokes {
         // A task of its own, so that a session an abandoned invocation asked for is still cached.
         let (sts, cache, account) = (self.sts.clone(), self.sessions.clone(), account.to_string());
         let task = tokio::spawn(async move {
-            let out = sts
-                .assume_role()
-                .role_arn(&role_arn)
-                .role_session_name("ddb-export-remediator-hub")
-                .duration_seconds(SESSION_SECS)
-                .send()
-                .await
-                .map_err(|e| classify(OP, e))?;
-            let c = out
-                .credentials()
-                .ok_or_else(|| missing(OP, "Credentials"))?;
-            let arn = out
-                .assumed_role_user()
-                .map(|u| u.arn().to_string())
-                .ok_or_else(|| missing(OP, "AssumedRoleUser"))?;
+            let (creds, arn) = assume(
+                &sts,
+                &role_arn,
+                "ddb-export-remediator-hub",
+                SESSION_SECS,
+                "ddb-export-remediator-spoke-role",
+            )
+            .await?;
             let session = Session {
                 at: Instant::now(),
-                creds: Credentials::new(
-                    c.access_key_id(),
-                    c.secret_access_key(),
-                    Some(c.session_token().to_string()),
-                    None,
-                    "ddb-export-remediator-spoke-role",
-                ),
-                arn,
+                creds,
+                arn: arn.ok_or_else(|| missing(OP, "AssumedRoleUser"))?,
             };
             if let Ok(mut cache) = cache.lock() {
                 cache.insert(account, session.clone());

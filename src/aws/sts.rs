@@ -61,24 +61,14 @@ impl StsCrossAccount {
             role_arn.to_string(),
         );
         let task = tokio::spawn(async move {
-            let out = sts
-                .assume_role()
-                .role_arn(&role_arn)
-                .role_session_name("ddb-export-remediator")
-                .duration_seconds(SESSION_SECS)
-                .send()
-                .await
-                .map_err(|e| classify(OP, e))?;
-            let c = out
-                .credentials()
-                .ok_or_else(|| missing(OP, "Credentials"))?;
-            let creds = Credentials::new(
-                c.access_key_id(),
-                c.secret_access_key(),
-                Some(c.session_token().to_string()),
-                None,
+            let (creds, _) = assume(
+                &sts,
+                &role_arn,
+                "ddb-export-remediator",
+                SESSION_SECS,
                 "ddb-export-remediator-member-role",
-            );
+            )
+            .await?;
             if let Ok(mut cache) = cache.lock() {
                 cache.insert(role_arn, (Instant::now(), creds.clone()));
             }
@@ -86,6 +76,36 @@ impl StsCrossAccount {
         });
         task.await.unwrap_or_else(|e| Err(task_ended(OP, e)))
     }
+}
+
+/// AssumeRole: the session's credentials, and its assumed-role ARN when STS gave it.
+pub(crate) async fn assume(
+    sts: &aws_sdk_sts::Client,
+    role_arn: &str,
+    session_name: &str,
+    duration_secs: i32,
+    provider: &'static str,
+) -> PortResult<(Credentials, Option<String>)> {
+    const OP: &str = "sts:AssumeRole";
+    let out = sts
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name(session_name)
+        .duration_seconds(duration_secs)
+        .send()
+        .await
+        .map_err(|e| classify(OP, e))?;
+    let c = out
+        .credentials()
+        .ok_or_else(|| missing(OP, "Credentials"))?;
+    let creds = Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        provider,
+    );
+    Ok((creds, out.assumed_role_user().map(|u| u.arn().to_string())))
 }
 
 impl StsCrossAccount {

@@ -119,26 +119,30 @@ pub fn kms_generate(
     }
 }
 
+/// A policy of one statement that allows every action on every resource (to `principals`).
+fn allows_all(kind: PolicyKind, name: &str, principals: Option<&str>) -> Policy {
+    let every = |v: &str| Targets {
+        negated: false,
+        values: vec![v.into()],
+    };
+    Policy {
+        kind,
+        name: name.into(),
+        level: None,
+        statements: vec![Statement {
+            name: "#0".into(),
+            effect: Effect::Allow,
+            actions: every("*"),
+            resources: Some(every("*")),
+            principals: principals.map(every),
+            conditions: Vec::new(),
+        }],
+    }
+}
+
 /// An identity policy that allows everything: isolates what a resource or key policy decides.
-static ALLOW_ALL: LazyLock<Policy> = LazyLock::new(|| Policy {
-    kind: PolicyKind::Identity,
-    name: "assumed-identity-allow".into(),
-    level: None,
-    statements: vec![Statement {
-        name: "#0".into(),
-        effect: Effect::Allow,
-        actions: Targets {
-            negated: false,
-            values: vec!["*".into()],
-        },
-        resources: Some(Targets {
-            negated: false,
-            values: vec!["*".into()],
-        }),
-        principals: None,
-        conditions: Vec::new(),
-    }],
-});
+static ALLOW_ALL: LazyLock<Policy> =
+    LazyLock::new(|| allows_all(PolicyKind::Identity, "assumed-identity-allow", None));
 
 /// What one resource-side policy (bucket or key) decides for the request, the caller's IAM
 /// policies assumed to allow.
@@ -148,28 +152,8 @@ pub fn resource_side(policy: &Policy, request: &Request) -> Decision {
 
 /// A resource policy that admits everyone: a cross-account request needs one, and the SCP
 /// side assumes every layer but the SCPs allows.
-static RESOURCE_ALLOWS_ALL: LazyLock<Policy> = LazyLock::new(|| Policy {
-    kind: PolicyKind::Resource,
-    name: "assumed-resource-allow".into(),
-    level: None,
-    statements: vec![Statement {
-        name: "#0".into(),
-        effect: Effect::Allow,
-        actions: Targets {
-            negated: false,
-            values: vec!["*".into()],
-        },
-        resources: Some(Targets {
-            negated: false,
-            values: vec!["*".into()],
-        }),
-        principals: Some(Targets {
-            negated: false,
-            values: vec!["*".into()],
-        }),
-        conditions: Vec::new(),
-    }],
-});
+static RESOURCE_ALLOWS_ALL: LazyLock<Policy> =
+    LazyLock::new(|| allows_all(PolicyKind::Resource, "assumed-resource-allow", Some("*")));
 
 /// What the organization's SCPs decide for the request, every other layer assumed to allow
 /// (the resource's own policy too: a bucket in another account is not the SCPs' question).
