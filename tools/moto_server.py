@@ -72,6 +72,7 @@ from moto.dynamodb.models.utilities import dynamo_json_dump
 from moto.dynamodb.responses import DynamoHandler
 from moto.core.responses import ActionResult
 from moto.kms.models import KmsBackend
+from moto.s3.responses import S3Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.utilities.utils import get_partition
 from werkzeug.serving import make_server
@@ -548,6 +549,36 @@ def _describe_continuous_backups(self: DynamoHandler) -> ActionResult:
     return _stock_describe_continuous_backups(self)
 
 
+_stock_bucket_get = S3Response._bucket_response_get
+_stock_bucket_put = S3Response._bucket_response_put
+_REQUEST_PAYMENT_XML = (
+    '<?xml version="1.0" encoding="UTF-8"?><RequestPaymentConfiguration '
+    'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Payer>{}</Payer></RequestPaymentConfiguration>'
+)
+
+
+def _bucket_response_get(self: S3Response, bucket_name: str, querystring: dict):
+    """GetBucketRequestPayment, which stock moto answers with a listing (it reads no Payer)."""
+    if "requestPayment" in querystring:
+        bucket = self.backend.get_bucket(bucket_name)
+        return 200, {}, _REQUEST_PAYMENT_XML.format(getattr(bucket, "payer", "BucketOwner"))
+    return _stock_bucket_get(self, bucket_name, querystring)
+
+
+def _bucket_response_put(self: S3Response, request, bucket_name: str, querystring: dict):
+    """PutBucketRequestPayment, which stock moto ignores: the bucket keeps the Payer given."""
+    if "requestPayment" in querystring:
+        import re
+
+        bucket = self.backend.get_bucket(bucket_name)
+        payer = re.search(r"<Payer>\s*(\w+)\s*</Payer>", (self.body or b"").decode("utf-8"))
+        if payer is None or payer.group(1) not in ("Requester", "BucketOwner"):
+            return 400, {}, "MalformedXML"
+        bucket.payer = payer.group(1)
+        return 200, {}, ""
+    return _stock_bucket_put(self, request, bucket_name, querystring)
+
+
 _stock_generate_default_keys = KmsBackend._generate_default_keys
 
 
@@ -566,6 +597,8 @@ def apply_patches() -> None:
     DynamoHandler.update_continuous_backups = _update_continuous_backups
     DynamoHandler.describe_continuous_backups = _describe_continuous_backups
     KmsBackend._generate_default_keys = _generate_default_keys
+    S3Response._bucket_response_get = _bucket_response_get
+    S3Response._bucket_response_put = _bucket_response_put
 
 
 def _exit_with_parent(parent_pid: int) -> None:

@@ -84,6 +84,9 @@ _log_lock = threading.Lock()
 def configure(enforce_all: bool, log_path: str | None) -> None:
     _settings["all"] = bool(enforce_all)
     _settings["log"] = log_path
+    if enforce_all or log_path:
+        # Start node and load iam-simulate now (about 0.2 s), not inside the first export.
+        threading.Thread(target=JUDGE.warm, daemon=True).start()
 
 
 def is_enforced(tags: dict) -> bool:
@@ -141,6 +144,12 @@ class Judge:
             if reply.get("id") != ident or len(reply.get("results", [])) != len(simulations):
                 raise Refused(f"iam-simulate answered out of order: {answer[:200]}")
             return reply["results"]
+
+    def warm(self) -> None:
+        try:
+            self.judge([])
+        except Refused:
+            pass  # said again, with its reason, by the first enforced export
 
     def close(self) -> None:
         with self._lock:
@@ -509,6 +518,13 @@ def apply_result(req: Request, result: dict, same_account: bool, caller: Caller,
         if name is None:
             continue  # rcp / vpce: not modelled here
         (explicit if denial.get("denialType") == "Explicit" else implicit).append(name)
+    if overall == "ImplicitlyDenied" and not same_account:
+        # Across accounts both sides must allow; iam-simulate leaves a side that is silent (no
+        # bucket policy at all: "NotApplicable") out of its denial reasons, so name it here.
+        if layers.get("identity") != "Allowed":
+            implicit.append("identity")
+        if layers.get("resource") not in ("Allowed", "AllowedForAccount"):
+            implicit.append(resource_layer)
     if overall == "ImplicitlyDenied" and req.service == "s3" and same_account and "identity" in implicit:
         # In one account either an identity policy or the bucket policy allows: a bucket policy
         # that is silent about the caller is not what denies (the identity policy is).
