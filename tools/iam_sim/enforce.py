@@ -266,6 +266,10 @@ class OrgView:
     management: str | None = None
     accounts: set[str] = field(default_factory=set)
     scp_levels: list[dict] = field(default_factory=list)  # root first, the account last
+    path: str | None = None  # aws:PrincipalOrgPaths form: o-.../r-.../ou-.../
+
+    def org_of(self, account: str) -> str | None:
+        return self.org_id if account in self.accounts else None
 
 
 def read_org(account: str) -> OrgView:
@@ -281,8 +285,6 @@ def read_org(account: str) -> OrgView:
             if account not in members:
                 continue
             view = OrgView(org_id=org.id, management=org.master_account_id, accounts=members)
-            if account == org.master_account_id:
-                return view  # SCPs do not affect the management account
             node = next(a for a in backend.accounts if a.id == account)
             path = [node]
             parent = getattr(node, "parent_id", None)
@@ -292,6 +294,9 @@ def read_org(account: str) -> OrgView:
                     break
                 path.append(ou)
                 parent = getattr(ou, "parent_id", None)
+            view.path = "/".join([org.id] + [level.id for level in reversed(path[1:])]) + "/"
+            if account == org.master_account_id:
+                return view  # SCPs do not affect the management account
             for level in reversed(path):
                 scps = [p for p in getattr(level, "attached_policies", [])
                         if getattr(p, "type", "") == "SERVICE_CONTROL_POLICY"]
@@ -428,6 +433,10 @@ def principal_context(caller: Caller, org: OrgView, resource_account: str, regio
     }
     if org.org_id:
         ctx["aws:PrincipalOrgID"] = org.org_id
+        ctx["aws:PrincipalOrgPaths"] = [org.path]
+    resource_org = org.org_of(resource_account) or read_org(resource_account).org_id
+    if resource_org:
+        ctx["aws:ResourceOrgID"] = resource_org
     for k, v in caller.tags.items():
         ctx[f"aws:PrincipalTag/{k}"] = v
     return ctx
