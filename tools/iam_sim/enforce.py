@@ -63,7 +63,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -76,6 +75,7 @@ ENFORCE_TAG = "moto-export-enforce"
 REFUSED_CODE = "EmulatorRefused"
 ACCESS_DENIED_CODE = "S3AccessDenied"
 DYNAMODB = "dynamodb.amazonaws.com"
+JUDGE_TIMEOUT_S = 30.0
 
 _settings = {"all": False, "log": None}
 _log_lock = threading.Lock()
@@ -129,17 +129,24 @@ class Judge:
             self._next += 1
             ident = self._next
             line = json.dumps({"id": ident, "simulations": simulations})
+            proc = self._proc
+            # A judge that hangs is killed, so that the export fails (refused) instead of
+            # staying IN_PROGRESS for ever; the next export starts a new one.
+            watchdog = threading.Timer(JUDGE_TIMEOUT_S, proc.kill)
+            watchdog.start()
             try:
-                assert self._proc.stdin is not None and self._proc.stdout is not None
-                self._proc.stdin.write(line + "\n")
-                self._proc.stdin.flush()
-                answer = self._proc.stdout.readline()
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write(line + "\n")
+                proc.stdin.flush()
+                answer = proc.stdout.readline()
             except (BrokenPipeError, OSError) as exc:
                 self._proc = None
                 raise Refused(f"the iam-simulate process failed: {exc}") from exc
+            finally:
+                watchdog.cancel()
             if not answer:
                 self._proc = None
-                raise Refused("the iam-simulate process exited without an answer")
+                raise Refused(f"the iam-simulate process gave no answer within {JUDGE_TIMEOUT_S} s")
             reply = json.loads(answer)
             if reply.get("id") != ident or len(reply.get("results", [])) != len(simulations):
                 raise Refused(f"iam-simulate answered out of order: {answer[:200]}")
@@ -687,7 +694,10 @@ def _judge(export, owner: str, bucket, session, line: dict) -> None:
     caller = read_caller(session)
     org = read_org(caller.account)
     bucket_region = getattr(bucket, "region_name", export.region_name)
-    object_arn = lambda name: f"arn:aws:s3:::{export.s3_bucket}/{export._object_key(name)}"  # noqa: E731
+
+    def object_arn(name: str) -> str:
+        return f"arn:aws:s3:::{export.s3_bucket}/{export._object_key(name)}"
+
     started_arn = object_arn("_started")
     data_arn = object_arn(f"data/{hashlib.sha256(export.export_id.encode()).hexdigest()[:26]}.json.gz")
     same_account = owner == caller.account
