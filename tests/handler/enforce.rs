@@ -432,6 +432,7 @@ async fn a_same_account_export_the_policies_allow_completes() {
     assert_eq!(line["callerRole"], w.role_arn.as_str());
     assert_eq!(line["bucketAccount"], w.account.as_str());
     assert_eq!(line["keyArn"], Value::Null, "an SSE-S3 bucket uses no key");
+    assert_eq!(line["bucketOwnerCanDecrypt"], Value::Null);
     assert_eq!(
         requests(&line),
         vec![
@@ -631,7 +632,20 @@ async fn a_cross_account_bucket_whose_default_key_leaves_the_exporter_out_fails_
         line["requests"][3]["context"]["kms:CallerAccount"],
         w.account.as_str()
     );
+    assert_eq!(
+        line["bucketOwnerCanDecrypt"], true,
+        "the key is the owner's own"
+    );
     assert_shape(&o, line);
+
+    // With the exporter's own key (its account's root delegation only) the export completes,
+    // and the bucket owner cannot read what it wrote.
+    let own_key = key(&w, root_delegation(&w.account)).await;
+    let o = export(&w, &w.session, &name, Some(&own_key)).await;
+    assert_eq!(o.status, "COMPLETED", "{:?}", o.failure_message);
+    let line = o.line.expect("logged");
+    assert_eq!(line["keyArn"], own_key.as_str());
+    assert_eq!(line["bucketOwnerCanDecrypt"], false);
 }
 
 #[tokio::test]

@@ -668,7 +668,7 @@ def judge_export(export, owner: str | None, bucket, session) -> tuple[str, str |
         "callerRole": getattr(session, "role_arn", None) if session else None,
         "bucket": export.s3_bucket, "bucketAccount": owner, "keyArn": None,
         "outcome": "FAILED", "failureCode": None, "failureMessage": None, "messageShape": None,
-        "requests": [], "refused": None,
+        "requests": [], "refused": None, "bucketOwnerCanDecrypt": None,
     }
     started = dt.datetime.now(dt.timezone.utc)
     try:
@@ -772,9 +772,20 @@ def _judge(export, owner: str, bucket, session, line: dict) -> None:
             requests.append(r)
 
     to_judge = [r for r in requests if r.judged]
-    results = JUDGE.judge([simulation(r, caller, org) for r in to_judge])
+    sims = [simulation(r, caller, org) for r in to_judge]
+    consumer = reader = None
+    if key is not None and not key_problem:
+        consumer, reader = bucket_owner_reader(owner, key, bucket_region, started_arn)
+        sims.append(simulation(reader, consumer, OrgView()))
+    results = JUDGE.judge(sims)
     for r, result in zip(to_judge, results):
         apply_result(r, result, r.resource_account == caller.account, caller, key)
+    if reader is not None and consumer is not None:
+        try:
+            apply_result(reader, results[-1], key.account == owner, consumer, key)
+            line["bucketOwnerCanDecrypt"] = reader.decision == "Allow"
+        except Refused:
+            line["bucketOwnerCanDecrypt"] = None  # not judged; the export itself still is
     for r in requests:
         if r.pre_denied:
             r.decision = r.decision if r.decision != "Allow" else "ImplicitDeny"
@@ -795,6 +806,28 @@ def _judge(export, owner: str, bucket, session, line: dict) -> None:
         message = enhanced_message(first, caller, export.export_id)
     line.update(outcome="FAILED", failureCode=ACCESS_DENIED_CODE, failureMessage=message,
                 messageShape=shape)
+
+
+def bucket_owner_reader(owner: str, key: KeyView, region: str, object_arn: str) -> tuple[Caller, Request]:
+    """Can the bucket owner's principals decrypt what the export wrote? A stand-in role of the
+    owner's account whose identity policy allows kms:Decrypt, reading through S3: the answer
+    turns on the key policy (and grants) alone. CHOICE: the owner's own SCPs and boundaries are
+    left out; they are about a reader this launcher does not know."""
+    role = f"arn:aws:iam::{owner}:role/bucket-owner-reader"
+    consumer = Caller(
+        session_arn=f"arn:aws:sts::{owner}:assumed-role/bucket-owner-reader/reader", role_arn=role,
+        account=owner, identity_policies=[{"name": "reader", "policy": {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}}],
+        boundary=None, session_policy=None, tags={}, user_id="AROAREADER:reader",
+    )
+    ctx = principal_context(consumer, OrgView(), key.account, region)
+    for k in ("aws:CalledVia", "aws:CalledViaFirst", "aws:CalledViaLast"):
+        ctx.pop(k, None)  # a reader calls S3 itself
+    ctx.update({"kms:ViaService": f"s3.{region}.amazonaws.com", "kms:CallerAccount": owner,
+                "kms:EncryptionContext:aws:s3:arn": object_arn,
+                "kms:EncryptionContextKeys": ["aws:s3:arn"]})
+    return consumer, Request("kms:Decrypt", key.arn, key.account, ctx, key.policy, "kms")
 
 
 def caller_session(handler):
