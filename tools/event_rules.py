@@ -63,6 +63,11 @@ CONFIGS: dict[str, dict] = {
                        "NotificationEmail": "ops@example.com"},
         "sites": ["hub:default"],
     },
+    "off-bus": {
+        "parameters": {"EventBusName": "ops-bus", "NotificationEmail": "ops@example.com"},
+        "buses": ["ops-bus"],
+        "sites": ["hub:default", "hub:ops-bus"],
+    },
     "on": {
         "parameters": "ORG_ON_PARAMS",
         "extra": {"NotificationEmail": "ops@example.com"},
@@ -246,7 +251,8 @@ def probe_rules(site: Site, site_name: str, deployed: dict, template: dict, tag:
         facts = {
             "deployed": True,
             "bus": bus,
-            "busRole": "default" if bus == "default" else "HubBus",
+            # The bus as the template names it: a bus resource's logical id, else its name.
+            "busRole": _bus_resource(template, res) or bus,
             "state": described.get("State"),
             "pattern": json.loads(described["EventPattern"]) if described.get("EventPattern") else None,
             "schedule": described.get("ScheduleExpression"),
@@ -267,6 +273,13 @@ def probe_rules(site: Site, site_name: str, deployed: dict, template: dict, tag:
         events.put_targets(Rule=physical, EventBusName=bus, Targets=[{"Id": "probe", "Arn": arn}])
         facts["probe"] = url
     return rules
+
+
+def _bus_resource(template: dict, rule: dict) -> str | None:
+    ref = rule.get("Properties", {}).get("EventBusName")
+    if isinstance(ref, dict) and ref.get("Ref") in template["Resources"]:
+        return ref["Ref"]
+    return None
 
 
 def _bus_of(events, rule_name: str) -> str:
@@ -297,13 +310,19 @@ def drain(site: Site, url: str) -> list[dict]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
+FIXTURES = "events/fixtures/event-rules"
+
+
 def sample_events(extra: dict[str, pathlib.Path]) -> dict[str, dict]:
-    """Every envelope in events/ (manual payloads are invoked directly: no bus carries them)."""
+    """Every envelope in events/ (manual payloads are invoked directly: no bus carries them),
+    and the extra samples in events/fixtures/event-rules/ (named fixtures/<file>)."""
     out = {}
     for path in sorted((ROOT / "events").glob("*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(doc, dict) and "detail-type" in doc and "source" in doc:
             out[path.name] = doc
+    for path in sorted((ROOT / FIXTURES).glob("*.json")):
+        out[f"fixtures/{path.name}"] = json.loads(path.read_text(encoding="utf-8"))
     for name, path in extra.items():
         out[name] = json.loads(path.read_text(encoding="utf-8"))
     return out
@@ -356,6 +375,8 @@ def run_config(endpoint: str, name: str, events: dict[str, dict]) -> dict:
     account = f"{secrets.randbelow(10**11) + 10**11:012d}"
     hub = account_site(endpoint, account, REGION)
     upload_code(hub)
+    for bus in CONFIGS[name].get("buses", []):
+        hub.client("events").create_event_bus(Name=bus)
     template = translate(ROOT / "template.yaml", params)
     supported = moto_supported_types()
     stack_name = f"{STACK}-{tag}"
@@ -411,7 +432,7 @@ def run_config(endpoint: str, name: str, events: dict[str, dict]) -> dict:
     for site_name in CONFIGS[name]["sites"]:
         account, bus_role = site_name.split(":")
         site = sites[account]
-        bus = hub_bus if bus_role == "HubBus" else "default"
+        bus = hub_bus if bus_role == "HubBus" else bus_role
         matches[site_name] = {}
         for event_name, event in events.items():
             put(site, bus, event)

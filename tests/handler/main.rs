@@ -4,6 +4,7 @@
 
 mod cli;
 mod demo;
+mod event_rules;
 mod faults;
 mod first_day;
 mod helpers;
