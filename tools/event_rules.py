@@ -465,6 +465,8 @@ def main() -> None:
                         help="one more event to match, beside events/*.json")
     parser.add_argument("--config", action="append", choices=sorted(CONFIGS),
                         help="only these configurations (default: all)")
+    parser.add_argument("--text", action="store_true",
+                        help="print the match table as text instead of the JSON report")
     args = parser.parse_args()
     extra = {}
     for pair in args.event:
@@ -487,8 +489,30 @@ def main() -> None:
         if proc is not None:
             proc.kill()
             proc.wait()
+    if args.text:
+        print(as_text(out))
+        return
     json.dump(out, sys.stdout, indent=2, sort_keys=True)
     print()
+
+
+def as_text(report: dict) -> str:
+    """One block per configuration and bus: each event and the rules the emulator matched."""
+    lines = []
+    for name, config in report["configs"].items():
+        stack = config["stack"]
+        lines.append(f"== {name}: {json.dumps(config['parameters'])}")
+        lines.append(f"   moto lacks: {', '.join(stack['unsupportedTypes']) or 'nothing'}")
+        for rule_id, rule in sorted(config["rules"].items()):
+            if rule["deployed"]:
+                what = rule["schedule"] or json.dumps(rule["pattern"], sort_keys=True)
+                lines.append(f"   rule {rule_id} on {rule['bus']} -> {','.join(rule['targets'])}: {what}")
+        for site, matches in config["matches"].items():
+            lines.append(f"   -- put on {site}")
+            width = max(len(e) for e in matches)
+            for event, rules in matches.items():
+                lines.append(f"      {event:<{width}}  {' '.join(rules) or '-'}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -9,18 +9,25 @@
 //! What the emulator cannot show, and where this table says AWS's answer instead of moto's
 //! (docs/event-rules.md has the whole list):
 //! - EventBridge matches a pattern field inside an array of objects as if the array were not
-//!   there (Event Ruler, the library behind EventBridge: README, "JSON Array Matching"; the
-//!   EventBridge User Guide, "Arrays in Amazon EventBridge event patterns", states the
-//!   intersection rule for arrays of values). moto never looks into arrays, so the report
-//!   topic's rule (`detail.findings.cause` exists) matches a report with findings on AWS and
-//!   not on moto: `MOTO_MISSES` lists that cell, and the test checks moto still misses it.
+//!   there: Event Ruler, the library behind EventBridge's rules, README "JSON Array Matching",
+//!   https://github.com/aws/event-ruler#json-array-matching (the EventBridge User Guide,
+//!   "Arrays in Amazon EventBridge event patterns",
+//!   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-arrays.html,
+//!   states the intersection rule for arrays of values). moto never looks into arrays, so the
+//!   report topic's rule (`detail.findings.cause` exists) matches a report with findings on
+//!   AWS and not on moto: `MOTO_MISSES` lists those cells, and the test checks moto still
+//!   misses them.
 //! - A schedule rule is never matched against put events (EventBridge User Guide, "Creating a
-//!   rule that runs on a schedule"); moto would match its empty pattern against every event,
-//!   so the tool gives schedule rules no probe and the table checks them separately.
+//!   scheduled rule (legacy) in Amazon EventBridge",
+//!   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-rule-schedule.html);
+//!   moto would match its empty pattern against every event, so the tool gives schedule rules
+//!   no probe and the test checks their expression instead.
 //! - A forwarded event keeps the sender's `account` on AWS (EventBridge User Guide, "Sending
-//!   and receiving events between AWS accounts"); moto re-stamps it with the hub's account and
-//!   drops `resources`. No pattern here filters on `account`, `region` or `resources`, which
-//!   the test checks, so the difference cannot change a match.
+//!   and receiving events between AWS accounts in Amazon EventBridge",
+//!   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-account.html); moto
+//!   re-stamps it with the hub's account and drops `resources`. No pattern here filters on
+//!   `account`, `region` or `resources`, which the test checks, so the difference cannot
+//!   change a match.
 
 use ddb_export_remediator::domain::report::{IncidentReport, RemediationResult, SweepReport};
 use ddb_export_remediator::domain::sweep::EVENT_SOURCE;
@@ -31,8 +38,8 @@ use ddb_export_remediator::model::{
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::process::Command;
+use std::sync::OnceLock;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -89,9 +96,21 @@ const EXPECTED: &[(&str, [&str; 7])] = &[
 
 /// Cells where AWS matches and moto does not (see the module comment): (event, column, rule).
 const MOTO_MISSES: &[(&str, usize, &str)] = &[
-    ("fixtures/remediation-report-with-findings.json", 1, "NOTIFY"),
-    ("fixtures/remediation-report-with-findings.json", 3, "NOTIFY"),
-    ("fixtures/remediation-report-with-findings.json", 4, "NOTIFY"),
+    (
+        "fixtures/remediation-report-with-findings.json",
+        1,
+        "NOTIFY",
+    ),
+    (
+        "fixtures/remediation-report-with-findings.json",
+        3,
+        "NOTIFY",
+    ),
+    (
+        "fixtures/remediation-report-with-findings.json",
+        4,
+        "NOTIFY",
+    ),
 ];
 
 /// The rules each configuration deploys (a rule whose condition is false is not there).
