@@ -444,7 +444,28 @@ def run_config(endpoint: str, name: str, events: dict[str, dict]) -> dict:
                         got.append(rule_id)
             matches[site_name][event_name] = sorted(got)
     result["matches"] = matches
+    result["testEventPattern"] = cross_check(hub, rules, events, matches, CONFIGS[name]["sites"])
     return result
+
+
+def cross_check(site: Site, rules: dict, events: dict[str, dict], matches: dict,
+                sites: list[str]) -> dict:
+    """The same question through TestEventPattern (tools/moto_test_event_pattern.py): for each
+    pattern rule and event, does the pattern match? Compared with the probes wherever the event
+    was put on the rule's own bus. Returns the number of pairs asked and the disagreements."""
+    client_ = site.client("events")
+    asked, disagree = 0, []
+    for rule_id, rule in rules.items():
+        if not rule.get("deployed") or rule.get("pattern") is None:
+            continue
+        for event_name, event in events.items():
+            answer = client_.test_event_pattern(EventPattern=json.dumps(rule["pattern"]),
+                                                Event=json.dumps(event))["Result"]
+            asked += 1
+            put_here = f"{rule_id.split(':')[0]}:{rule['busRole']}"
+            if put_here in sites and (rule_id in matches[put_here][event_name]) != answer:
+                disagree.append({"rule": rule_id, "event": event_name, "testEventPattern": answer})
+    return {"asked": asked, "disagreements": disagree}
 
 
 def start_emulator() -> tuple[subprocess.Popen, str]:

@@ -68,6 +68,7 @@ from moto.kms.models import KmsBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.utilities.utils import get_partition
 from werkzeug.serving import make_server
+import moto_test_event_pattern  # noqa: F401  TestEventPattern, by moto's own matcher
 
 TableExport = table_export_mod.TableExport
 PAGE_MAX = 25

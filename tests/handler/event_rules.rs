@@ -3,8 +3,9 @@
 //! `samtranslator` package SAM CLI uses), deploys it into the emulator's CloudFormation for
 //! each configuration below (and, with OrgMode=on, org/spoke-rules.yaml in a member account of
 //! another Region, aimed at the deployed hub bus), gives every rule an SQS probe and puts every
-//! sample event on every bus it can arrive on; moto's own pattern matcher decides. This test
-//! holds the EXPECTED table: each event matches exactly these rules and no other.
+//! sample event on every bus it can arrive on; moto's own pattern matcher decides (and again
+//! through TestEventPattern, which tools/moto_test_event_pattern.py answers with that matcher).
+//! This test holds the EXPECTED table: each event matches exactly these rules and no other.
 //!
 //! What the emulator cannot show, and where this table says AWS's answer instead of moto's
 //! (docs/event-rules.md has the whole list):
@@ -333,6 +334,14 @@ fn every_event_matches_exactly_the_rules_it_should_on_the_emulator() {
                 }
             }
         }
+    }
+
+    // TestEventPattern (moto's matcher, through tools/moto_test_event_pattern.py) gives the
+    // probes' answer for every pattern rule and event put on that rule's bus.
+    for (config, value) in configs.as_object().unwrap() {
+        let check = &value["testEventPattern"];
+        assert!(check["asked"].as_u64().unwrap() > 0, "{config}");
+        assert_eq!(check["disagreements"], json!([]), "{config}");
     }
 
     // The match table.
