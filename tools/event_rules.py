@@ -2,6 +2,8 @@
 """Which of the template's EventBridge rules does each sample event match? Asked of the emulator.
 
     python3 tools/event_rules.py [--endpoint URL] [--event NAME=FILE ...] [--text]
+    python3 tools/event_rules.py --endpoint URL --deploy-here CONFIG > deployed.json
+    python3 tools/event_rules.py --endpoint URL --collect deployed.json
 
 For each configuration (CONFIGS: OrgMode off with the defaults, OrgMode off with
 ExtraFailureSources and a report topic, OrgMode on with the Makefile's ORG_ON_PARAMS):
@@ -468,6 +470,32 @@ def cross_check(site: Site, rules: dict, events: dict[str, dict], matches: dict,
     return {"asked": asked, "disagreements": disagree}
 
 
+def deploy_here(endpoint: str, name: str) -> dict:
+    """`--deploy-here NAME`: the configuration's stack in the caller's own account (where the
+    function under test publishes), every pattern rule with a probe; nothing is put. The
+    answer, saved to a file, is what `--collect` reads after the function has run."""
+    if any(not s.startswith("hub:") for s in CONFIGS[name]["sites"]):
+        sys.exit(f"--deploy-here: {name} needs a second account; use a single-account one")
+    params = parameters_of(name)
+    hub = Site(endpoint, REGION)
+    upload_code(hub)
+    for bus in CONFIGS[name].get("buses", []):
+        hub.client("events").create_event_bus(Name=bus)
+    template = translate(ROOT / "template.yaml", params)
+    reduced, _ = reduce_to_supported(template, moto_supported_types())
+    tag = f"{name}-{secrets.token_hex(3)}"
+    deployed = deploy(hub, f"{STACK}-{tag}", reduced, params,
+                      ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"])
+    return {"config": name, "rules": probe_rules(hub, "hub", deployed, template, tag)}
+
+
+def collect(endpoint: str, deployed: dict) -> dict[str, list[dict]]:
+    """`--collect FILE`: the events each probed rule of a `--deploy-here` answer received."""
+    hub = Site(endpoint, REGION)
+    return {rule_id: drain(hub, facts["probe"])
+            for rule_id, facts in deployed["rules"].items() if "probe" in facts}
+
+
 def start_emulator() -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tools/moto_server.py"), "--parent-pid", str(os.getpid())],
@@ -488,7 +516,24 @@ def main() -> None:
                         help="only these configurations (default: all)")
     parser.add_argument("--text", action="store_true",
                         help="print the match table as text instead of the JSON report")
+    parser.add_argument("--deploy-here", metavar="CONFIG",
+                        help="with --endpoint: deploy CONFIG in the caller's account with probes, "
+                             "print the rules and their probe queues, put nothing")
+    parser.add_argument("--collect", metavar="FILE",
+                        help="with --endpoint: drain the probes of a --deploy-here answer")
     args = parser.parse_args()
+    if args.deploy_here or args.collect:
+        if not args.endpoint:
+            parser.error("--deploy-here and --collect need --endpoint")
+        if args.deploy_here:
+            if args.deploy_here not in CONFIGS:
+                parser.error(f"unknown configuration {args.deploy_here}")
+            out = deploy_here(args.endpoint, args.deploy_here)
+        else:
+            out = collect(args.endpoint, json.loads(pathlib.Path(args.collect).read_text()))
+        json.dump(out, sys.stdout, indent=2, sort_keys=True)
+        print()
+        return
     extra = {}
     for pair in args.event:
         name, sep, path = pair.partition("=")

@@ -398,3 +398,103 @@ fn the_stack_deploys_into_the_emulator_without_the_types_it_lacks() {
     assert_eq!(spoke["status"], "CREATE_COMPLETE");
     assert_eq!(spoke["unsupportedTypes"], json!([]));
 }
+
+/// Runs the tool against `endpoint` with these arguments; its JSON answer.
+fn tool_at(endpoint: &str, args: &[&str]) -> Value {
+    let out = Command::new(crate::helpers::python())
+        .arg(repo().join("tools/event_rules.py"))
+        .args(["--endpoint", endpoint])
+        .args(args)
+        .output()
+        .expect("run tools/event_rules.py");
+    assert!(
+        out.status.success(),
+        "event_rules.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("event_rules.py prints JSON")
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// GIVEN the template (ExtraFailureSources and a report topic) deployed in the emulator with a
+/// probe on each rule, and one FAILED export
+/// WHEN the real function sweeps, and then handles the event the failure rule delivered
+/// THEN the sweep's event reaches exactly the failure rule, its fields are those the sample
+/// in events/ documents, and nothing the function publishes afterwards invokes it again.
+#[tokio::test]
+async fn the_sweeps_real_event_reaches_the_failure_rule_and_the_reports_invoke_nothing() {
+    use crate::helpers::{config, invoke, sdk_at, seed_at, Moto};
+    use ddb_export_remediator::{aws, Config};
+
+    // Its own emulator: the other tests' sweeps publish on the shared one's default bus.
+    let moto = Moto::start();
+    let deployed = tool_at(&moto.endpoint, &["--deploy-here", "off-sources"]);
+    let saved = std::env::temp_dir().join(format!("event-rules-{}.json", std::process::id()));
+    std::fs::write(&saved, deployed.to_string()).unwrap();
+    let collect = || tool_at(&moto.endpoint, &["--collect", saved.to_str().unwrap()]);
+
+    let bulk = seed_at(
+        &moto.endpoint,
+        &["--tables", "1", "--exports", "2", "--failed", "1", "bulk"],
+    );
+    seed_at(&moto.endpoint, &["--table", "ledger", "ledger"]);
+    let app = aws::build_app(
+        Config {
+            ledger_table_name: Some("ledger".into()),
+            ..config()
+        },
+        &sdk_at(&moto.endpoint).await,
+    );
+    let schedule: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("events/schedule-sweep.json")).unwrap(),
+    )
+    .unwrap();
+    let swept = invoke(&app, schedule).await.unwrap();
+    assert_eq!(swept["sweep"]["published"], bulk["failed"], "{swept:#}");
+
+    let got = collect();
+    let failed = got[full("FAILED")].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{got:#}");
+    assert_eq!(got[full("CT")], json!([]));
+    // The sweep's own report (no finding) matches nothing, not even the report topic's rule.
+    assert_eq!(got[full("NOTIFY")], json!([]));
+    let event = &failed[0];
+    assert_eq!(event["detail-type"], "DynamoDB Export Failed");
+    assert_eq!(event["detail"]["exportArn"], bulk["failed"][0]);
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo().join("events/eventbridge-export-failed-s3-access-denied.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let sent = keys(&event["detail"]);
+    assert!(
+        sent.is_subset(&keys(&sample["detail"])),
+        "the sweep sends {sent:?}; the sample documents {:?}",
+        keys(&sample["detail"])
+    );
+
+    // EventBridge invokes the function with what the rule delivered: an incident, a report.
+    let handled = invoke(&app, event.clone()).await.unwrap();
+    assert_eq!(handled["incident"]["source"], "event", "{handled:#}");
+    assert!(
+        handled["findings"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty() && f.iter().all(|x| x["cause"].is_string())),
+        "{handled:#}"
+    );
+    let after = collect();
+    for short in ["CT", "FAILED"] {
+        assert_eq!(after[full(short)], json!([]), "{short}: {after:#}");
+    }
+    // The report has findings[].cause, which the topic's rule matches on AWS (arrays of
+    // objects are flattened); moto does not look into arrays (see the module comment).
+    assert_eq!(after[full("NOTIFY")], json!([]), "{after:#}");
+    let _ = std::fs::remove_file(&saved);
+}
