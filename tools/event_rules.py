@@ -5,22 +5,26 @@
     python3 tools/event_rules.py --endpoint URL --deploy-here CONFIG > deployed.json
     python3 tools/event_rules.py --endpoint URL --collect deployed.json
 
-For each configuration (CONFIGS: OrgMode off with the defaults, OrgMode off with
-ExtraFailureSources and a report topic, OrgMode on with the Makefile's ORG_ON_PARAMS):
+For each configuration (CONFIGS: OrgMode off with the defaults; with ExtraFailureSources and a
+report topic; with EventBusName=ops-bus; OrgMode on with the Makefile's ORG_ON_PARAMS):
 
 1. template.yaml goes through the SAM translator (`samtranslator`, the package SAM CLI itself
    uses, pinned in tools/requirements.txt), so the rules SAM generates from the function's
    `Events` are there as they will be on AWS.
 2. The translated template is deployed into the emulator's CloudFormation (moto) with that
    configuration's parameters: moto resolves the intrinsics (`!If`, `!Split`, `!Join`, `!Ref`)
-   and creates the rules on their buses. With OrgMode=on, org/spoke-rules.yaml is deployed too,
-   as a plain stack in a second account and Region, aimed at the deployed hub bus. Resource types
-   moto's CloudFormation does not implement are skipped by moto and listed in the output.
+   and creates the rules on their buses. The whole template is tried first (in an account of
+   its own); moto refuses it, so the resources of types its CloudFormation lacks are left out
+   and every reference to them replaced (reduce_to_supported; both are in the output). With
+   OrgMode=on, org/spoke-rules.yaml is deployed too, as a plain stack in a second account and
+   Region, aimed at the deployed hub bus.
 3. Each deployed rule keeps its real targets where moto can deliver to them (another bus) and
    gets one extra SQS queue as a probe; targets moto cannot deliver to (Lambda, SNS) are recorded
    and replaced by the probe, since moto raises on them.
 4. Every sample event is put on every bus it can arrive on (PutEvents), and the probes say which
    rules matched: moto's own EventPattern matcher decides, not code written here.
+5. The same pairs go through TestEventPattern (tools/moto_test_event_pattern.py answers it with
+   that matcher); any disagreement with the probes is listed.
 
 A schedule rule has no pattern: EventBridge never matches it against put events, it sends its
 own `Scheduled Event`. Moto treats an empty pattern as "match everything", so schedule rules get
