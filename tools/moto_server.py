@@ -77,6 +77,7 @@ from moto.s3.responses import S3Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.utilities.utils import get_partition
 from werkzeug.serving import make_server
+import moto_test_event_pattern  # noqa: F401  TestEventPattern, by moto's own matcher
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_sim"))
 import enforce as enforcing  # noqa: E402  (tools/iam_sim/enforce.py: the enforcing mode)

@@ -5,6 +5,7 @@
 mod cli;
 mod demo;
 mod enforce;
+mod event_rules;
 mod faults;
 mod first_day;
 mod helpers;
