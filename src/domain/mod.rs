@@ -13,6 +13,7 @@ pub mod diagnosis;
 pub mod evidence;
 pub mod key_patch;
 mod org_sweep;
+pub mod outcome;
 pub mod plan;
 pub mod report;
 mod site;
