@@ -65,6 +65,7 @@ fn evidence(cross_account: bool) -> (Incident, Evidence) {
             ),
             start_time: None,
             end_time: None,
+            item_count: None,
         }),
         request: Some(request),
         table: Fact::known(

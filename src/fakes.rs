@@ -97,6 +97,9 @@ pub struct World {
     /// Organization mode: export ARN -> (next check, checks).
     pub in_flight: HashMap<String, (i64, u32)>,
     pub markers: HashMap<String, i64>,
+    /// Retries followed (retry export ARN -> record), and outcomes by root export ARN.
+    pub followed: HashMap<String, crate::domain::outcome::Followed>,
+    pub outcomes: HashMap<String, crate::ports::RecordedOutcome>,
     /// Calls of `Ledger::sweep_writes`.
     pub sweep_write_calls: usize,
     pub published: Vec<OutboundEvent>,
@@ -140,6 +143,7 @@ pub fn failed_export(request: ExportRequest, code: &str, message: &str) -> Expor
         failure_message: Some(message.into()),
         start_time: None,
         end_time: None,
+        item_count: None,
     }
 }
 
@@ -883,6 +887,82 @@ impl Ledger for FakeLedger {
             .markers
             .insert(name.to_string(), value);
         Ok(())
+    }
+    async fn record_followed(
+        &self,
+        followed: &crate::domain::outcome::Followed,
+        _now: i64,
+    ) -> PortResult<()> {
+        self.0
+            .write()
+            .unwrap()
+            .followed
+            .insert(followed.retry_export_arn.clone(), followed.clone());
+        Ok(())
+    }
+    async fn followed(
+        &self,
+        retry_export_arn: &str,
+    ) -> PortResult<Option<crate::domain::outcome::Followed>> {
+        Ok(self
+            .0
+            .read()
+            .unwrap()
+            .followed
+            .get(retry_export_arn)
+            .cloned())
+    }
+    async fn record_outcome(
+        &self,
+        outcome: &crate::domain::outcome::Outcome,
+        now: i64,
+    ) -> PortResult<(crate::ports::RecordedOutcome, bool)> {
+        let mut w = self.0.write().unwrap();
+        let root = outcome.subject.root_export_arn.clone();
+        if let Some(r) = w.outcomes.get(&root) {
+            return Ok((r.clone(), false));
+        }
+        let r = crate::ports::RecordedOutcome {
+            outcome: outcome.clone(),
+            recorded_at: now,
+            published: false,
+        };
+        w.outcomes.insert(root, r.clone());
+        Ok((r, true))
+    }
+    async fn outcome(
+        &self,
+        root_export_arn: &str,
+    ) -> PortResult<Option<crate::ports::RecordedOutcome>> {
+        Ok(self
+            .0
+            .read()
+            .unwrap()
+            .outcomes
+            .get(root_export_arn)
+            .cloned())
+    }
+    async fn outcome_published(&self, root_export_arn: &str, _now: i64) -> PortResult<()> {
+        if let Some(r) = self.0.write().unwrap().outcomes.get_mut(root_export_arn) {
+            r.published = true;
+        }
+        Ok(())
+    }
+    async fn outcomes_since(
+        &self,
+        since: i64,
+        limit: usize,
+    ) -> PortResult<Vec<crate::ports::RecordedOutcome>> {
+        let w = self.0.read().unwrap();
+        let mut out: Vec<_> = w
+            .outcomes
+            .values()
+            .filter(|r| r.recorded_at >= since)
+            .cloned()
+            .collect();
+        out.sort_by_key(|r| r.recorded_at);
+        out.truncate(limit);
+        Ok(out)
     }
 }
 

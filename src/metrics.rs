@@ -177,6 +177,8 @@ mod tests {
             outside_write_scope: Vec::new(),
             rollback: None,
             gave_up: false,
+            outcome: None,
+            outcome_detail: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! exist (a modeled not-found); access denied, throttling and transport failures are `Err`.
 //! Times are epoch seconds. Policies are returned as the JSON text the service stored.
 
+use crate::domain::outcome::{Followed, Outcome};
 use crate::error::AwsError;
 use crate::model::{
     BucketEncryption, ExportDescription, ExportRequest, ExportSummary, KeyGrant, KeyInfo,
@@ -334,6 +335,32 @@ pub trait Ledger: Send + Sync {
     /// A named number (the safety net's last swept slot).
     async fn marker(&self, name: &str) -> PortResult<Option<i64>>;
     async fn set_marker(&self, name: &str, value: i64, now: i64) -> PortResult<()>;
+    // Outcomes (every mode): the retries the function follows until they end, and each
+    // incident's one outcome, recorded before it is published.
+    /// Records a retry to follow; kept without expiry while the incident is open.
+    async fn record_followed(&self, followed: &Followed, now: i64) -> PortResult<()>;
+    async fn followed(&self, retry_export_arn: &str) -> PortResult<Option<Followed>>;
+    /// Records the incident's outcome unless one is recorded for its root export already;
+    /// returns the recorded one (this or the earlier) and whether it was this call's.
+    async fn record_outcome(
+        &self,
+        outcome: &Outcome,
+        now: i64,
+    ) -> PortResult<(RecordedOutcome, bool)>;
+    async fn outcome(&self, root_export_arn: &str) -> PortResult<Option<RecordedOutcome>>;
+    /// Marks the outcome published (the bus accepted its event).
+    async fn outcome_published(&self, root_export_arn: &str, now: i64) -> PortResult<()>;
+    /// Outcomes recorded at or after `since`, oldest first, at most `limit`.
+    async fn outcomes_since(&self, since: i64, limit: usize) -> PortResult<Vec<RecordedOutcome>>;
+}
+
+/// An incident's outcome as the ledger holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedOutcome {
+    pub outcome: Outcome,
+    pub recorded_at: i64,
+    /// The bus accepted its event; until then every run that meets it publishes it again.
+    pub published: bool,
 }
 
 /// An export the in-flight poller describes until it ends.

@@ -77,6 +77,7 @@ fn to_domain(d: &t::ExportDescription) -> Result<ExportDescription, AwsError> {
         failure_message: d.failure_message().map(str::to_string),
         start_time: d.start_time().map(DateTime::as_secs_f64),
         end_time: d.end_time().map(DateTime::as_secs_f64),
+        item_count: d.item_count(),
     })
 }
 

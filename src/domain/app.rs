@@ -150,6 +150,8 @@ fn report_of(incident: &Incident, evidence: &evidence::Evidence, done: Done) -> 
         outside_write_scope: plan.outside_scope.clone(),
         rollback: None,
         gave_up: plan.gave_up,
+        outcome: None,
+        outcome_detail: None,
     }
 }
 
@@ -437,6 +439,8 @@ impl App {
             sweep: None,
             outside_write_scope: Vec::new(),
             gave_up: false,
+            outcome: None,
+            outcome_detail: None,
             rollback: Some(report::RollbackReport {
                 change_id: change.change_id.clone(),
                 key_arn: change.key_arn.clone(),
@@ -500,6 +504,8 @@ impl App {
             outside_write_scope: Vec::new(),
             rollback: None,
             gave_up: false,
+            outcome: None,
+            outcome_detail: None,
         })
     }
 

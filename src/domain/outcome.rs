@@ -204,10 +204,10 @@ pub struct Remediated<'a> {
     pub outside_scope: bool,
     /// What happened to the retry, in apply mode.
     pub retry: RetryState,
-    /// This export is itself retry number `attempt` (0: the root), and the causes of the failure
-    /// that led to it.
+    /// This export is itself retry number `attempt` (0: the root), after the failures in
+    /// `history` (the root's and each earlier retry's, from the ledger).
     pub attempt: u32,
-    pub previous_causes: Vec<String>,
+    pub history: Vec<Attempt>,
     pub change_ids: Vec<String>,
 }
 
@@ -242,17 +242,10 @@ pub fn on_remediation(r: Remediated<'_>) -> Option<Outcome> {
         RetryState::NotRun | RetryState::Refused => {}
     }
     let attempts = || {
-        let mut out = Vec::new();
-        if r.attempt > 0 {
-            out.push(Attempt {
-                attempt: r.attempt.saturating_sub(1),
-                export_arn: None,
-                causes: r.previous_causes.clone(),
-            });
-        }
+        let mut out = r.history.clone();
         out.push(Attempt {
             attempt: r.attempt,
-            export_arn: None,
+            export_arn: Some(r.subject.root_export_arn.clone()).filter(|_| r.attempt == 0),
             causes: causes.clone(),
         });
         out
@@ -282,7 +275,7 @@ pub fn on_remediation(r: Remediated<'_>) -> Option<Outcome> {
             would_apply: r.plan.to_vec(),
         })
     } else if r.gave_up {
-        let same = r.attempt > 0 && !causes.is_empty() && causes == r.previous_causes;
+        let same = !causes.is_empty() && r.history.last().is_some_and(|a| a.causes == causes);
         Verdict::GaveUp(GaveUp {
             reason: if same {
                 GaveUpReason::SameCauseAgain
@@ -327,6 +320,44 @@ pub struct Followed {
     pub causes: Vec<String>,
     pub corrections: Vec<String>,
     pub change_ids: Vec<String>,
+    /// The failures before this retry: the root's, then each earlier retry's.
+    #[serde(default)]
+    pub history: Vec<Attempt>,
+}
+
+impl Followed {
+    /// The record of a retry started after the failure of `failed` (attempt `attempt - 1`),
+    /// carrying the history on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn next(
+        subject: Subject,
+        earlier: Vec<Attempt>,
+        failed_export_arn: &str,
+        retry_export_arn: &str,
+        attempt: u32,
+        causes: Vec<String>,
+        corrections: Vec<String>,
+        mut change_ids: Vec<String>,
+        earlier_change_ids: &[String],
+    ) -> Self {
+        let mut history = earlier;
+        history.push(Attempt {
+            attempt: attempt.saturating_sub(1),
+            export_arn: Some(failed_export_arn.to_string()),
+            causes: causes.clone(),
+        });
+        let mut ids = earlier_change_ids.to_vec();
+        ids.append(&mut change_ids);
+        Self {
+            subject,
+            retry_export_arn: retry_export_arn.to_string(),
+            attempt,
+            causes,
+            corrections,
+            change_ids: ids,
+            history,
+        }
+    }
 }
 
 /// The outcome of a followed retry that COMPLETED.
@@ -355,11 +386,15 @@ pub fn on_disappeared(f: &Followed) -> Outcome {
         subject: f.subject.clone(),
         verdict: Verdict::GaveUp(GaveUp {
             reason: GaveUpReason::RetryDisappeared,
-            attempts: vec![Attempt {
-                attempt: f.attempt,
-                export_arn: Some(f.retry_export_arn.clone()),
-                causes: Vec::new(),
-            }],
+            attempts: {
+                let mut a = f.history.clone();
+                a.push(Attempt {
+                    attempt: f.attempt,
+                    export_arn: Some(f.retry_export_arn.clone()),
+                    causes: Vec::new(),
+                });
+                a
+            },
             next_step: format!(
                 "DescribeExport no longer finds the retry {}: check the table's exports (aws dynamodb list-exports) and re-export if the data is not in the bucket",
                 f.retry_export_arn

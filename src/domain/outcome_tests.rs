@@ -28,6 +28,18 @@ fn subject() -> Subject {
     }
 }
 
+fn history(causes: &[&str]) -> Vec<Attempt> {
+    causes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Attempt {
+            attempt: i as u32,
+            export_arn: Some(format!("e{i}")),
+            causes: vec![c.to_string()],
+        })
+        .collect()
+}
+
 fn remediated(mode: Mode, findings: &[Finding], retry: RetryState) -> Remediated<'_> {
     Remediated {
         mode,
@@ -38,7 +50,7 @@ fn remediated(mode: Mode, findings: &[Finding], retry: RetryState) -> Remediated
         outside_scope: false,
         retry,
         attempt: 0,
-        previous_causes: Vec::new(),
+        history: Vec::new(),
         change_ids: Vec::new(),
     }
 }
@@ -105,7 +117,7 @@ fn loop_protection_gives_up_with_each_retrys_causes() {
     let mut r = remediated(Mode::Apply, &f, RetryState::NotRun);
     r.gave_up = true;
     r.attempt = 2;
-    r.previous_causes = vec!["BUCKET_OWNER_MISSING".into()];
+    r.history = history(&["SSE_MISMATCH_REQUIRES_KMS", "BUCKET_OWNER_MISSING"]);
     let o = on_remediation(r).unwrap();
     assert_eq!(o.kind(), OutcomeKind::GaveUp);
     let Verdict::GaveUp(g) = o.verdict else {
@@ -132,7 +144,7 @@ fn the_same_cause_again_is_named_as_the_reason() {
     let mut r = remediated(Mode::Apply, &f, RetryState::NotRun);
     r.gave_up = true;
     r.attempt = 1;
-    r.previous_causes = vec!["BUCKET_OWNER_MISSING".into()];
+    r.history = history(&["BUCKET_OWNER_MISSING"]);
     let Verdict::GaveUp(g) = on_remediation(r).unwrap().verdict else {
         panic!("not GAVE_UP")
     };
@@ -168,7 +180,34 @@ fn followed() -> Followed {
         causes: vec!["SSE_MISMATCH_REQUIRES_KMS".into()],
         corrections: vec!["SSE-KMS".into()],
         change_ids: vec!["c-1".into()],
+        history: history(&["SSE_MISMATCH_REQUIRES_KMS"]),
     }
+}
+
+#[test]
+fn the_next_retry_carries_the_history_and_the_change_ids_on() {
+    let first = followed();
+    let next = Followed::next(
+        first.subject.clone(),
+        first.history.clone(),
+        &first.retry_export_arn,
+        "retry-2",
+        2,
+        vec!["KMS_KEY_POLICY_DENIES_EXPORTER".into()],
+        Vec::new(),
+        vec!["c-2".into()],
+        &first.change_ids,
+    );
+    assert_eq!(next.attempt, 2);
+    assert_eq!(
+        next.history.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert_eq!(
+        next.history[1].export_arn.as_deref(),
+        Some(first.retry_export_arn.as_str())
+    );
+    assert_eq!(next.change_ids, vec!["c-1".to_string(), "c-2".to_string()]);
 }
 
 #[test]
@@ -202,7 +241,7 @@ fn a_retry_that_disappeared_gives_up_with_that_reason() {
         panic!("not GAVE_UP")
     };
     assert_eq!(g.reason, GaveUpReason::RetryDisappeared);
-    assert_eq!(g.attempts.len(), 1);
+    assert_eq!(g.attempts.len(), 2);
 }
 
 #[test]
@@ -267,7 +306,7 @@ fn the_message_starts_with_the_headline_and_lists_each_attempt() {
     let mut r = remediated(Mode::Apply, &f, RetryState::NotRun);
     r.gave_up = true;
     r.attempt = 2;
-    r.previous_causes = vec!["BUCKET_OWNER_MISSING".into()];
+    r.history = history(&["SSE_MISMATCH_REQUIRES_KMS", "BUCKET_OWNER_MISSING"]);
     let o = on_remediation(r).unwrap();
     let m = message(&o);
     let lines: Vec<&str> = m.lines().collect();

@@ -95,7 +95,7 @@ pub fn message(o: &Outcome) -> String {
             }
             for id in &r.change_ids {
                 lines.push(format!(
-                    "Key policy changed: {id} (undo: aws lambda invoke --function-name <function> --payload '{{\"rollback\":{{\"changeId\":\"{id}\"}}}}' out.json)"
+                    "Key policy changed: {id} (rollback: invoke the function with the payload {{rollback: {{changeId: {id}}}}}, see the README)"
                 ));
             }
         }

@@ -38,6 +38,12 @@ pub struct RemediationResult {
     /// The plan gave up on the incident (the `GaveUp` metric); the notes say why.
     #[serde(skip)]
     pub gave_up: bool,
+    /// How the incident ended, when this result closes it (`RESOLVED`, `GAVE_UP`,
+    /// `NEEDS_PERSON`): a top-level field, so that an EventBridge rule matches it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<super::outcome::OutcomeKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome_detail: Option<super::outcome::Outcome>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -24,6 +24,9 @@ impl Serialize for RemediationResult {
             #[serde(flatten, serialize_with = "derived")]
             result: &'a RemediationResult,
             text: String,
+            /// The outcome's first line, on its own (the notification's first line).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            headline: Option<String>,
         }
         fn derived<S: Serializer>(r: &&RemediationResult, s: S) -> Result<S::Ok, S::Error> {
             RemediationResult::serialize(r, s)
@@ -31,6 +34,10 @@ impl Serialize for RemediationResult {
         WithText {
             result: self,
             text: text(self),
+            headline: self
+                .outcome_detail
+                .as_ref()
+                .map(|o| plain(&crate::domain::outcome::text::headline(o))),
         }
         .serialize(serializer)
     }
@@ -38,6 +45,14 @@ impl Serialize for RemediationResult {
 
 /// The paragraph for one result.
 pub fn text(r: &RemediationResult) -> String {
+    if let Some(o) = &r.outcome_detail {
+        // An incident that closes: the outcome's message, its lines as sentences.
+        let lines: Vec<String> = crate::domain::outcome::text::message(o)
+            .lines()
+            .map(end_sentence)
+            .collect();
+        return clip(&plain(&lines.join(" ")), MAX_CHARS);
+    }
     let mut parts: Vec<String> = Vec::new();
     let export = r
         .incident
@@ -237,6 +252,8 @@ mod tests {
             sweep: None,
             rollback: None,
             gave_up: false,
+            outcome: None,
+            outcome_detail: None,
         }
     }
 

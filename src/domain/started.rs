@@ -86,6 +86,8 @@ impl App {
             outside_write_scope: Vec::new(),
             rollback: None,
             gave_up: false,
+            outcome: None,
+            outcome_detail: None,
         };
         if !result.findings.is_empty() {
             self.publish_report(&mut result).await;

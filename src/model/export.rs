@@ -211,6 +211,8 @@ pub struct ExportDescription {
     /// Epoch seconds; a FAILED export's description may lack either.
     pub start_time: Option<f64>,
     pub end_time: Option<f64>,
+    /// Items exported (DescribeExport's `ItemCount`), once COMPLETED.
+    pub item_count: Option<i64>,
 }
 
 /// When an export started, in epoch milliseconds, read from its id: AWS's export ids are

@@ -182,6 +182,8 @@ fn reports() -> [(&'static str, Value); 2] {
         sweep: None,
         rollback: None,
         gave_up: false,
+        outcome: None,
+        outcome_detail: None,
     };
     let sweep = RemediationResult {
         schema_version: 1,
@@ -195,6 +197,8 @@ fn reports() -> [(&'static str, Value); 2] {
         sweep: Some(SweepReport::default()),
         rollback: None,
         gave_up: false,
+        outcome: None,
+        outcome_detail: None,
     };
     let envelope = |result: &RemediationResult, id: &str, resources: Vec<String>| {
         json!({

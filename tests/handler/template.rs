@@ -321,6 +321,8 @@ fn sample(
         sweep,
         rollback: None,
         gave_up: true,
+        outcome: None,
+        outcome_detail: None,
     }
 }
 

@@ -11,6 +11,9 @@
 //! | `INFLIGHT` | `<export arn>` | organization mode: an export to describe at `nextCheckAt` until it ends |
 //! | `MARKER` | `<name>` | a named number, e.g. the organization sweep's last slot |
 //! | `CHANGE#<change id>` | `KEY_POLICY` | a key-policy change: before/after policy, who, why, status (never expires) |
+//! | `EXPORT#<retry arn>` | `FOLLOW` | a retry the function follows until it ends: the incident so far (no expiry while open) |
+//! | `EXPORT#<root export arn>` | `OUTCOME` | the incident's one outcome (conditional put) and whether its event was published |
+//! | `OUTCOMES` | `<recorded at>#<root export arn>` | the same outcome, listed by time (`ddb-export-doctor incidents`) |
 //!
 //! Incidents and key-policy changes are written one at a time, under conditions. The sweep's
 //! records (the last three rows) are read and written in batches (BatchGetItem,
@@ -187,6 +190,7 @@ impl DynamoLedger {
 }
 
 mod items;
+mod outcomes;
 use items::*;
 
 #[async_trait]
@@ -505,6 +509,49 @@ impl Ledger for DynamoLedger {
         let mut item = base("MARKER".into(), name, now);
         item.insert("value".into(), n(value));
         self.put("ledger:SetMarker", item).await
+    }
+
+    async fn record_followed(
+        &self,
+        followed: &crate::domain::outcome::Followed,
+        now: i64,
+    ) -> PortResult<()> {
+        self.put_followed(followed, now).await
+    }
+
+    async fn followed(
+        &self,
+        retry_export_arn: &str,
+    ) -> PortResult<Option<crate::domain::outcome::Followed>> {
+        self.get_followed(retry_export_arn).await
+    }
+
+    #[tracing::instrument(skip(self, outcome), fields(root = %outcome.subject.root_export_arn, outcome = outcome.kind().as_str()))]
+    async fn record_outcome(
+        &self,
+        outcome: &crate::domain::outcome::Outcome,
+        now: i64,
+    ) -> PortResult<(crate::ports::RecordedOutcome, bool)> {
+        self.put_outcome(outcome, now).await
+    }
+
+    async fn outcome(
+        &self,
+        root_export_arn: &str,
+    ) -> PortResult<Option<crate::ports::RecordedOutcome>> {
+        self.get_outcome(root_export_arn).await
+    }
+
+    async fn outcome_published(&self, root_export_arn: &str, now: i64) -> PortResult<()> {
+        self.set_outcome_published(root_export_arn, now).await
+    }
+
+    async fn outcomes_since(
+        &self,
+        since: i64,
+        limit: usize,
+    ) -> PortResult<Vec<crate::ports::RecordedOutcome>> {
+        self.query_outcomes(since, limit).await
     }
 }
 

@@ -285,6 +285,7 @@ pub fn announced(incident: &Incident) -> Option<ExportDescription> {
         failure_message: incident.failure_message.clone(),
         start_time: None,
         end_time: None,
+        item_count: None,
     })
 }
 

@@ -22,6 +22,7 @@ fn export(account: &str, region: &str, id: &str, status: ExportStatus) -> Export
         failure_message: None,
         start_time: None,
         end_time: None,
+        item_count: None,
     }
 }
 
