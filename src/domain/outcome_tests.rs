@@ -128,13 +128,14 @@ fn loop_protection_gives_up_with_each_retrys_causes() {
     assert_eq!(
         causes,
         vec![
+            vec!["SSE_MISMATCH_REQUIRES_KMS".to_string()],
             vec!["BUCKET_OWNER_MISSING".to_string()],
             vec!["KMS_KEY_POLICY_DENIES_EXPORTER".to_string()]
         ]
     );
     assert_eq!(
         g.attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
-        [1, 2]
+        [0, 1, 2]
     );
 }
 
