@@ -100,6 +100,7 @@ pub struct World {
     /// Retries followed (retry export ARN -> record), and outcomes by root export ARN.
     pub followed: HashMap<String, crate::domain::outcome::Followed>,
     pub outcomes: HashMap<String, crate::ports::RecordedOutcome>,
+    pub ended_followed: std::collections::HashSet<String>,
     /// Calls of `Ledger::sweep_writes`.
     pub sweep_write_calls: usize,
     pub published: Vec<OutboundEvent>,
@@ -788,6 +789,7 @@ impl Ledger for FakeLedger {
                 .filter_map(|t| w.marks.get(t).map(|m| (t.clone(), m.clone())))
                 .collect(),
             cursor: w.cursor.clone(),
+            following: w.markers.get("following").copied().unwrap_or(0),
         })
     }
     async fn sweep_writes(&self, writes: &[SweepWrite], _now: i64) -> PortResult<()> {
@@ -911,6 +913,20 @@ impl Ledger for FakeLedger {
             .followed
             .get(retry_export_arn)
             .cloned())
+    }
+    async fn end_followed(&self, retry_export_arn: &str, _now: i64) -> PortResult<bool> {
+        let mut w = self.0.write().unwrap();
+        Ok(w.ended_followed.insert(retry_export_arn.to_string()))
+    }
+    async fn add_following(&self, delta: i64, _now: i64) -> PortResult<()> {
+        *self
+            .0
+            .write()
+            .unwrap()
+            .markers
+            .entry("following".into())
+            .or_default() += delta;
+        Ok(())
     }
     async fn record_outcome(
         &self,

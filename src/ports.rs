@@ -198,6 +198,8 @@ pub struct SweepMarks {
     pub marks: HashMap<String, String>,
     /// The table where an unfinished sweep stopped, if one did.
     pub cursor: Option<String>,
+    /// Followed retries not yet ended (`Ledger::add_following`), read in the same batch.
+    pub following: i64,
 }
 
 /// One of the sweep's ledger writes. None needs a condition: PUBLISHED and a mark past a failure
@@ -340,6 +342,12 @@ pub trait Ledger: Send + Sync {
     /// Records a retry to follow; kept without expiry while the incident is open.
     async fn record_followed(&self, followed: &Followed, now: i64) -> PortResult<()>;
     async fn followed(&self, retry_export_arn: &str) -> PortResult<Option<Followed>>;
+    /// Marks a followed retry ended (its outcome decided, or its failure a new incident);
+    /// `Ok(true)` for the one call that ended it.
+    async fn end_followed(&self, retry_export_arn: &str, now: i64) -> PortResult<bool>;
+    /// Adds `delta` to the count of followed retries not yet ended (read by `sweep_marks`):
+    /// the single-account sweep polls the in-flight partition only while it is above zero.
+    async fn add_following(&self, delta: i64, now: i64) -> PortResult<()>;
     /// Records the incident's outcome unless one is recorded for its root export already;
     /// returns the recorded one (this or the earlier) and whether it was this call's.
     async fn record_outcome(

@@ -2,7 +2,7 @@
 //! `remediate`, which runs the stages of SPEC §3.5 in order and nothing else.
 
 use super::act::Actor;
-use super::{access, diagnosis, evidence, plan, report, sweep};
+use super::{access, diagnosis, evidence, follow, plan, report, sweep};
 use crate::config::Config;
 use crate::error::{AwsError, Error};
 use crate::intake::{self, Trigger, REPORT_DETAIL_TYPE};
@@ -237,15 +237,20 @@ impl App {
         // Diagnosis.
         let findings = diagnosis::diagnose(&incident, evidence);
         // Plan.
+        let own = gathered.me.as_ref().ok().map(|(_, arn)| arn.as_str());
+        let lineage = gathered.lineage.as_ref();
+        // Diagnose mode plans too, for the outcome only: what apply would have run.
+        let planned = plan::plan(&incident, evidence, &findings, &self.config, lineage, own);
+        let would_apply: Vec<Value> = planned.actions.iter().map(report::plan_entry).collect();
         let plan = if mode >= Mode::Plan {
-            let own = gathered.me.as_ref().ok().map(|(_, arn)| arn.as_str());
-            let lineage = gathered.lineage.as_ref();
-            plan::plan(&incident, evidence, &findings, &self.config, lineage, own)
+            planned
         } else {
             Plan::default()
         };
         notes.extend(plan.notes.iter().cloned());
         // Act: exactly once through the ledger in apply mode, else what the mode allows.
+        let with_ledger =
+            mode == Mode::Apply && self.ledger.is_some() && incident.export_arn.is_some();
         let (applied, settle) = match (mode, &self.ledger, &incident.export_arn) {
             (Mode::Apply, Some(ledger), Some(arn)) => {
                 let acted = self
@@ -259,6 +264,28 @@ impl App {
                 None,
             ),
         };
+        // The outcome: decided here unless a retry runs (the poller closes the incident then).
+        let retry = follow::retry_state(
+            mode,
+            with_ledger,
+            settle.as_ref().map(|(_, r)| r),
+            &plan,
+            &applied,
+        );
+        let closing = self
+            .close_remediated(
+                &incident,
+                evidence,
+                gathered.lineage.as_ref(),
+                &findings,
+                &plan,
+                &would_apply,
+                mode,
+                retry,
+                &applied,
+                settle.as_ref().map(|(_, r)| r),
+            )
+            .await?;
         // Report, beside the ledger's last write (it reports what was done, not that write).
         let done = Done {
             mode,
@@ -277,18 +304,24 @@ impl App {
                 s.error.as_deref().unwrap_or("no reason given")
             ));
         }
-        match settle {
+        if let Some(o) = closing {
+            result.outcome = Some(o.kind());
+            result.outcome_detail = Some(o);
+        }
+        let accepted = match settle {
             Some((ledger, record)) => {
                 // Should the write fail, the report is out anyway and the delivery fails: the
                 // next one finds the lease, or after it the stored token, and reports again.
-                let (settled, ()) = tokio::join!(
+                let (settled, accepted) = tokio::join!(
                     ledger.settle(&record, self.clock.now()),
-                    self.publish_report(&mut result)
+                    self.publish_result(&mut result)
                 );
                 settled?;
+                accepted
             }
-            None => self.publish_report(&mut result).await,
-        }
+            None => self.publish_result(&mut result).await,
+        };
+        self.outcome_sent(&result, accepted).await?;
         Ok(result)
     }
 
@@ -454,12 +487,17 @@ impl App {
 
     /// Puts the result on the bus as `DynamoDB Export Remediation`; a failure is noted, not fatal.
     pub(super) async fn publish_report(&self, result: &mut RemediationResult) {
+        self.publish_result(result).await;
+    }
+
+    /// `publish_report`, saying whether the bus accepted the event.
+    pub(super) async fn publish_result(&self, result: &mut RemediationResult) -> bool {
         if !self.config.publish_reports {
-            return;
+            return false;
         }
         let detail = match serde_json::to_value(&*result) {
             Ok(v) => v,
-            Err(_) => return,
+            Err(_) => return false,
         };
         let event = OutboundEvent {
             source: sweep::EVENT_SOURCE.into(),
@@ -468,13 +506,19 @@ impl App {
             resources: result.incident.export_arn.iter().cloned().collect(),
         };
         match self.events.publish(&[event]).await {
-            Ok(accepted) if accepted.first() == Some(&true) => {}
-            Ok(_) => result
-                .notes
-                .push("report event not accepted by the bus".into()),
-            Err(e) => result
-                .notes
-                .push(format!("report event not published: {}", e.reason())),
+            Ok(accepted) if accepted.first() == Some(&true) => true,
+            Ok(_) => {
+                result
+                    .notes
+                    .push("report event not accepted by the bus".into());
+                false
+            }
+            Err(e) => {
+                result
+                    .notes
+                    .push(format!("report event not published: {}", e.reason()));
+                false
+            }
         }
     }
 

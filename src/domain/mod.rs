@@ -11,6 +11,7 @@ mod app;
 pub mod command;
 pub mod diagnosis;
 pub mod evidence;
+mod follow;
 pub mod key_patch;
 mod org_sweep;
 pub mod outcome;

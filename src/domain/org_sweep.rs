@@ -108,6 +108,8 @@ struct Polled {
     failed: Vec<(ExportDescription, Place)>,
     reschedule: Vec<(String, i64, u32)>,
     done: Vec<String>,
+    /// COMPLETED (described) or no longer found (`None`): a followed retry's incident closes.
+    ended: Vec<(String, Option<ExportDescription>)>,
     described: usize,
     running: usize,
     unreachable: usize,
@@ -151,13 +153,13 @@ async fn poll_site(app: &App, place: &Place, exports: &[InFlight], now: i64) -> 
                     out.running += 1;
                     out.reschedule.push(later(e));
                 }
-                ExportStatus::Completed => out.done.push(e.export_arn.clone()),
+                ExportStatus::Completed => out.ended.push((e.export_arn.clone(), Some(d))),
                 ExportStatus::Failed => out.failed.push((d, place.clone())),
             },
             Ok(None) => {
                 out.errors
                     .push(format!("{}: DescribeExport found nothing", e.export_arn));
-                out.done.push(e.export_arn.clone());
+                out.ended.push((e.export_arn.clone(), None));
             }
             Err(err) => {
                 out.errors.push(err.reason());
@@ -168,7 +170,9 @@ async fn poll_site(app: &App, place: &Place, exports: &[InFlight], now: i64) -> 
     out
 }
 
-async fn poll_in_flight(
+/// The in-flight poller, in every mode: describes the tracked exports that are due. Idle, it
+/// costs one ledger Query.
+pub(super) async fn poll_in_flight(
     app: &App,
     ledger: &dyn Ledger,
     now: i64,
@@ -203,6 +207,16 @@ async fn poll_in_flight(
             }
             for arn in p.done {
                 ledger.untrack_in_flight(&arn).await?;
+            }
+            for (arn, completed) in p.ended {
+                // Untracked once its outcome (if it is a followed retry) is out: a run that
+                // stops in between meets it again and publishes the recorded outcome.
+                if app
+                    .close_followed(ledger, &arn, completed.as_ref(), report)
+                    .await?
+                {
+                    ledger.untrack_in_flight(&arn).await?;
+                }
             }
             failed.extend(p.failed);
         }

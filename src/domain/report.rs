@@ -342,6 +342,32 @@ pub struct SweepReport {
     /// Organization mode: what the run covered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organization: Option<OrgSweepReport>,
+    /// Incidents this run closed (a followed retry ended): each was published as its own
+    /// `DynamoDB Export Remediation` event with its outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<ClosedIncident>,
+}
+
+/// An incident the sweep's poller closed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClosedIncident {
+    pub root_export_arn: String,
+    pub outcome: super::outcome::OutcomeKind,
+    pub cause: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_to_resolution: Option<i64>,
+}
+
+impl ClosedIncident {
+    pub fn of(o: &super::outcome::Outcome) -> Self {
+        Self {
+            root_export_arn: o.subject.root_export_arn.clone(),
+            outcome: o.kind(),
+            cause: o.cause().to_string(),
+            seconds_to_resolution: o.seconds_to_resolution(),
+        }
+    }
 }
 
 /// The organization sweep's own counts (ORG_MODE=on).
@@ -371,6 +397,7 @@ impl SweepReport {
         self.published.extend(part.published);
         self.older_than_lookback += part.older_than_lookback;
         self.errors.extend(part.errors);
+        self.outcomes.extend(part.outcomes);
     }
 }
 

@@ -100,7 +100,17 @@ pub async fn sweep(
         })
         .collect();
     // Every mark and the cursor in one read.
-    let SweepMarks { marks, cursor } = ledger.sweep_marks(&arns).await?;
+    let SweepMarks {
+        marks,
+        cursor,
+        following,
+    } = ledger.sweep_marks(&arns).await?;
+    // The retries this function started, followed to their outcome (the in-flight poller),
+    // only while the ledger counts one: a run with none in flight reads nothing more.
+    if following > 0 {
+        let mut org = super::report::OrgSweepReport::default();
+        super::org_sweep::poll_in_flight(app, ledger, now, &mut report, &mut org).await?;
+    }
     let start = cursor
         .as_deref()
         .and_then(|c| arns.iter().position(|a| a.as_str() >= c))

@@ -340,13 +340,19 @@ impl Ledger for DynamoLedger {
         let keys = table_arns
             .iter()
             .map(|t| key(table_pk(t), MARK_SK))
-            .chain([key(CURSOR_PK.into(), CURSOR_SK)])
+            .chain([
+                key(CURSOR_PK.into(), CURSOR_SK),
+                key("MARKER".into(), outcomes::FOLLOWING),
+            ])
             .collect();
         let mut out = SweepMarks::default();
         for item in self.batch_get("ledger:BatchGetSweepMarks", keys).await? {
             match (get_s(&item, "pk"), get_s(&item, "sk")) {
                 (Some(CURSOR_PK), Some(CURSOR_SK)) => {
                     out.cursor = get_s(&item, "table").map(str::to_string);
+                }
+                (Some("MARKER"), Some(outcomes::FOLLOWING)) => {
+                    out.following = get_n(&item, "value").unwrap_or(0);
                 }
                 (Some(pk), Some(MARK_SK)) => {
                     if let (Some(table), Some(mark)) =
@@ -524,6 +530,14 @@ impl Ledger for DynamoLedger {
         retry_export_arn: &str,
     ) -> PortResult<Option<crate::domain::outcome::Followed>> {
         self.get_followed(retry_export_arn).await
+    }
+
+    async fn end_followed(&self, retry_export_arn: &str, now: i64) -> PortResult<bool> {
+        self.end_followed_record(retry_export_arn, now).await
+    }
+
+    async fn add_following(&self, delta: i64, now: i64) -> PortResult<()> {
+        self.add_to_following(delta, now).await
     }
 
     #[tracing::instrument(skip(self, outcome), fields(root = %outcome.subject.root_export_arn, outcome = outcome.kind().as_str()))]

@@ -9,6 +9,8 @@ use crate::ports::RecordedOutcome;
 pub(super) const FOLLOW_SK: &str = "FOLLOW";
 pub(super) const OUTCOME_SK: &str = "OUTCOME";
 pub(super) const OUTCOMES_PK: &str = "OUTCOMES";
+/// The `MARKER` row counting followed retries not yet ended.
+pub(super) const FOLLOWING: &str = "following";
 
 fn index_sk(recorded_at: i64, root: &str) -> String {
     format!("{recorded_at:012}#{root}")
@@ -68,6 +70,52 @@ impl DynamoLedger {
     pub(super) async fn put_followed(&self, f: &Followed, now: i64) -> PortResult<()> {
         self.put("ledger:RecordFollowed", followed_item(f, now))
             .await
+    }
+
+    /// `ended` is set once, under a condition: exactly one caller sees `true`.
+    pub(super) async fn end_followed_record(&self, retry: &str, now: i64) -> PortResult<bool> {
+        const OP: &str = "ledger:EndFollowed";
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(export_pk(retry)))
+            .key("sk", s(FOLLOW_SK))
+            .update_expression("SET ended = :now, expiresAt = :exp")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(ended)")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":exp", n(now + RETENTION_SECS))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(OP, e)),
+        }
+    }
+
+    /// An atomic counter (UpdateItem `ADD`).
+    pub(super) async fn add_to_following(&self, delta: i64, now: i64) -> PortResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("MARKER"))
+            .key("sk", s(FOLLOWING))
+            .update_expression("ADD #v :d SET updatedAt = :now")
+            .expression_attribute_names("#v", "value")
+            .expression_attribute_values(":d", n(delta))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map_err(|e| classify("ledger:AddFollowing", e))?;
+        Ok(())
     }
 
     pub(super) async fn get_followed(&self, retry: &str) -> PortResult<Option<Followed>> {

@@ -232,21 +232,23 @@ async fn sweep_writes_left_unprocessed_after_the_resends_are_an_error() {
 }
 
 #[tokio::test]
-async fn the_marks_and_the_cursor_are_read_in_one_call() {
+async fn the_marks_the_cursor_and_the_followed_count_are_read_in_one_call() {
     let tables: Vec<String> = (0..10).map(|i| format!("arn:table/t{i}")).collect();
     let read = mock!(Client::batch_get_item)
         .match_requests(|r| {
             r.request_items()
                 .and_then(|m| m.get("ledger"))
-                .is_some_and(|k| k.keys().len() == 11 && k.consistent_read() == Some(true))
+                .is_some_and(|k| k.keys().len() == 12 && k.consistent_read() == Some(true))
         })
         .then_output(|| {
             let mut mark = key(table_pk("arn:table/t3"), MARK_SK);
             mark.insert("mark".into(), s(ARN));
             let mut cursor = key(CURSOR_PK.into(), CURSOR_SK);
             cursor.insert("table".into(), s("arn:table/t5"));
+            let mut following = key("MARKER".into(), "following");
+            following.insert("value".into(), n(2));
             BatchGetItemOutput::builder()
-                .responses("ledger", vec![mark, cursor])
+                .responses("ledger", vec![mark, cursor, following])
                 .build()
         });
     let ledger = DynamoLedger::new(
@@ -259,6 +261,7 @@ async fn the_marks_and_the_cursor_are_read_in_one_call() {
         SweepMarks {
             marks: HashMap::from([("arn:table/t3".to_string(), ARN.to_string())]),
             cursor: Some("arn:table/t5".into()),
+            following: 2,
         }
     );
     assert_eq!(read.num_calls(), 1);
