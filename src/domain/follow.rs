@@ -351,3 +351,7 @@ impl App {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "follow_tests.rs"]
+mod tests;
