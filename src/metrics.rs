@@ -2,6 +2,9 @@
 //! turns into metrics without an API call. Namespace `DdbExportRemediator`.
 //!
 //! - per cause (dimension `Cause`): `FailuresSeen`, `Remediated`, `GaveUp`;
+//! - per incident that closes (dimension `Cause`, the root failure's first cause):
+//!   `IncidentsResolved`, `IncidentsGaveUp` or `IncidentsNeedPerson`, and for a resolved one
+//!   `TimeToResolution` (seconds from the failure to the retry's completion);
 //! - per result with applied actions (no dimension): `RetriesStarted`, `RetriesFailed`,
 //!   `KeyPolicyChanges`;
 //! - per result whose spoke role could not be assumed (no dimension): `SpokeUnreachable`
@@ -13,7 +16,7 @@
 //! An empty dimension set publishes a metric without dimensions ("A DimensionSet MAY be empty",
 //! CloudWatch User Guide, "Specification: Embedded metric format").
 
-use crate::domain::report::{AppliedStatus, RemediationResult};
+use crate::domain::report::{AppliedStatus, ClosedIncident, RemediationResult};
 use serde_json::{json, Map, Value};
 
 pub const NAMESPACE: &str = "DdbExportRemediator";
@@ -78,6 +81,19 @@ pub fn documents(result: &RemediationResult, timestamp_ms: u128, elapsed_ms: u64
             &[],
             &[("SpokeUnreachable", "Count", 1)],
         ));
+    }
+    // Outcomes: the remediation's own, and those the sweep's poller closed.
+    let closed = result
+        .outcome_detail
+        .iter()
+        .map(ClosedIncident::of)
+        .chain(result.sweep.iter().flat_map(|s| s.outcomes.iter().cloned()));
+    for c in closed {
+        let mut metrics = vec![(c.outcome.metric(), "Count", 1)];
+        if let Some(secs) = c.seconds_to_resolution {
+            metrics.push(("TimeToResolution", "Seconds", secs.max(0) as u64));
+        }
+        docs.push(document(timestamp_ms, &[("Cause", &c.cause)], &metrics));
     }
     if let Some(s) = &result.sweep {
         docs.push(document(
@@ -180,6 +196,52 @@ mod tests {
             outcome: None,
             outcome_detail: None,
         }
+    }
+
+    fn metric_names(doc: &Value) -> Vec<String> {
+        doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_closed_incident_counts_under_its_outcome_and_cause_with_its_time() {
+        use crate::domain::outcome::{on_completed, Followed, Subject};
+        let followed = Followed {
+            subject: Subject {
+                root_export_arn: "r".into(),
+                failed_at: Some(100),
+                ..Subject::default()
+            },
+            retry_export_arn: "x".into(),
+            attempt: 1,
+            causes: vec!["BUCKET_OWNER_MISSING".into()],
+            ..Followed::default()
+        };
+        let outcome = on_completed(&followed, Some(5), Some(460));
+        let mut sweep = crate::domain::report::SweepReport::default();
+        sweep
+            .outcomes
+            .push(crate::domain::report::ClosedIncident::of(&outcome));
+        let mut r = result(&[], None, vec![]);
+        r.sweep = Some(sweep);
+        let docs = documents(&r, 0, 1);
+        let closed = docs
+            .iter()
+            .find(|d| metric_names(d).contains(&"IncidentsResolved".to_string()))
+            .expect("an IncidentsResolved document");
+        assert_eq!(closed["Cause"], "BUCKET_OWNER_MISSING");
+        assert_eq!(closed["IncidentsResolved"], 1);
+        assert_eq!(closed["TimeToResolution"], 360);
+        // A remediation's own outcome counts the same way.
+        let mut own = result(&[], None, vec![]);
+        own.outcome_detail = Some(outcome);
+        assert!(documents(&own, 0, 1)
+            .iter()
+            .any(|d| metric_names(d).contains(&"TimeToResolution".to_string())));
     }
 
     #[test]
