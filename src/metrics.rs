@@ -4,7 +4,8 @@
 //! - per cause (dimension `Cause`): `FailuresSeen`, `Remediated`, `GaveUp`;
 //! - per incident that closes (dimension `Cause`, the root failure's first cause):
 //!   `IncidentsResolved`, `IncidentsGaveUp` or `IncidentsNeedPerson`, and for a resolved one
-//!   `TimeToResolution` (seconds from the failure to the retry's completion);
+//!   `TimeToResolution` (seconds from the failure to the retry's completion); the three counts
+//!   also without a dimension (the GAVE_UP alarm's metric);
 //! - per result with applied actions (no dimension): `RetriesStarted`, `RetriesFailed`,
 //!   `KeyPolicyChanges`;
 //! - per result whose spoke role could not be assumed (no dimension): `SpokeUnreachable`
@@ -94,6 +95,12 @@ pub fn documents(result: &RemediationResult, timestamp_ms: u128, elapsed_ms: u64
             metrics.push(("TimeToResolution", "Seconds", secs.max(0) as u64));
         }
         docs.push(document(timestamp_ms, &[("Cause", &c.cause)], &metrics));
+        // Without a dimension too: the GAVE_UP alarm and the outcome widget read the total.
+        docs.push(document(
+            timestamp_ms,
+            &[],
+            &[(c.outcome.metric(), "Count", 1)],
+        ));
     }
     if let Some(s) = &result.sweep {
         docs.push(document(

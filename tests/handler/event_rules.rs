@@ -14,10 +14,11 @@
 //!   https://github.com/aws/event-ruler#json-array-matching (the EventBridge User Guide,
 //!   "Arrays in Amazon EventBridge event patterns",
 //!   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-arrays.html,
-//!   states the intersection rule for arrays of values). moto never looks into arrays, so the
-//!   report topic's rule (`detail.findings.cause` exists) matches a report with findings on
-//!   AWS and not on moto: `MOTO_MISSES` lists those cells, and the test checks moto still
-//!   misses them.
+//!   states the intersection rule for arrays of values). moto never looks into arrays. The
+//!   report topic's rule matches the top-level `detail.outcome` by default (`NotifyOn=outcomes`),
+//!   which moto matches as AWS does; only `NotifyOn=all` adds `detail.findings.cause`, inside an
+//!   array. `MOTO_MISSES` lists the cells where moto would differ (none in these
+//!   configurations).
 //! - A schedule rule is never matched against put events (EventBridge User Guide, "Creating a
 //!   scheduled rule (legacy) in Amazon EventBridge",
 //!   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-rule-schedule.html);
@@ -91,28 +92,13 @@ const EXPECTED: &[(&str, [&str; 7])] = &[
     ("schedule-sweep.json",                               ["-",      "-",        "-",            "-",            "-",       "-",          "-"]),
     ("unsupported-ec2-state-change.json",                 ["-",      "-",        "-",            "-",            "-",       "-",          "-"]),
     ("fixtures/cloudtrail-describe-export.json",          ["-",      "-",        "-",            "-",            "-",       "-",          "-"]),
-    ("fixtures/remediation-report-with-findings.json",    ["-",      "NOTIFY",   "-",            "NOTIFY",       "NOTIFY",  "-",          "-"]),
+    ("fixtures/remediation-report-with-findings.json",    ["-",      "-",        "-",            "-",            "-",       "-",          "-"]),
+    ("fixtures/remediation-report-outcome.json",          ["-",      "NOTIFY",   "-",            "NOTIFY",       "NOTIFY",  "-",          "-"]),
     ("fixtures/remediation-report-sweep.json",            ["-",      "-",        "-",            "-",            "-",       "-",          "-"]),
 ];
 
 /// Cells where AWS matches and moto does not (see the module comment): (event, column, rule).
-const MOTO_MISSES: &[(&str, usize, &str)] = &[
-    (
-        "fixtures/remediation-report-with-findings.json",
-        1,
-        "NOTIFY",
-    ),
-    (
-        "fixtures/remediation-report-with-findings.json",
-        3,
-        "NOTIFY",
-    ),
-    (
-        "fixtures/remediation-report-with-findings.json",
-        4,
-        "NOTIFY",
-    ),
-];
+const MOTO_MISSES: &[(&str, usize, &str)] = &[];
 
 /// The rules each configuration deploys (a rule whose condition is false is not there).
 const DEPLOYED: &[(&str, &str)] = &[
@@ -151,8 +137,9 @@ fn cell(text: &str) -> BTreeSet<String> {
 }
 
 /// The `DynamoDB Export Remediation` events the function publishes (`App::publish_report`:
-/// the result, serialized, is the detail): one with a finding, and a sweep's (no finding).
-fn reports() -> [(&'static str, Value); 2] {
+/// the result, serialized, is the detail): one with a finding (a step), one that closes an
+/// incident (an outcome), and a sweep's (no finding).
+fn reports() -> [(&'static str, Value); 3] {
     let mut incident = Incident::new(IncidentSource::Event);
     incident.export_arn = Some(
         "arn:aws:dynamodb:us-east-1:111122223333:table/orders/export/01795508400000-9f8e7d6c"
@@ -200,6 +187,34 @@ fn reports() -> [(&'static str, Value); 2] {
         outcome: None,
         outcome_detail: None,
     };
+    // The same incident closed: its one retry COMPLETED 6 minutes after the failure.
+    let with_outcome = {
+        use ddb_export_remediator::domain::outcome::{on_completed, Followed, Subject};
+        let followed = Followed {
+            subject: Subject {
+                root_export_arn: incident.export_arn.clone().unwrap_or_default(),
+                table_arn: Some("arn:aws:dynamodb:us-east-1:111122223333:table/orders".into()),
+                s3_bucket: Some("acme-lake".into()),
+                failed_at: Some(1_795_508_460),
+            },
+            retry_export_arn:
+                "arn:aws:dynamodb:us-east-1:111122223333:table/orders/export/01795508500000-1a2b3c4d"
+                    .into(),
+            attempt: 1,
+            causes: vec!["BUCKET_OWNER_MISSING".into()],
+            corrections: vec!["S3BucketOwner 444455556666".into()],
+            ..Followed::default()
+        };
+        let outcome = on_completed(&followed, Some(1_204_332), Some(1_795_508_820));
+        RemediationResult {
+            incident: IncidentReport::from_incident(&Incident::new(IncidentSource::Sweep)),
+            findings: vec![],
+            gave_up: false,
+            outcome: Some(outcome.kind()),
+            outcome_detail: Some(outcome),
+            ..with_finding.clone()
+        }
+    };
     let envelope = |result: &RemediationResult, id: &str, resources: Vec<String>| {
         json!({
             "version": "0", "id": id, "detail-type": REPORT_DETAIL_TYPE, "source": EVENT_SOURCE,
@@ -220,6 +235,14 @@ fn reports() -> [(&'static str, Value); 2] {
         (
             "remediation-report-sweep.json",
             envelope(&sweep, "5e0c8a1d-0000-4000-8000-000000000202", vec![]),
+        ),
+        (
+            "remediation-report-outcome.json",
+            envelope(
+                &with_outcome,
+                "5e0c8a1d-0000-4000-8000-000000000203",
+                incident.export_arn.iter().cloned().collect(),
+            ),
         ),
     ]
 }
@@ -497,8 +520,13 @@ async fn the_sweeps_real_event_reaches_the_failure_rule_and_the_reports_invoke_n
     for short in ["CT", "FAILED"] {
         assert_eq!(after[full(short)], json!([]), "{short}: {after:#}");
     }
-    // The report has findings[].cause, which the topic's rule matches on AWS (arrays of
-    // objects are flattened); moto does not look into arrays (see the module comment).
-    assert_eq!(after[full("NOTIFY")], json!([]), "{after:#}");
+    // No retry fixes this failure, so the remediation closes the incident NEEDS_PERSON: the
+    // report carries the top-level `outcome`, which the topic's rule matches (once).
+    let notified = after[full("NOTIFY")].as_array().unwrap();
+    assert_eq!(notified.len(), 1, "{after:#}");
+    assert_eq!(notified[0]["detail"]["outcome"], "NEEDS_PERSON");
+    assert!(notified[0]["detail"]["headline"]
+        .as_str()
+        .is_some_and(|h| h.starts_with("Needs a person:")));
     let _ = std::fs::remove_file(&saved);
 }

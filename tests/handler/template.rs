@@ -124,11 +124,25 @@ fn the_report_topic_has_its_own_rotating_key_that_admits_eventbridge_and_cloudwa
 }
 
 #[test]
-fn the_report_is_the_functions_text_then_where_the_full_result_is() {
+fn the_report_is_the_outcomes_headline_the_functions_text_then_where_the_full_result_is() {
     let t = template();
     let target = &resource(&t, "NotificationRule")["Properties"]["Targets"][0];
     let transformer = &target["InputTransformer"];
     assert_eq!(s(&transformer["InputPathsMap"]["text"]), "$.detail.text");
+    assert_eq!(
+        s(&transformer["InputPathsMap"]["headline"]),
+        "$.detail.headline"
+    );
+    // An outcome's result has its headline: what happened, whether the data landed.
+    let mut closing = sample(vec![], vec![], None);
+    let outcome = resolved();
+    closing.outcome = Some(outcome.kind());
+    closing.outcome_detail = Some(outcome);
+    let detail = serde_json::to_value(&closing).unwrap();
+    assert!(detail["headline"]
+        .as_str()
+        .is_some_and(|h| h.starts_with("Resolved:") && !h.contains('"')));
+    assert_eq!(detail["outcome"], "RESOLVED");
     // The function publishes the result as the event's detail, and the result has `text`.
     let result = sample(vec![finding()], vec![], None);
     let detail = serde_json::to_value(&result).unwrap();
@@ -144,7 +158,8 @@ fn the_report_is_the_functions_text_then_where_the_full_result_is() {
             .unwrap_or_else(|e| panic!("{line}: not one JSON string ({e})"));
         assert!(parsed.is_string(), "{line}");
     }
-    assert_eq!(lines[0], "\"<text>\"");
+    assert_eq!(lines[0], "\"<headline>\"");
+    assert_eq!(lines[2], "\"<text>\"");
     assert!(body.contains("${RemediatorLogGroup}"), "{body}");
     assert!(
         body.contains("#dashboards/dashboard/${Dashboard}"),
@@ -326,6 +341,24 @@ fn sample(
     }
 }
 
+/// A RESOLVED outcome (a followed retry that COMPLETED 6 minutes after the failure).
+fn resolved() -> ddb_export_remediator::domain::outcome::Outcome {
+    use ddb_export_remediator::domain::outcome::{on_completed, Followed, Subject};
+    let followed = Followed {
+        subject: Subject {
+            root_export_arn: "arn:aws:dynamodb:us-east-1:111122223333:table/orders/export/1".into(),
+            table_arn: Some("arn:aws:dynamodb:us-east-1:111122223333:table/orders".into()),
+            s3_bucket: Some("acme-lake".into()),
+            failed_at: Some(1_000),
+        },
+        retry_export_arn: "arn:aws:dynamodb:us-east-1:111122223333:table/orders/export/2".into(),
+        attempt: 1,
+        causes: vec!["BUCKET_OWNER_MISSING".into()],
+        ..Followed::default()
+    };
+    on_completed(&followed, Some(3), Some(1_360))
+}
+
 /// (namespace, metric, dimension names) of everything the function emits, read from its EMF
 /// directives for results that exercise every document kind.
 fn emitted() -> BTreeSet<(String, String, Vec<String>)> {
@@ -341,6 +374,18 @@ fn emitted() -> BTreeSet<(String, String, Vec<String>)> {
             None,
         ),
         sample(vec![], vec![], Some(SweepReport::default())),
+        {
+            use ddb_export_remediator::domain::outcome::on_disappeared;
+            use ddb_export_remediator::domain::report::ClosedIncident;
+            let mut sweep = SweepReport::default();
+            sweep.outcomes.push(ClosedIncident::of(&resolved()));
+            let gave_up = on_disappeared(&Default::default());
+            sweep.outcomes.push(ClosedIncident::of(&gave_up));
+            let mut needs = ClosedIncident::of(&gave_up);
+            needs.outcome = ddb_export_remediator::domain::outcome::OutcomeKind::NeedsPerson;
+            sweep.outcomes.push(needs);
+            sample(vec![], vec![], Some(sweep))
+        },
     ];
     let mut out = BTreeSet::new();
     for r in &results {
