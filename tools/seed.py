@@ -36,6 +36,9 @@ Scenarios (each creates its own table and bucket, named with the suffix):
   capture-events          an SQS queue and a rule that copies every "DynamoDB Export Failed"
                           event of the default bus into it (for counting what was published)
   count-events            --queue URL: drain the queue and print how many events, by exportArn
+  capture-outcomes        an SQS queue and a rule that copies every report with a top-level
+                          "outcome" (RESOLVED, GAVE_UP, NEEDS_PERSON) of the default bus into it
+  read-events             --queue URL: drain the queue and print each event's detail
   ledger                  --table NAME: the ledger table (pk/sk, TTL expiresAt, PITR on)
   org-spokes              organization mode: two new accounts in a new OU and one outside it;
                           org/spoke-roles.yaml (KeyPolicyPatch=on, two ExportBuckets) and
@@ -455,6 +458,33 @@ def count_events(endpoint: str, url: str) -> dict:
     return {"events": sum(by_export.values()), "byExport": by_export}
 
 
+def capture_outcomes(endpoint: str, suffix: str) -> dict:
+    sqs = client(endpoint, "sqs")
+    url = sqs.create_queue(QueueName=f"outcomes-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = client(endpoint, "events")
+    rule = f"outcomes-{suffix}"
+    # The report topic's rule matches the same top-level field (template.yaml, NotificationRule).
+    pattern = {"source": ["ddb-export-remediator"], "detail-type": ["DynamoDB Export Remediation"],
+               "detail": {"outcome": ["RESOLVED", "GAVE_UP", "NEEDS_PERSON"]}}
+    events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    return {"queueUrl": url}
+
+
+def read_events(endpoint: str, url: str) -> dict:
+    sqs = client(endpoint, "sqs")
+    details = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not msgs:
+            break
+        for m in msgs:
+            details.append(json.loads(m["Body"]).get("detail", {}))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return {"details": details}
+
+
 def ledger_table(endpoint: str, name: str) -> dict:
     ddb = client(endpoint, "dynamodb")
     desc = ddb.create_table(
@@ -754,6 +784,10 @@ def main() -> None:
         result = capture_events(args.endpoint, suffix)
     elif args.scenario == "count-events":
         result = count_events(args.endpoint, args.queue)
+    elif args.scenario == "capture-outcomes":
+        result = capture_outcomes(args.endpoint, suffix)
+    elif args.scenario == "read-events":
+        result = read_events(args.endpoint, args.queue)
     elif args.scenario == "fail-bucket":
         result = fail_bucket(args.endpoint, args.bucket, args.account)
     elif args.scenario == "delay-bucket":

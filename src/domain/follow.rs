@@ -130,7 +130,9 @@ impl App {
             retry_export_arn,
             retry.map_or(so_far.attempt + 1, |r| r.attempt),
             causes,
-            retry.map(|r| r.changes.clone()).unwrap_or_default(),
+            retry
+                .map(|r| r.changes.iter().filter_map(|c| correction(c)).collect())
+                .unwrap_or_default(),
             new_change_ids,
             &so_far.change_ids,
         );
@@ -239,6 +241,14 @@ impl App {
         }
         Ok(accepted)
     }
+}
+
+/// A parameter change, short (`S3BucketOwner: (none) -> 111122223333` becomes
+/// `S3BucketOwner 111122223333`); a change in other words (the export time) is not one.
+fn correction(change: &str) -> Option<String> {
+    let (name, rest) = change.split_once(": ")?;
+    let (_, new) = rest.split_once(" -> ")?;
+    (!name.contains(' ')).then(|| format!("{name} {new}"))
 }
 
 fn result_root(r: &RemediationResult) -> String {

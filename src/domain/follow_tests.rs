@@ -188,3 +188,15 @@ async fn a_sweep_with_nothing_followed_reads_no_in_flight_partition() {
     assert_eq!((second.describe_calls, second.ledger_reads), (0, 0));
     assert!(first.outcomes.is_empty());
 }
+
+#[test]
+fn a_parameter_change_is_named_shortly_and_other_changes_are_left_out() {
+    assert_eq!(
+        super::correction("S3BucketOwner: (none) -> 111122223333").as_deref(),
+        Some("S3BucketOwner 111122223333")
+    );
+    assert_eq!(
+        super::correction("ExportTime 1.5 is outside the restorable window; using 2"),
+        None
+    );
+}

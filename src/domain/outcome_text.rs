@@ -58,7 +58,10 @@ pub fn headline(o: &Outcome) -> String {
         }
         Verdict::GaveUp(g) => {
             let why = match g.reason {
-                GaveUpReason::MaxRetries => format!("{} retries failed", retries(g)),
+                GaveUpReason::MaxRetries => match retries(g) {
+                    1 => "its retry failed too".to_string(),
+                    n => format!("{n} retries failed"),
+                },
                 GaveUpReason::SameCauseAgain => "the retry failed again with the same cause".into(),
                 GaveUpReason::RetryDisappeared => "the retry export disappeared".into(),
                 GaveUpReason::RetryRefused => "DynamoDB refused the retry".into(),

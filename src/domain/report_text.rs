@@ -46,9 +46,11 @@ impl Serialize for RemediationResult {
 /// The paragraph for one result.
 pub fn text(r: &RemediationResult) -> String {
     if let Some(o) = &r.outcome_detail {
-        // An incident that closes: the outcome's message, its lines as sentences.
+        // An incident that closes: the outcome's message after its first line (the event's
+        // `headline`, which the notification shows first), its lines as sentences.
         let lines: Vec<String> = crate::domain::outcome::text::message(o)
             .lines()
+            .skip(1)
             .map(end_sentence)
             .collect();
         return clip(&plain(&lines.join(" ")), MAX_CHARS);

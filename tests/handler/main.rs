@@ -15,6 +15,7 @@ mod ledger;
 mod org_mode;
 mod org_templates;
 mod organization;
+mod outcomes;
 mod readme;
 mod runtime;
 mod scenarios;

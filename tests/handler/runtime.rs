@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 /// What the function posted back: the path's last segment (`response` or `error`) and the body.
-type Answer = (String, Value);
+pub(crate) type Answer = (String, Value);
 
 fn serve(listener: TcpListener, event: Value, answers: mpsc::Sender<Answer>) {
     let mut handed_out = false;
@@ -127,7 +127,8 @@ fn run_once(event: Value) -> Answer {
 }
 
 /// Runs the binary on one event with extra environment; returns what it posted and its logs.
-fn run_logged(event: Value, env: &[(&str, &str)]) -> (Answer, String) {
+/// (Later entries of `env` win: `AWS_ENDPOINT_URL` points it at another emulator.)
+pub(crate) fn run_logged(event: Value, env: &[(&str, &str)]) -> (Answer, String) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind runtime API");
     let addr = listener.local_addr().unwrap().to_string();
     let (tx, rx) = mpsc::channel();
