@@ -4,6 +4,13 @@
 //! FAILED (a new incident of the same lineage, which retries or gives up), or no longer finds it
 //! (GAVE_UP). Each outcome is recorded in the ledger before it is published and marked published
 //! after the bus accepted it: at least once, and once per root export (the ledger's guard).
+//!
+//! AWS behaviour relied on: DescribeExport's `ExportStatus` is IN_PROGRESS, COMPLETED or FAILED,
+//! and a COMPLETED export carries `ItemCount` and `EndTime`; an ARN it does not know is
+//! `ExportNotFoundException` (DynamoDB API Reference, "DescribeExport",
+//! https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_DescribeExport.html).
+//! The emulator's exports end within seconds; how long a real one runs (minutes to hours) is
+//! what the poller's back-off is for, and the emulator cannot show it.
 
 use super::outcome::{self, Attempt, Followed, Outcome, OutcomeKind, RetryState, Subject};
 use super::plan::{Action, Plan};

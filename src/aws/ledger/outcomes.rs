@@ -101,7 +101,10 @@ impl DynamoLedger {
         }
     }
 
-    /// An atomic counter (UpdateItem `ADD`).
+    /// An atomic counter: UpdateItem `ADD` creates the attribute at 0 when absent and adds
+    /// (a negative number subtracts) without a read (DynamoDB Developer Guide, "Using update
+    /// expressions in DynamoDB",
+    /// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html).
     pub(super) async fn add_to_following(&self, delta: i64, now: i64) -> PortResult<()> {
         self.client
             .update_item()
