@@ -11,6 +11,8 @@
 mod cli;
 #[path = "ddb-export-doctor/explain.rs"]
 mod explain;
+#[path = "ddb-export-doctor/incidents.rs"]
+mod incidents;
 #[path = "ddb-export-doctor/sdk_setup.rs"]
 mod sdk_setup;
 use cli::*;
@@ -46,6 +48,10 @@ fn main() -> ExitCode {
     // clap prints usage errors with the flag concerned and exits 2; --help and --version exit 0.
     let cli = Cli::parse();
     match cli.command {
+        Command::Incidents(args) => {
+            let output = format_or_default(args.output);
+            incidents::run(args, output)
+        }
         Command::Explain { file, case, output } => {
             explain::run(&file, case.as_deref(), format_or_default(output))
         }

@@ -140,6 +140,49 @@ fn a_cross_account_retry_that_completes_gives_exactly_one_resolved_after_the_nex
         event["headline"].as_str().unwrap_or(""),
         event["text"].as_str().unwrap_or("")
     );
+
+    // AND the operator's view lists it, and tells its story with each retry's status
+    let listed = doctor_at(
+        endpoint,
+        &["incidents", "--ledger-table", "ledger", "--output", "json"],
+    );
+    assert_eq!(listed["counts"]["RESOLVED"], 1, "{listed:#}");
+    assert_eq!(listed["incidents"][0]["rootExportArn"], seeded["exportArn"]);
+    let story = doctor_at(
+        endpoint,
+        &[
+            "incidents",
+            "--ledger-table",
+            "ledger",
+            "--output",
+            "json",
+            "show",
+            &retry,
+        ],
+    );
+    assert_eq!(story["outcome"], "RESOLVED", "{story:#}");
+    assert_eq!(story["rootExportArn"], seeded["exportArn"]);
+    assert_eq!(story["attempts"][0]["status"], "COMPLETED", "{story:#}");
+}
+
+/// `ddb-export-doctor` against `endpoint`, its JSON output.
+fn doctor_at(endpoint: &str, args: &[&str]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ddb-export-doctor"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .expect("run ddb-export-doctor");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
 #[tokio::test]

@@ -111,6 +111,10 @@ pub(crate) enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The remediator's incidents from its ledger: how each ended (RESOLVED, GAVE_UP,
+    /// NEEDS_PERSON), or one incident's whole story
+    #[command(after_help = super::incidents::EXAMPLES)]
+    Incidents(super::incidents::IncidentsArgs),
     /// Evaluate IAM cases offline and say why each request is allowed or denied
     #[command(
         long_about = "Evaluate IAM cases offline: identity, resource, key, boundary, session, SCP \
