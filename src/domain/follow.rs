@@ -116,6 +116,7 @@ impl App {
     }
 
     /// A retry was started: record what the outcome will need and track it in flight.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn follow_retry(
         &self,
         ledger: &dyn Ledger,
