@@ -371,5 +371,4 @@ impl App {
 }
 
 #[cfg(test)]
-#[path = "follow_tests.rs"]
 mod tests;

@@ -84,7 +84,8 @@ async fn exports_in_a(seeded: &Value, table_arn: &str) -> Vec<(String, String)> 
 }
 
 #[tokio::test]
-async fn a_failure_in_member_a_us_west_2_is_diagnosed_and_retried_there_through_the_spoke_role() {
+async fn a_failure_in_member_a_us_west_2_is_diagnosed_retried_there_through_the_spoke_role_and_resolved(
+) {
     let seeded = seed("org-incident");
     assert_eq!(seeded["exportStatus"], "FAILED", "{seeded:#}");
     let (a, b) = (
@@ -141,6 +142,37 @@ async fn a_failure_in_member_a_us_west_2_is_diagnosed_and_retried_there_through_
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(status, "COMPLETED", "{exports:?}");
+
+    // AND the hub's next scheduled run follows the retry through the spoke and closes the
+    // incident RESOLVED, once (its back-off passed: the in-flight row is due now)
+    let ledger = app.config.ledger_table_name.clone().unwrap();
+    aws_sdk_dynamodb::Client::new(&sdk().await)
+        .update_item()
+        .table_name(&ledger)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("INFLIGHT".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(new_arn.into()),
+        )
+        .update_expression("SET nextCheckAt = :zero")
+        .expression_attribute_values(
+            ":zero",
+            aws_sdk_dynamodb::types::AttributeValue::N("0".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let schedule = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let swept = invoke(&app, schedule.clone()).await.unwrap();
+    let closed = &swept["sweep"]["outcomes"];
+    assert_eq!(closed[0]["outcome"], "RESOLVED", "{swept:#}");
+    assert_eq!(closed[0]["rootExportArn"], event["detail"]["exportArn"]);
+    assert_eq!(closed.as_array().map(Vec::len), Some(1));
+    let again = invoke(&app, schedule).await.unwrap();
+    assert!(again["sweep"].get("outcomes").is_none(), "{again:#}");
 }
 
 #[tokio::test]
