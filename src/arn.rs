@@ -175,13 +175,9 @@ fn table_name_problem(name: &str) -> Option<String> {
             "the table name {:?} is {n} {unit} long; {RULE}",
             short(name)
         ))
-    } else if let Some(c) = name.chars().find(|c| !c.is_ascii() || !allowed(*c as u8)) {
-        Some(format!(
-            "the table name {:?} contains {c:?}; {RULE}",
-            short(name)
-        ))
     } else {
-        None
+        let odd = name.chars().find(|c| !c.is_ascii() || !allowed(*c as u8));
+        odd.map(|c| format!("the table name {:?} contains {c:?}; {RULE}", short(name)))
     }
 }
 

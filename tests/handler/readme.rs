@@ -185,10 +185,10 @@ fn the_readme_layout_lists_every_file_under_src_and_nothing_else() {
         let shown = listed
             .get(folder)
             .unwrap_or_else(|| panic!("README's Layout has no row for {folder}"));
-        for f in files.difference(shown) {
+        if let Some(f) = files.difference(shown).next() {
             panic!("README's Layout does not list {folder}{f}");
         }
-        for f in shown.difference(files) {
+        if let Some(f) = shown.difference(files).next() {
             panic!("README's Layout lists {folder}{f}, which does not exist");
         }
     }
