@@ -144,6 +144,12 @@ pub struct IncidentRecord {
     pub export_time: Option<f64>,
     pub retry_export_arn: Option<String>,
     pub note: Option<String>,
+    /// The retry's full parameters, stored with its token before any action (a key-policy
+    /// patch, the start): a delivery that takes over an interrupted one can finish it even
+    /// when its own diagnosis changed because of our patch.
+    pub retry_request: Option<crate::model::ExportRequest>,
+    /// The stored retry depends on a key-policy patch of the same plan.
+    pub after_patch: bool,
     /// The delivery that holds (or last held) the claim: the Lambda request id of its
     /// invocation. A write whose answer was lost and that the SDK sent again finds its own
     /// token, so it knows the first attempt landed.
@@ -172,6 +178,8 @@ impl IncidentRecord {
             export_time: None,
             retry_export_arn: None,
             note: None,
+            retry_request: None,
+            after_patch: false,
         }
     }
 }

@@ -87,6 +87,17 @@ pub(super) fn incident_item(r: &IncidentRecord, now: i64) -> Item {
                 .map(|t| s(t.chars().take(NOTE_MAX_CHARS).collect::<String>())),
         ),
         ("owner", r.owner.clone().map(s)),
+        (
+            "retryRequest",
+            r.retry_request
+                .as_ref()
+                .and_then(|q| serde_json::to_string(q).ok())
+                .map(s),
+        ),
+        (
+            "afterPatch",
+            r.after_patch.then_some(AttributeValue::Bool(true)),
+        ),
     ];
     for (k, v) in optional {
         if let Some(v) = v {
@@ -115,6 +126,12 @@ pub(super) fn incident_from(item: &Item) -> PortResult<IncidentRecord> {
         retry_export_arn: get_s(item, "retryExportArn").map(str::to_string),
         note: get_s(item, "note").map(str::to_string),
         owner: get_s(item, "owner").map(str::to_string),
+        retry_request: get_s(item, "retryRequest").and_then(|q| serde_json::from_str(q).ok()),
+        after_patch: item
+            .get("afterPatch")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
     })
 }
 

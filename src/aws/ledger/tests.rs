@@ -25,6 +25,8 @@ fn held_item() -> Item {
         retry_export_arn: Some("arn:retry".into()),
         note: None,
         owner: Some("req-first".into()),
+        retry_request: None,
+        after_patch: false,
     };
     incident_item(&record, 1_795_600_000)
 }

@@ -120,10 +120,66 @@ impl Actor<'_> {
             note: plan.notes.first().cloned(),
             ..IncidentRecord::claimed(export_arn, owner, self.clock.now() + lease)
         };
-        let retry = plan.actions.iter().find_map(|a| match a {
-            Action::RetryExport(r) => Some(r),
+        let planned = plan.actions.iter().find_map(|a| match a {
+            Action::RetryExport(r) => Some(r.clone()),
             _ => None,
         });
+        let patch_planned = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::PatchKeyPolicy(_)));
+        // An interrupted delivery (its lease ran out) planned a retry after a key-policy patch
+        // and may have made the patch: this diagnosis no longer sees the denial our patch
+        // removed, so it plans nothing. Its stored retry is finished instead (same token, same
+        // parameters: DynamoDB answers a resend with the export it started).
+        let resumed = match (&planned, &previous) {
+            (None, Some(p))
+                if p.after_patch
+                    && p.status.is_open()
+                    && p.retry_export_arn.is_none()
+                    && !plan.gave_up =>
+            {
+                match (&p.retry_request, &p.client_token) {
+                    (Some(request), Some(token)) => Some(Retry {
+                        request: request.clone(),
+                        client_token: token.clone(),
+                        attempt: p.attempt,
+                        changes: Vec::new(),
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if resumed.is_some() {
+            notes.push(
+                "resuming the retry an interrupted delivery planned after its key-policy patch"
+                    .into(),
+            );
+        }
+        let after_patch = match &resumed {
+            Some(_) => true,
+            None => patch_planned,
+        };
+        let mut retry = planned.or(resumed);
+        // The retry is stored before any action, so a delivery that takes over sends exactly
+        // the same start; a retry after a lost delivery sends exactly what the first one stored.
+        if let Some(retry) = retry.as_mut() {
+            if let Some(p) = previous
+                .as_ref()
+                .filter(|p| p.client_token.as_deref() == Some(retry.client_token.as_str()))
+            {
+                retry.request.export_time = p.export_time;
+            }
+            record.attempt = retry.attempt;
+            record.client_token = Some(retry.client_token.clone());
+            record.export_time = retry.request.export_time;
+            record.retry_request = Some(retry.request.clone());
+            record.after_patch = after_patch;
+            if !ledger.settle(&record, self.clock.now()).await? {
+                return Err(lease_lost(export_arn));
+            }
+        }
         let mut patches = Vec::new();
         let mut patch_failed = None;
         for action in &plan.actions {
@@ -144,7 +200,7 @@ impl Actor<'_> {
                 (_, true) => IncidentStatus::GaveUp,
                 _ => IncidentStatus::NoAction,
             };
-            if retry.is_some() {
+            if patch_failed.is_some() && (planned_retry(plan) || record.retry_request.is_some()) {
                 applied.push(Applied {
                     action: "RETRY_EXPORT",
                     status: AppliedStatus::Skipped,
@@ -161,19 +217,6 @@ impl Actor<'_> {
                 settle: Some(record),
             });
         };
-        // A retry after a lost delivery sends exactly what the first one stored.
-        let mut retry = retry.clone();
-        if let Some(p) =
-            previous.filter(|p| p.client_token.as_deref() == Some(retry.client_token.as_str()))
-        {
-            retry.request.export_time = p.export_time;
-        }
-        record.attempt = retry.attempt;
-        record.client_token = Some(retry.client_token.clone());
-        record.export_time = retry.request.export_time;
-        if !ledger.settle(&record, self.clock.now()).await? {
-            return Err(lease_lost(export_arn));
-        }
 
         let retried = self.retry_export(&retry, notes).await;
         let retried_applied = retried.applied();
@@ -186,9 +229,11 @@ impl Actor<'_> {
                     root_export_arn: record.root_export_arn.clone(),
                     attempt: retry.attempt,
                     causes: record.causes.clone(),
-                    after_patch: patches
-                        .iter()
-                        .any(|p| matches!(p, PatchOutcome::Patched { .. })),
+                    after_patch: record.after_patch
+                        && (patches.is_empty()
+                            || patches
+                                .iter()
+                                .any(|p| matches!(p, PatchOutcome::Patched { .. }))),
                 };
                 ledger
                     .record_lineage(new_arn, &lineage, self.clock.now())
@@ -325,6 +370,12 @@ impl Actor<'_> {
         }
         None
     }
+}
+
+fn planned_retry(plan: &Plan) -> bool {
+    plan.actions
+        .iter()
+        .any(|a| matches!(a, Action::RetryExport(_)))
 }
 
 fn lease_lost(export_arn: &str) -> Error {
