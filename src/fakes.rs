@@ -938,6 +938,18 @@ impl Ledger for FakeLedger {
         due.truncate(limit);
         Ok(due)
     }
+    async fn list_open(&self, export_arn: &str, due_at: i64, _now: i64) -> PortResult<()> {
+        self.0
+            .write()
+            .unwrap()
+            .open
+            .insert(export_arn.to_string(), due_at);
+        Ok(())
+    }
+    async fn unlist_open(&self, export_arn: &str) -> PortResult<()> {
+        self.0.write().unwrap().open.remove(export_arn);
+        Ok(())
+    }
     async fn lineage(&self, export_arn: &str) -> PortResult<Option<Lineage>> {
         Ok(self.0.read().unwrap().lineages.get(export_arn).cloned())
     }

@@ -326,6 +326,11 @@ pub trait Ledger: Send + Sync {
     /// claimed), at most `limit`, read without a table scan. Listings of settled incidents
     /// met on the way are removed.
     async fn open_incidents_due(&self, now: i64, limit: usize) -> PortResult<Vec<String>>;
+    /// Lists an incident as open, due for the sweep at `due_at` (a repeatable put): a delivery
+    /// whose reads failed before it could claim leaves it for the sweep.
+    async fn list_open(&self, export_arn: &str, due_at: i64, now: i64) -> PortResult<()>;
+    /// Takes an incident off the open list (the sweep, for one it can never handle).
+    async fn unlist_open(&self, export_arn: &str) -> PortResult<()>;
     async fn lineage(&self, export_arn: &str) -> PortResult<Option<Lineage>>;
     async fn record_lineage(
         &self,

@@ -258,7 +258,22 @@ impl App {
         let mode = self.effective_mode(incident.requested_mode);
         let mut notes = Vec::new();
         // Evidence: the first round (export, ledger, identity) and the reads it leads to.
-        let gathered = self.gather(&mut incident, &mut notes).await?;
+        let gathered = match self.gather(&mut incident, &mut notes).await {
+            Ok(g) => g,
+            Err(e) => {
+                // A read failed transiently before the incident could be claimed: it is
+                // listed for the sweep (due now), besides Lambda's own retries of this error.
+                if let (Mode::Apply, Some(ledger), Some(arn), true) =
+                    (mode, &self.ledger, &incident.export_arn, e.is_transient())
+                {
+                    let now = self.clock.now();
+                    if let Err(l) = ledger.list_open(arn, now, now).await {
+                        tracing::warn!(error.message = %l.reason(), "could not list the incident for the sweep");
+                    }
+                }
+                return Err(e);
+            }
+        };
         let evidence = &gathered.evidence;
         // Diagnosis.
         let findings = diagnosis::diagnose(&incident, evidence);

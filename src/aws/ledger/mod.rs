@@ -179,26 +179,6 @@ impl DynamoLedger {
         chunks.into_iter().collect()
     }
 
-    /// Lists the incident as open, due at `due_at` (the sweep takes it over from then on).
-    async fn list_open(&self, export_arn: &str, due_at: i64, now: i64) -> PortResult<()> {
-        let mut item = key(OPEN_PK.into(), export_arn);
-        item.insert("dueAt".into(), n(due_at));
-        item.insert("updatedAt".into(), n(now));
-        self.put("ledger:ListOpenIncident", item).await
-    }
-
-    async fn unlist_open(&self, export_arn: &str) -> PortResult<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(OPEN_PK))
-            .key("sk", s(export_arn))
-            .send()
-            .await
-            .map_err(|e| classify("ledger:UnlistOpenIncident", e))?;
-        Ok(())
-    }
-
     async fn put(&self, op: &'static str, item: Item) -> PortResult<()> {
         self.client
             .put_item()
@@ -274,16 +254,20 @@ impl Ledger for DynamoLedger {
             }
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
-                    let item = match ccf.item() {
-                        Some(item) => item.clone(),
-                        // Without ALL_OLD in the error (an emulator may lack it): a strongly
-                        // consistent read.
-                        None => self
-                            .get(OP, export_pk(export_arn), INCIDENT_SK)
-                            .await?
-                            .ok_or_else(|| missing(OP, "the incident that failed the condition"))?,
+                    let held = match ccf.item().map(incident_from) {
+                        Some(Ok(held)) => held,
+                        // Without ALL_OLD in the error (an emulator may lack it), or with an
+                        // item caught half-written (moto applies an update in steps; DynamoDB
+                        // does not): a strongly consistent read.
+                        _ => incident_from(
+                            &self
+                                .get(OP, export_pk(export_arn), INCIDENT_SK)
+                                .await?
+                                .ok_or_else(|| {
+                                    missing(OP, "the incident that failed the condition")
+                                })?,
+                        )?,
                     };
-                    let held = incident_from(&item)?;
                     if !held.status.is_open() {
                         // Settled for good: its listing (ours, just written) can go.
                         self.unlist_open(export_arn).await?;
@@ -405,6 +389,27 @@ impl Ledger for DynamoLedger {
         }
         due.truncate(limit);
         Ok(due)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn list_open(&self, export_arn: &str, due_at: i64, now: i64) -> PortResult<()> {
+        let mut item = key(OPEN_PK.into(), export_arn);
+        item.insert("dueAt".into(), n(due_at));
+        item.insert("updatedAt".into(), n(now));
+        self.put("ledger:ListOpenIncident", item).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn unlist_open(&self, export_arn: &str) -> PortResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(OPEN_PK))
+            .key("sk", s(export_arn))
+            .send()
+            .await
+            .map_err(|e| classify("ledger:UnlistOpenIncident", e))?;
+        Ok(())
     }
 
     #[tracing::instrument(skip(self))]

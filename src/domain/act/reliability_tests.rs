@@ -302,3 +302,41 @@ async fn a_settle_after_a_takeover_writes_nothing() {
 fn clock_now(app: &App) -> i64 {
     app.clock.now()
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_describe_export_that_failed_transiently_leaves_the_incident_to_the_sweep() {
+    let world = world();
+    world
+        .write()
+        .unwrap()
+        .throttled
+        .push("dynamodb:DescribeExport");
+    let (app, _) = app_with_clock(&world);
+    let err = deliver(&app, "req-1").await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert!(world.read().unwrap().open.contains_key(EXPORT_ARN));
+    let swept = app
+        .handle_as(&sweep(), None, Some("sweep-1"))
+        .await
+        .unwrap();
+    assert_eq!(swept.sweep.unwrap().taken_over, [EXPORT_ARN]);
+    assert_eq!(starts(&world), 1);
+    assert_eq!(status(&world), IncidentStatus::Retried);
+    assert!(world.read().unwrap().open.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_listing_the_sweep_can_never_handle_is_dropped_once() {
+    let world = world();
+    let gone = format!("{TABLE_ARN}/export/01795508400000-00000000");
+    world.write().unwrap().open.insert(gone.clone(), 0);
+    let (app, _) = app_with_clock(&world);
+    let swept = app
+        .handle_as(&sweep(), None, Some("sweep-1"))
+        .await
+        .unwrap();
+    let report = swept.sweep.unwrap();
+    assert!(report.taken_over.is_empty());
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(!world.read().unwrap().open.contains_key(&gone));
+}
