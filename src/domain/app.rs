@@ -565,7 +565,16 @@ impl App {
             None => self.report_only_sweep().await?,
         };
         if let Some(ledger) = &self.ledger {
-            sweep::take_over_expired(self, ledger.as_ref(), deadline, owner, &mut report).await?;
+            // The open incidents after the sweep's own work: a failure here is reported and
+            // the next sweep tries again; what was swept stays done.
+            if let Err(e) =
+                sweep::take_over_expired(self, ledger.as_ref(), deadline, owner, &mut report).await
+            {
+                report.errors.push(format!(
+                    "open incidents not taken over: {}",
+                    e.public_message()
+                ));
+            }
         }
         Ok(RemediationResult {
             schema_version: SCHEMA_VERSION,

@@ -269,8 +269,11 @@ impl Ledger for DynamoLedger {
                         )?,
                     };
                     if !held.status.is_open() {
-                        // Settled for good: its listing (ours, just written) can go.
-                        self.unlist_open(export_arn).await?;
+                        // Settled for good: its listing (ours, just written) can go; left
+                        // behind, the sweep drops it.
+                        if let Err(e) = self.unlist_open(export_arn).await {
+                            tracing::warn!(error.message = %e.reason(), "open listing not removed; the sweep tidies it");
+                        }
                     }
                     Ok(Claim::Held(held))
                 }
@@ -311,11 +314,17 @@ impl Ledger for DynamoLedger {
             }
             Err(e) => return Err(classify(OP, e)),
         }
-        match record.status {
-            IncidentStatus::Claimed => {}
+        // The listing follows, best effort: the settle has landed, and a listing left behind
+        // only costs the sweep a read (it drops listings of settled incidents), while one not
+        // moved forward still comes due when the claim's lease ends.
+        let listing = match record.status {
+            IncidentStatus::Claimed => Ok(()),
             // Given back (or waiting for a throttled call): due for the sweep now.
-            IncidentStatus::Pending => self.list_open(&record.export_arn, now, now).await?,
-            _ => self.unlist_open(&record.export_arn).await?,
+            IncidentStatus::Pending => self.list_open(&record.export_arn, now, now).await,
+            _ => self.unlist_open(&record.export_arn).await,
+        };
+        if let Err(e) = listing {
+            tracing::warn!(error.message = %e.reason(), "open listing not updated; the sweep tidies it");
         }
         Ok(true)
     }
