@@ -836,7 +836,6 @@ impl Ledger for FakeLedger {
         crash_point(&self.0, OP, false).await;
         let attempt = || {
             let mut w = self.0.write().unwrap();
-            w.open.insert(export_arn.to_string(), now + lease_secs);
             let existing = w.ledger.get(export_arn).cloned();
             let free = match &existing {
                 None => true,

@@ -309,8 +309,9 @@ pub struct KeyPolicyChange {
 pub trait Ledger: Send + Sync {
     /// Claims the incident of `export_arn` for `owner` until `now + lease_secs`: when no one
     /// holds it, when it is PENDING, when the holder's lease has run out, or when `owner`
-    /// already holds it. Else `Held` with the holder's or the settled record. Every claim is
-    /// also listed as open, so the sweep finds it if its owner never settles.
+    /// already holds it. Else `Held` with the holder's or the settled record (whose open
+    /// listing is then removed). The caller lists the incident as open (`list_open`) before
+    /// the claim can land, so the sweep finds it if its owner never settles.
     async fn claim(
         &self,
         export_arn: &str,

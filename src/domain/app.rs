@@ -257,8 +257,25 @@ impl App {
     pub async fn remediate(&self, mut incident: Incident) -> Result<RemediationResult, Error> {
         let mode = self.effective_mode(incident.requested_mode);
         let mut notes = Vec::new();
+        // Apply mode lists the incident as open in the ledger beside the evidence's first
+        // round (no added wait), before any claim can land: a delivery that dies anywhere
+        // after it leaves the incident to the sweep once the lease has run out.
+        let listing = match (mode, &self.ledger, &incident.export_arn) {
+            (Mode::Apply, Some(ledger), Some(arn)) => {
+                let due = self.clock.now() + i64::from(self.config.claim_lease_seconds);
+                Some((ledger.clone(), arn.clone(), due))
+            }
+            _ => None,
+        };
+        let listed = async {
+            match &listing {
+                Some((ledger, arn, due)) => ledger.list_open(arn, *due, self.clock.now()).await,
+                None => Ok(()),
+            }
+        };
         // Evidence: the first round (export, ledger, identity) and the reads it leads to.
-        let gathered = match self.gather(&mut incident, &mut notes).await {
+        let (gathered, listed) = tokio::join!(self.gather(&mut incident, &mut notes), listed);
+        let gathered = match listed.map_err(Error::from).and(gathered) {
             Ok(g) => g,
             Err(e) => {
                 // A read failed transiently before the incident could be claimed: it is

@@ -305,7 +305,11 @@ async fn a_claim_whose_delivery_died_is_taken_over_by_the_sweep_and_retried_once
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    // The dead delivery's claim, its lease already over.
+    // The dead delivery listed the incident, then claimed it; its lease is already over.
+    ledger
+        .list_open(export_arn, now - 90, now - 100)
+        .await
+        .unwrap();
     let claim = ledger
         .claim(export_arn, "dead", now - 100, 10)
         .await

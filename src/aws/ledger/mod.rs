@@ -206,9 +206,6 @@ impl Ledger for DynamoLedger {
     ) -> PortResult<Claim> {
         const OP: &str = "ledger:ClaimIncident";
         let lease_until = now + lease_secs;
-        // Listed as open first (an unconditional, repeatable write): a delivery that dies
-        // after its claim leaves a listing the sweep finds once the lease has run out.
-        self.list_open(export_arn, lease_until, now).await?;
         // UpdateItem, not PutItem: the stored retry token, export time and attempt of an earlier
         // holder stay in the item, so a claim whose answer is lost loses nothing. An open
         // incident has no TTL (expiresAt is removed), so DynamoDB never deletes it under a lease.
@@ -269,8 +266,8 @@ impl Ledger for DynamoLedger {
                         )?,
                     };
                     if !held.status.is_open() {
-                        // Settled for good: its listing (ours, just written) can go; left
-                        // behind, the sweep drops it.
+                        // Settled for good: its listing (the caller's) can go; left behind,
+                        // the sweep drops it.
                         if let Err(e) = self.unlist_open(export_arn).await {
                             tracing::warn!(error.message = %e.reason(), "open listing not removed; the sweep tidies it");
                         }
