@@ -1036,7 +1036,13 @@ impl Ledger for FakeLedger {
             let mut w = self.0.write().unwrap();
             match w.changes.get(&change.change_id) {
                 // Our own record, sent again: not refused.
-                Some(c) if c.key_arn == change.key_arn && c.after == change.after => Ok(()),
+                Some(c)
+                    if c.key_arn == change.key_arn
+                        && c.after == change.after
+                        && c.status == ChangeStatus::Pending =>
+                {
+                    Ok(())
+                }
                 Some(_) => Err(AwsError::new(
                     OP,
                     AwsErrorKind::Rejected,

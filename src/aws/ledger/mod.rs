@@ -566,13 +566,15 @@ impl Ledger for DynamoLedger {
                                 .await?
                         }
                     };
-                    // The same change (same key, same after-policy, same actor): our own write,
-                    // sent again after its answer was lost.
+                    // The same change (same key, same after-policy, same actor), still only
+                    // intended: our own write sent again after its answer was lost, or an
+                    // interrupted delivery's record of this very change, which we resume.
                     match item.map(|i| change_from(&i)).transpose()? {
                         Some(c)
                             if c.key_arn == change.key_arn
                                 && c.after == change.after
-                                && c.actor == change.actor =>
+                                && c.actor == change.actor
+                                && c.status == ChangeStatus::Pending =>
                         {
                             Ok(())
                         }
