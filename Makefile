@@ -69,13 +69,13 @@ checkov: lint-tools $(ORG_ON_TEMPLATE) ## checkov on template.yaml (OrgMode off 
 	  --framework cloudformation --skip-download --compact --quiet
 
 # demo echoes before installing anything, so a cold clone says what it is doing at once.
-demo: ## emulator + function under cargo lambda watch, four scenarios end to end (first run ~9 min)
-	@echo "make demo: a first run installs the pinned tools into $(VENV), then builds the"
-	@echo "function (about 8 min cold on 2 cores, cargo's progress below); then ~1 min."
+demo: ## emulator + function under cargo lambda watch, four scenarios end to end (first run ~11 min)
+	@echo "make demo: a first run installs the pinned tools into $(VENV) and builds the"
+	@echo "function (about 11 minutes cold on 2 cores, cargo's progress below); later ~1 min."
 	@$(MAKE) -s --no-print-directory tools
 	$(PY) tools/demo.py
 
-test: tools lint ## everything: fmt, clippy, unit, adapter, integration (moto) and template checks
+test: tools lint ## everything: fmt, clippy, unit, adapter, integration (moto) and template checks (~10 min after make demo)
 	cargo test --lib --bins --tests
 	$(MAKE) --no-print-directory validate
 
@@ -98,7 +98,7 @@ validate: tools $(ORG_ON_TEMPLATE) ## sam validate --lint, cfn-lint and checkov 
 	cfn-lint template.yaml $(ORG_ON_TEMPLATE) org/spoke-roles.yaml org/spoke-rules.yaml
 	$(MAKE) --no-print-directory checkov
 
-build: tools ## sam build: the arm64 bootstrap through cargo lambda (slow when cold)
+build: tools ## sam build: the arm64 bootstrap through cargo lambda (~15 min cold on 2 cores)
 	@rustup target list --installed | grep -qx $(ARM_TARGET) || rustup target add $(ARM_TARGET)
 	sam build --beta-features
 
@@ -135,7 +135,8 @@ bench-diagnosis: ## pure diagnosis throughput on one core -> BENCHMARKS-diagnosi
 deploy: build ## sam deploy --guided (needs AWS credentials)
 	sam deploy --guided
 
-clean: ## remove build output, the venv and demo logs
+# .ci/run builds into ~/.cache/ddb-export-remediator/target (outside the clone): clean leaves it.
+clean: ## remove build output, the venvs and demo logs (not .ci/run's ~/.cache/ddb-export-remediator)
 	cargo clean
 	rm -rf .aws-sam $(VENV) $(BENCH_VENV) $(LINT_VENV) .demo tools/iam_sim/node_modules
 

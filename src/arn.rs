@@ -85,7 +85,10 @@ impl Arn {
     pub fn table(field: &'static str, text: &str) -> Result<Self, ArnError> {
         let arn = Self::parse(field, text)?.expect_service(field, "dynamodb")?;
         match arn.resource.strip_prefix("table/") {
-            Some(name) if valid_table_name(name) => Ok(arn),
+            Some(name) if !name.contains('/') => match table_name_problem(name) {
+                None => Ok(arn),
+                Some(problem) => Err(ArnError::new(field, problem)),
+            },
             _ => Err(ArnError::new(field, "expected table/<name>")),
         }
     }
@@ -93,15 +96,16 @@ impl Arn {
     /// A DynamoDB export ARN: `…:table/<name>/export/<id>`.
     pub fn export(field: &'static str, text: &str) -> Result<Self, ArnError> {
         let arn = Self::parse(field, text)?.expect_service(field, "dynamodb")?;
-        let ok = arn
+        let parts = arn
             .resource
             .strip_prefix("table/")
             .and_then(|rest| rest.split_once("/export/"))
-            .is_some_and(|(name, id)| valid_table_name(name) && !id.is_empty());
-        if ok {
-            Ok(arn)
-        } else {
-            Err(ArnError::new(field, "expected table/<name>/export/<id>"))
+            .filter(|(name, id)| !name.contains('/') && !id.is_empty());
+        match parts.map(|(name, _)| table_name_problem(name)) {
+            Some(None) => Ok(arn),
+            // The shape is right; the table name breaks DynamoDB's naming rule: say which.
+            Some(Some(problem)) => Err(ArnError::new(field, problem)),
+            None => Err(ArnError::new(field, "expected table/<name>/export/<id>")),
         }
     }
 
@@ -158,11 +162,23 @@ pub fn is_account_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn valid_table_name(name: &str) -> bool {
-    (3..=255).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+/// What breaks DynamoDB's table naming rule, if anything: 3 to 255 characters of `a-z`, `A-Z`,
+/// `0-9`, `_`, `-` and `.` ("Supported data types and naming rules in Amazon DynamoDB",
+/// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html).
+fn table_name_problem(name: &str) -> Option<String> {
+    const RULE: &str = "a table name is 3-255 characters of a-z, A-Z, 0-9, '_', '-' and '.'";
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+    if !(3..=255).contains(&name.len()) {
+        let n = name.chars().count();
+        let unit = if n == 1 { "character" } else { "characters" };
+        Some(format!(
+            "the table name {:?} is {n} {unit} long; {RULE}",
+            short(name)
+        ))
+    } else {
+        let odd = name.chars().find(|c| !c.is_ascii() || !allowed(*c as u8));
+        odd.map(|c| format!("the table name {:?} contains {c:?}; {RULE}", short(name)))
+    }
 }
 
 /// The account id of a KMS key ARN or an IAM principal ARN, if the text is one.
@@ -227,7 +243,15 @@ mod tests {
             ("arn:aws:dynamodb:us-east-1:1111:table/orders", "12-digit"),
             (
                 "arn:aws:dynamodb:us-east-1:111122223333:table/a",
-                "table/<name>",
+                "the table name \"a\" is 1 character long; a table name is 3-255 characters",
+            ),
+            (
+                "arn:aws:dynamodb:us-east-1:111122223333:table/or ders",
+                "contains ' '",
+            ),
+            (
+                "arn:aws:dynamodb:us-east-1:111122223333:index/orders",
+                "expected table/<name>",
             ),
             ("arn:aws:dynamodb::111122223333:table/orders", "no region"),
         ];
@@ -242,6 +266,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.reason.contains("export"));
+    }
+
+    #[test]
+    fn a_short_table_name_in_an_export_arn_is_named_with_the_rule_it_breaks() {
+        // The shape table/<name>/export/<id> is right: the name is what is wrong.
+        let err = Arn::export(
+            "EXPORT_ARN",
+            "arn:aws:dynamodb:us-east-1:111122223333:table/t/export/01795508400000-9f8e7d6c",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.reason,
+            "the table name \"t\" is 1 character long; a table name is 3-255 characters of a-z, A-Z, 0-9, '_', '-' and '.'"
+        );
+        // A wrong shape still says which shape is expected.
+        let err = Arn::export(
+            "EXPORT_ARN",
+            "arn:aws:dynamodb:us-east-1:111122223333:table/orders/stream/2024",
+        )
+        .unwrap_err();
+        assert_eq!(err.reason, "expected table/<name>/export/<id>");
+        assert!(table_name_problem(&"x".repeat(255)).is_none());
+        assert!(table_name_problem(&"x".repeat(256)).is_some());
+        assert!(table_name_problem("Orders_2024-v1.0").is_none());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end demo on this machine: emulator + the function under `cargo lambda watch`.
 
-0. builds the function with `cargo build`, its progress on the terminal (about 8 minutes cold
-   on 2 cores), so that the watch starts it without compiling into its log;
+0. builds the function with `cargo build`, its progress on the terminal (most of a first run's
+   11 minutes on 2 cores), so that the watch starts it without compiling into its log;
 1. starts the patched moto emulator on a free 127.0.0.1 port, with the ledger table and a queue
    that captures the "DynamoDB Export Failed" events of the default bus;
 2. seeds four exports: a same-account AES256 export that completes, a cross-account bucket
@@ -18,8 +18,10 @@
 6. rolls the key-policy patch back with a `{"rollback": {"changeId": ...}}` event.
 
 Output wraps to the terminal's width (100 columns when it has none) at spaces; an ARN wider
-than the text column goes whole on a line of its own. Every process it starts is stopped by its
-PID on exit.
+than the text column goes whole on a line of its own. A command is never wrapped: it is printed
+one flag a line with `\` continuations, so that pasting its lines runs the whole command. What
+was applied is printed as text, and a note seen in an earlier scenario is not repeated. Every
+process it starts is stopped by its PID on exit.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from local import (
 WIDTH = shutil.get_terminal_size((100, 24)).columns
 LABEL = 9  # "finding  " and the other labels: the text column starts here
 SEEN_NOTES: set[str] = set()
+COMMAND = "aws dynamodb export-table-to-point-in-time"
 
 
 def wrap(text: str, indent: int, width: int = 0) -> list[str]:
@@ -76,15 +79,64 @@ def emit(label: str, text: str, indent: int = LABEL) -> None:
         print(line)
 
 
+def continued(command: str, indent: int) -> list[str]:
+    """The command one flag a line, every line but the last ending in ` \\`: a paste of the
+    lines runs it whole. Breaks only before ` --` outside single quotes (the function's quoting),
+    as `continued` in src/domain/command.rs does for the CLI's text output."""
+    lines: list[str] = []
+    line, quoted, escaped = "", False, False
+    text = command.strip()
+    for i, c in enumerate(text):
+        if escaped:  # the character after a backslash outside quotes: `\'` inside a value
+            line, escaped = line + c, False
+            continue
+        if c == "\\" and not quoted:
+            line, escaped = line + c, True
+            continue
+        if c == "'":
+            quoted = not quoted
+        if not quoted and c == " " and text.startswith("--", i + 1) and line.strip():
+            lines.append(line)
+            line = " " * (indent + 2)
+        else:
+            line += c
+    lines.append(line)
+    return [f"{l} \\" for l in lines[:-1]] + lines[-1:]
+
+
+def emit_command(label: str, command: str) -> None:
+    """A command under its label, laid out to paste whole (never wrapped at the width)."""
+    first, *rest = continued(command, LABEL)
+    print(f"{label:<{LABEL}}{first}")
+    for line in rest:
+        print(line)
+
+
 def note(text: str) -> None:
-    """A note, once: the caller-unknown explanation is the same in every scenario."""
+    """A note, once: a note an earlier scenario printed (the caller-unknown explanation is the
+    same in every scenario) is not repeated. A command inside a note is laid out to paste whole."""
     key = text.split("; considered")[0]
     if key in SEEN_NOTES:
-        tail = text[len(key):].lstrip("; ")
-        emit("note", f"{key.split(':')[0]} (as above){'; ' + tail if tail else ''}")
         return
     SEEN_NOTES.add(key)
-    emit("note", text)
+    prose, found, command = text.partition(COMMAND)
+    emit("note", prose.strip() if found else text)
+    if found:
+        emit_command("", COMMAND + command)
+
+
+def applied_text(a: dict) -> str:
+    """One applied action as a sentence, from its typed fields (no JSON on the terminal)."""
+    r = a.get("result") or {}
+    action, status = a["action"], a["status"]
+    if status == "DONE" and action == "RETRY_EXPORT":
+        return f"retry started: {r.get('exportArn')} (ClientToken {r.get('clientToken')})"
+    if status == "DONE" and action == "PATCH_KEY_POLICY":
+        grantees = ", ".join(r.get("grantees") or [])
+        return (f"key policy of {r.get('keyArn')}: statement {r.get('sid')} added for {grantees}; "
+                f"undo with changeId {r.get('changeId')}")
+    why = r.get("reason") or r.get("message") or ", ".join(f"{k} {v}" for k, v in r.items())
+    return f"{action} {status.lower()}: {why}"
 
 
 def heading(text: str) -> None:
@@ -105,12 +157,15 @@ def show(title: str, seeded: dict, result: dict, endpoint: str) -> bool:
         for e in f["evidence"][:3]:
             emit(" " * LABEL + "-", f"{e['fact']} [{e['source']}]", indent=LABEL + 2)
         if f["remedy"].get("command"):
-            emit("command", f["remedy"]["command"])
+            emit_command("command", f["remedy"]["command"])
     for n in result.get("notes", []):
         note(n)
     ok = True
     for a in result.get("applied", []):
-        emit("applied", f"{a['action']} {a['status']} {json.dumps(a['result'])}")
+        emit("applied", applied_text(a))
+        for extra in ("note", "caveat"):
+            if (a.get("result") or {}).get(extra):
+                note(a["result"][extra])
         arn = a["result"].get("exportArn")
         if a["status"] == "DONE" and arn:
             desc = wait_export(endpoint, arn)
@@ -179,7 +234,7 @@ def main() -> int:
             skipped = (all(a["status"] == "SKIPPED" for a in again.get("applied", []))
                        and any(n.startswith("already handled") for n in again.get("notes", [])))
             heading("the first failure event delivered again: applied "
-                    f"{[a['status'] for a in again['applied']]}")
+                    f"{', '.join(a['status'] for a in again['applied']) or 'nothing'}")
             for n in again.get("notes", []):
                 note(n)
             all_ok = all_ok and skipped

@@ -143,9 +143,9 @@ def wait_export(endpoint: str, arn: str, timeout: float = 60) -> dict:
         time.sleep(0.2)
 
 
-# Measured on 2 cores: ~8 min for the function's first (cold) debug build, ~12 min for a cold
-# release build of the SDK crates (`make build`).
-COLD_BUILD = "cold: about 8 min on 2 cores"
+# The measured figures are the README's ("Requirements, time and disk"): a first `make demo`
+# takes about 11 minutes cold on 2 cores, most of it this build.
+COLD_BUILD = "cold: most of a first make demo's 11 minutes on 2 cores"
 
 
 def build_function(env: dict) -> None:

@@ -19,6 +19,7 @@ use cli::*;
 
 use aws_types::SdkConfig;
 use clap::{CommandFactory, Parser};
+use ddb_export_remediator::domain::command;
 use ddb_export_remediator::domain::report::RemediationResult;
 use ddb_export_remediator::model::Mode;
 use ddb_export_remediator::model::{ExportDescription, ExportRequest, PitrInfo, TableInfo};
@@ -71,11 +72,17 @@ fn main() -> ExitCode {
         }
         Command::Diagnose {
             export_arn,
+            export_arn_flag,
             member,
             common,
         } => {
+            // clap requires exactly one of the two.
+            let Some(export_arn) = export_arn.or(export_arn_flag) else {
+                return fail("EXPORT_ARN or --export-arn <EXPORT_ARN> is required");
+            };
+            let region = arn_region(&export_arn);
             let event = json!({"exportArn": export_arn, "mode": "diagnose"});
-            pipeline(event, member.member_role, common, false)
+            pipeline(event, member.member_role, common, false, region)
         }
         Command::Preflight {
             export,
@@ -95,8 +102,12 @@ fn main() -> ExitCode {
                     body.insert(field.into(), Value::String(v));
                 }
             }
+            let region = body
+                .get("tableArn")
+                .and_then(Value::as_str)
+                .and_then(arn_region);
             let event = json!({"preflight": body, "mode": "diagnose"});
-            pipeline(event, member.member_role, common, false)
+            pipeline(event, member.member_role, common, false, region)
         }
         Command::Sweep { progress, common } => {
             let event =
@@ -106,7 +117,7 @@ fn main() -> ExitCode {
                 Some(OnOff::Off) => false,
                 None => std::io::stderr().is_terminal(),
             };
-            pipeline(event, None, common, progress)
+            pipeline(event, None, common, progress, None)
         }
     }
 }
@@ -174,7 +185,21 @@ impl ExportService for Progress {
     }
 }
 
-fn pipeline(event: Value, member_role: Option<String>, common: Common, progress: bool) -> ExitCode {
+/// The region an ARN names (the value parsers have checked it), used when none is configured.
+fn arn_region(arn: &str) -> Option<String> {
+    ddb_export_remediator::arn::Arn::parse("arn", arn)
+        .ok()
+        .map(|a| a.region)
+        .filter(|r| !r.is_empty())
+}
+
+fn pipeline(
+    event: Value,
+    member_role: Option<String>,
+    common: Common,
+    progress: bool,
+    arn_region: Option<String>,
+) -> ExitCode {
     let output = format_or_default(common.output);
     let mut config = match Config::from_env() {
         Ok(c) => c,
@@ -197,7 +222,7 @@ fn pipeline(event: Value, member_role: Option<String>, common: Common, progress:
     let result = runtime.block_on(async {
         // Region and credentials are resolved here, before the first call, so that a missing
         // one is reported as such rather than as a failed call.
-        let sdk = sdk_setup::load(&common.aws).await?;
+        let sdk = sdk_setup::load(&common.aws, arn_region.as_deref()).await?;
         let app = aws::build_app(config, &sdk);
         let problem = Arc::new(Mutex::new(None));
         let app = App {
@@ -280,7 +305,11 @@ fn print_result(r: &RemediationResult) {
             println!("  - {} [{}]", e.fact, e.source);
         }
         if let Some(c) = &f.remedy.command {
-            println!("  Corrected command:\n    {c}");
+            // One flag a line with `\` continuations: a paste runs the whole command.
+            println!("  Corrected command:");
+            for line in command::continued(c, "      ") {
+                println!("    {line}");
+            }
         }
         if let Some(s) = &f.remedy.statement {
             println!("  Statement:\n    {s}");

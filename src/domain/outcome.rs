@@ -405,9 +405,7 @@ pub fn on_disappeared(f: &Followed) -> Outcome {
     }
 }
 
-#[path = "outcome_text.rs"]
 pub mod text;
 
 #[cfg(test)]
-#[path = "outcome_tests.rs"]
 mod tests;

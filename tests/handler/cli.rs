@@ -163,6 +163,17 @@ fn diagnose_text_shows_findings_and_the_corrected_command() {
         text.contains("Corrected command:") && text.contains("--s3-sse-algorithm KMS"),
         "{text}"
     );
+    // The command pastes whole: one flag a line, each line but its last continued with ` \`.
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("Corrected command:"))
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with("aws ") || l.trim_start().starts_with("--"))
+        .collect();
+    let (last, rest) = lines.split_last().expect("the command's lines");
+    assert!(rest.len() >= 3, "{text}");
+    assert!(rest.iter().all(|l| l.ends_with(" \\")), "{text}");
+    assert!(!last.ends_with('\\'), "{text}");
 }
 
 #[test]
@@ -291,7 +302,7 @@ fn each_required_or_invalid_flag_is_named_in_the_error() {
             vec!["preflight", "--table-arn", table],
             "--s3-bucket <NAME>",
         ),
-        (vec!["diagnose"], "<EXPORT_ARN>"),
+        (vec!["diagnose"], "EXPORT_ARN"),
         (vec!["explain"], "<FILE>"),
         (vec!["completions"], "<SHELL>"),
         (
@@ -338,7 +349,7 @@ fn each_required_or_invalid_flag_is_named_in_the_error() {
             ],
             "--s3-bucket-owner <ACCOUNT_ID>",
         ),
-        (vec!["diagnose", "not-an-arn"], "<EXPORT_ARN>"),
+        (vec!["diagnose", "not-an-arn"], "EXPORT_ARN"),
         (vec!["sweep", "--output", "yaml"], "--output <FORMAT>"),
         (vec!["sweep", "--progress", "maybe"], "--progress <WHEN>"),
         (vec!["completions", "tcsh"], "<SHELL>"),
@@ -429,7 +440,8 @@ const SOME_EXPORT: &str =
 
 #[test]
 fn no_region_and_no_credentials_are_reported_with_what_the_sdk_tried() {
-    let out = doctor_unconfigured(&[], &["diagnose", SOME_EXPORT]);
+    // A sweep names no ARN, so nothing tells it the region.
+    let out = doctor_unconfigured(&[], &["sweep", "--progress", "off"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = stderr(&out);
     for expected in [
@@ -463,6 +475,81 @@ fn no_region_and_no_credentials_are_reported_with_what_the_sdk_tried() {
         "{err}"
     );
     assert!(err.contains("profile \"ops\""), "{err}");
+}
+
+#[test]
+fn with_no_region_configured_the_arns_region_is_used_and_said() {
+    let eu_export =
+        "arn:aws:dynamodb:eu-west-1:111122223333:table/orders/export/01795508400000-9f8e7d6c";
+    for args in [
+        vec!["diagnose", eu_export],
+        vec!["diagnose", "--export-arn", eu_export],
+        vec![
+            "preflight",
+            "--table-arn",
+            "arn:aws:dynamodb:eu-west-1:111122223333:table/orders",
+            "--s3-bucket",
+            "amzn-s3-demo-bucket",
+        ],
+    ] {
+        let out = doctor_unconfigured(&[], &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("no region configured; using eu-west-1, the ARN's"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("no AWS region configured"), "{args:?}: {err}");
+        assert!(err.contains("no AWS credentials found"), "{args:?}: {err}");
+    }
+    // A configured region wins, and nothing is said about the ARN's.
+    let out = doctor_unconfigured(&[("AWS_REGION", "us-east-1")], &["diagnose", eu_export]);
+    assert!(!stderr(&out).contains("the ARN's"), "{}", stderr(&out));
+}
+
+#[test]
+fn diagnose_takes_the_export_arn_as_aws_cli_users_type_it() {
+    let seeded = crate::helpers::seed("sse-kms-required");
+    let arn = seeded["exportArn"].as_str().unwrap();
+    let positional = doctor_at(&["diagnose", arn, "--output", "json"]);
+    let flagged = doctor_at(&["diagnose", "--export-arn", arn, "--output", "json"]);
+    assert!(flagged.status.success(), "{}", stderr(&flagged));
+    let causes = |out: &Output| {
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["cause"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(causes(&flagged), causes(&positional));
+    assert!(!causes(&flagged).is_empty());
+    // One or the other, not both, and not neither.
+    let both = doctor_at(&["diagnose", arn, "--export-arn", arn]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert!(stderr(&both).contains("--export-arn"), "{}", stderr(&both));
+    let neither = doctor_at(&["diagnose"]);
+    assert_eq!(neither.status.code(), Some(2));
+}
+
+#[test]
+fn a_short_table_name_is_refused_with_the_naming_rule() {
+    let out = doctor_unconfigured(
+        &[],
+        &[
+            "diagnose",
+            "arn:aws:dynamodb:us-east-1:111122223333:table/t/export/01795508400000-9f8e7d6c",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the table name \"t\" is 1 character long")
+            && err.contains("3-255 characters"),
+        "{err}"
+    );
+    assert!(!err.contains("expected table/<name>/export/<id>"), "{err}");
 }
 
 #[test]

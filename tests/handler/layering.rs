@@ -1,63 +1,147 @@
-//! The rooms' import direction (STYLE §14, issue 18): `model ← policy ← diagnosis, plan ←
-//! evidence, act ← app ← handler / CLI`. Reads every `crate::…` and `super::…` path in the
-//! production part of src/**/*.rs and fails when a room names a room above it.
+//! The rooms' import direction. The room table is ARCHITECTURE.md's ("Rooms"): this test reads
+//! it from there, so the document and the check cannot drift. It reads every `crate::…`,
+//! `super::…` and `self::…` path in the production part of src/**/*.rs and fails when a room
+//! names a room of the same or a higher rank, or names an outside crate (an SDK, the Lambda
+//! runtime or its event types) that its row does not list.
 //! `cargo test --test handler layering -- --nocapture` prints the room table and the edges.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-/// (room, rank, module prefixes). A module may import its own room or a room of lower rank.
-const ROOMS: &[(&str, u8, &[&str])] = &[
-    // `Config`, `Error` and `App` are the crate root's re-exports.
-    (
-        "model",
-        0,
-        &["model", "arn", "error", "config", "Config", "Error"],
-    ),
-    ("policy", 1, &["policy"]),
-    (
-        "rules",
-        2,
-        &[
-            "domain::access",
-            "domain::sse_rules",
-            "domain::key_patch",
-            "domain::command",
-        ],
-    ),
-    ("diagnosis", 3, &["domain::diagnosis"]),
-    ("plan", 4, &["domain::plan"]),
-    ("outcome", 4, &["domain::outcome"]),
-    ("report", 5, &["domain::report"]),
-    ("ports", 6, &["ports", "intake"]),
-    ("evidence", 7, &["domain::evidence"]),
-    ("act", 7, &["domain::act"]),
-    ("app", 8, &["domain", "domain::app", "domain::sweep", "App"]),
-    ("edge", 9, &["handler", "metrics", "aws", "fakes", "lib"]),
+/// One row of ARCHITECTURE.md's room table.
+struct Room {
+    rank: u8,
+    name: String,
+    /// Module prefixes (`domain::plan`) and crate-root re-exports (`App`).
+    modules: Vec<String>,
+    /// Outside crates the room may name (`aws_sdk_*`: every crate with that prefix).
+    may_name: Vec<String>,
+}
+
+/// Outside crates whose types stay at the edge. A room names one only if its row says so.
+const EDGE_CRATES: &[&str] = &[
+    "aws_sdk_",
+    "aws_smithy_",
+    "aws_config",
+    "aws_types",
+    "aws_credential_types",
+    "aws_lambda_events",
+    "lambda_runtime",
 ];
+
+fn architecture() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The table rows (cells trimmed) that follow `marker` in ARCHITECTURE.md, without the header
+/// and separator rows.
+fn table_after(text: &str, marker: &str) -> Vec<Vec<String>> {
+    let at = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("ARCHITECTURE.md has no {marker}"));
+    text[at + marker.len()..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim()
+                .trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The `code` spans of a cell.
+fn spans(cell: &str) -> Vec<String> {
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+fn rooms() -> &'static [Room] {
+    static ROOMS: OnceLock<Vec<Room>> = OnceLock::new();
+    ROOMS.get_or_init(|| {
+        let rows = table_after(&architecture(), "<!-- layering:rooms -->");
+        assert!(rows.len() >= 8, "the room table has {} rows", rows.len());
+        rows.iter()
+            .map(|cells| Room {
+                rank: cells[0]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("rank {:?} is not a number", cells[0])),
+                name: cells[1].trim_matches('*').to_string(),
+                modules: spans(&cells[2]),
+                may_name: spans(&cells[3]),
+            })
+            .collect()
+    })
+}
+
+/// Edges the code has not removed yet, each with its reason (ARCHITECTURE.md, "Not yet").
+/// Keep this list shrinking.
+fn not_yet() -> Vec<(String, String, String)> {
+    table_after(&architecture(), "<!-- layering:not-yet -->")
+        .into_iter()
+        .map(|c| {
+            let name = |s: &str| s.trim_matches('`').to_string();
+            (name(&c[0]), name(&c[1]), c[2].clone())
+        })
+        .collect()
+}
 
 /// `#[path = …]` files: (module by file name, module as declared).
-const PATHS: &[(&str, &str)] = &[
-    ("domain::report_text", "domain::report::report_text"),
-    ("domain::outcome_text", "domain::outcome::outcome_text"),
-    ("domain::outcome_tests", "domain::outcome::outcome_tests"),
-];
-
-/// Edges the refactor has not removed yet, each with its reason. Keep this list shrinking.
-const NOT_YET: &[(&str, &str, &str)] = &[];
+const PATHS: &[(&str, &str)] = &[("domain::report_text", "domain::report::report_text")];
 
 fn room_of(module: &str) -> (&'static str, u8) {
-    let mut best: Option<(&str, u8, usize)> = None;
-    for (room, rank, prefixes) in ROOMS {
-        for p in *prefixes {
-            let hit = module == *p || module.starts_with(&format!("{p}::"));
-            if hit && best.is_none_or(|(_, _, len)| p.len() > len) {
-                best = Some((room, *rank, p.len()));
+    let mut best: Option<(&'static Room, usize)> = None;
+    for room in rooms() {
+        for p in &room.modules {
+            let hit = module == p || module.starts_with(&format!("{p}::"));
+            if hit && best.is_none_or(|(_, len)| p.len() > len) {
+                best = Some((room, p.len()));
             }
         }
     }
-    let (room, rank, _) = best.unwrap_or_else(|| panic!("{module} is in no room: add it to ROOMS"));
-    (room, rank)
+    let (room, _) = best.unwrap_or_else(|| {
+        panic!("{module} is in no room: add it to the room table in ARCHITECTURE.md")
+    });
+    (room.name.as_str(), room.rank)
+}
+
+/// The outside crates of `EDGE_CRATES` that `text` names, as written (`aws_sdk_kms`).
+fn edge_crates(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for prefix in EDGE_CRATES {
+        for (i, _) in text.match_indices(prefix) {
+            let before = text[..i].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let ident: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            found.insert(ident);
+        }
+    }
+    found
+}
+
+fn may_name(room: &str, krate: &str) -> bool {
+    rooms().iter().filter(|r| r.name == room).any(|r| {
+        r.may_name
+            .iter()
+            .any(|allowed| match allowed.strip_suffix('*') {
+                Some(prefix) => krate.starts_with(prefix),
+                None => krate == allowed,
+            })
+    })
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -257,6 +341,7 @@ fn layering_rooms_import_only_rooms_below_them() {
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     files.sort();
+    let not_yet = not_yet();
     let mut edges = BTreeSet::new();
     let mut wrong = Vec::new();
     for file in &files {
@@ -275,9 +360,16 @@ fn layering_rooms_import_only_rooms_below_them() {
                 continue;
             }
             edges.insert(format!("{room} -> {to}"));
-            let excused = NOT_YET.iter().any(|(a, b, _)| *a == room && *b == to);
+            let excused = not_yet.iter().any(|(a, b, _)| a == room && b == to);
             if to_rank >= rank && !excused {
                 wrong.push(format!("{module} ({room}) imports {target} ({to})"));
+            }
+        }
+        for krate in edge_crates(&text) {
+            if !may_name(room, &krate) {
+                wrong.push(format!(
+                    "{module} ({room}) names {krate}, which its row in ARCHITECTURE.md does not list"
+                ));
             }
         }
         if module.starts_with("policy") {
@@ -287,23 +379,61 @@ fn layering_rooms_import_only_rooms_below_them() {
             );
         }
     }
-    for (room, rank, prefixes) in ROOMS {
-        println!("{rank} {room:<10} {}", prefixes.join(", "));
+    for room in rooms() {
+        println!(
+            "{} {:<10} {}{}",
+            room.rank,
+            room.name,
+            room.modules.join(", "),
+            if room.may_name.is_empty() {
+                String::new()
+            } else {
+                format!(" (names {})", room.may_name.join(", "))
+            }
+        );
     }
     for e in &edges {
         println!("{e}");
     }
-    for (a, b, why) in NOT_YET {
+    for (a, b, why) in &not_yet {
         println!("not yet: {a} -> {b}: {why}");
     }
     assert!(wrong.is_empty(), "imports upward:\n{}", wrong.join("\n"));
     // Each excuse must still be needed, so that the list shrinks as the code does.
-    for (a, b, why) in NOT_YET {
+    for (a, b, why) in &not_yet {
         assert!(
             edges.contains(&format!("{a} -> {b}")),
-            "{a} -> {b} is gone: remove it from NOT_YET ({why})"
+            "{a} -> {b} is gone: remove it from ARCHITECTURE.md's \"Not yet\" ({why})"
         );
     }
+}
+
+/// The domain's rooms never name an SDK or Lambda type; only the edge rooms' rows list them.
+#[test]
+fn layering_only_edge_rooms_may_name_sdk_or_lambda_crates() {
+    let edge = |name: &str| rooms().iter().any(|r| r.name == name && r.rank == 9);
+    for room in rooms() {
+        if !room.may_name.is_empty() {
+            assert!(
+                edge(&room.name),
+                "{} (rank {}) may name {:?}: only rank-9 rooms may",
+                room.name,
+                room.rank,
+                room.may_name
+            );
+        }
+    }
+    assert!(
+        !may_name("intake", "aws_sdk_s3") && may_name("intake", "aws_lambda_events"),
+        "intake parses the Lambda event types and nothing else of the edge"
+    );
+    assert_eq!(
+        edge_crates("use aws_sdk_kms::Client; let x: aws_smithy_types::Blob; my_aws_types"),
+        ["aws_sdk_kms", "aws_smithy_types"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
 }
 
 #[test]

@@ -42,7 +42,9 @@ Examples:
 pub(crate) const SWEEP_EXAMPLES: &str = "\
 Examples:
   ddb-export-doctor sweep
-  ddb-export-doctor sweep --region eu-west-1 --progress off --output json > sweep.json";
+  ddb-export-doctor sweep --region eu-west-1 --progress off --output json > sweep.json
+
+A sweep names no ARN: it needs a region (--region, AWS_REGION or the profile's).";
 
 pub(crate) const EXPLAIN_EXAMPLES: &str = "\
 A case is {\"policies\": [{\"kind\", \"name\", \"level\"?, \"doc\"}], \"request\": {\"principal\",
@@ -52,10 +54,10 @@ an object with a \"cases\" list (each case with an \"id\" and, optionally, an \"
 decision), like events/fixtures/iam-policy-corpus.json.
 
 Examples:
-  ddb-export-doctor explain case.json --output text
+  ddb-export-doctor explain events/fixtures/explain-case.json --output text
   ddb-export-doctor explain events/fixtures/iam-policy-corpus.json            # one line per case
   ddb-export-doctor explain events/fixtures/iam-policy-corpus.json --case C07 # one case, in full
-  ddb-export-doctor explain - --output json < case.json";
+  ddb-export-doctor explain - --output json < events/fixtures/explain-case.json";
 
 pub(crate) const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
@@ -84,8 +86,21 @@ pub(crate) enum Command {
     #[command(after_help = DIAGNOSE_EXAMPLES)]
     Diagnose {
         /// The export's ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/export/ID)
-        #[arg(value_name = "EXPORT_ARN", value_parser = export_arn)]
-        export_arn: String,
+        #[arg(
+            value_name = "EXPORT_ARN",
+            value_parser = export_arn,
+            required_unless_present = "export_arn_flag",
+            conflicts_with = "export_arn_flag"
+        )]
+        export_arn: Option<String>,
+        /// The same, as the AWS CLI spells it (`aws dynamodb describe-export --export-arn`)
+        #[arg(
+            long = "export-arn",
+            id = "export_arn_flag",
+            value_name = "EXPORT_ARN",
+            value_parser = export_arn
+        )]
+        export_arn_flag: Option<String>,
         #[command(flatten)]
         member: Member,
         #[command(flatten)]

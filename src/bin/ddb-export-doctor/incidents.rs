@@ -85,7 +85,12 @@ pub(crate) fn run(args: IncidentsArgs, output: Format) -> ExitCode {
         Err(e) => return super::fail(&e.to_string()),
     };
     let result = runtime.block_on(async {
-        let sdk = sdk_setup::load(&args.aws).await?;
+        // `show`: the export ARN's Region, as the other commands take it from their ARN.
+        let arn_region = match &args.show {
+            Some(Show::Show { export_arn }) => export_arn.split(':').nth(3),
+            None => None,
+        };
+        let sdk = sdk_setup::load(&args.aws, arn_region).await?;
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         let ledger = DynamoLedger::new(ddb.clone(), args.ledger_table.clone());
         let out = match &args.show {

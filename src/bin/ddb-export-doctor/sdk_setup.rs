@@ -51,8 +51,9 @@ impl Failure {
     }
 }
 
-/// The SDK configuration, with the region and credentials checked before any call.
-pub(crate) async fn load(args: &AwsArgs) -> Result<SdkConfig, Failure> {
+/// The SDK configuration, with the region and credentials checked before any call. With no
+/// region configured, `arn_region` (the region of the ARN the command names) is used, and said.
+pub(crate) async fn load(args: &AwsArgs, arn_region: Option<&str>) -> Result<SdkConfig, Failure> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(r) = &args.region {
         loader = loader.region(Region::new(r.clone()));
@@ -63,7 +64,14 @@ pub(crate) async fn load(args: &AwsArgs) -> Result<SdkConfig, Failure> {
     if let Some(u) = &args.endpoint_url {
         loader = loader.endpoint_url(u);
     }
-    let sdk = loader.load().await;
+    let mut sdk = loader.load().await;
+    if let (None, Some(region)) = (sdk.region(), arn_region) {
+        eprintln!("ddb-export-doctor: no region configured; using {region}, the ARN's");
+        sdk = sdk
+            .into_builder()
+            .region(Region::new(region.to_string()))
+            .build();
+    }
     let mut problems = Vec::new();
     if sdk.region().is_none() {
         problems.push(no_region(args));
