@@ -14,7 +14,7 @@ REGION      ?= us-east-1
 EVENT       ?= events/manual-diagnose.json
 ARM_TARGET  := aarch64-unknown-linux-gnu
 
-.PHONY: help tools lint-tools checkov bench-tools demo test unit integration lint fmt validate build invoke deploy clean ci fuzz bench bench-sweep bench-org bench-diagnosis
+.PHONY: help tools iam-sim lint-tools checkov bench-tools demo test unit integration lint fmt validate build invoke deploy clean ci fuzz bench bench-sweep bench-org bench-diagnosis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,7 +27,19 @@ $(TOOLS_STAMP): tools/requirements.txt tools/constraints.txt
 	$(PY) -m pip install --quiet -r tools/requirements.txt -c tools/constraints.txt
 	@rm -f $(VENV)/.tools-* && touch $@
 
-tools: $(TOOLS_STAMP) ## install the pinned local tools into .venv
+# The emulator's enforcing mode asks @cloud-copilot/iam-simulate (npm, AGPL-3.0, exact version in
+# tools/iam_sim/package-lock.json) to judge an export's requests: a test-time tool only, installed
+# into tools/iam_sim/node_modules (never global), never linked into or shipped with the product.
+IAM_SIM_STAMP := tools/iam_sim/node_modules/.installed-$(shell cat tools/iam_sim/package-lock.json 2>/dev/null | sha256sum | cut -c1-12)
+
+$(IAM_SIM_STAMP): tools/iam_sim/package.json tools/iam_sim/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 18 or later) is required for the emulator's enforcing mode" >&2; exit 1; }
+	npm ci --prefix tools/iam_sim --ignore-scripts --no-audit --no-fund --loglevel=error
+	@rm -f tools/iam_sim/node_modules/.installed-* && touch $@
+
+iam-sim: $(IAM_SIM_STAMP) ## install the pinned IAM evaluator of the emulator's enforcing mode into tools/iam_sim
+
+tools: $(TOOLS_STAMP) $(IAM_SIM_STAMP) ## install the pinned local tools into .venv (and tools/iam_sim)
 
 LINT_VENV  := .venv-lint
 LINT_STAMP := $(LINT_VENV)/.tools-$(shell cat tools/requirements-lint.txt tools/constraints-lint.txt 2>/dev/null | sha256sum | cut -c1-12)
@@ -125,6 +137,6 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 
 clean: ## remove build output, the venv and demo logs
 	cargo clean
-	rm -rf .aws-sam $(VENV) $(BENCH_VENV) $(LINT_VENV) .demo
+	rm -rf .aws-sam $(VENV) $(BENCH_VENV) $(LINT_VENV) .demo tools/iam_sim/node_modules
 
 ci: test ## what .ci/run runs

@@ -36,7 +36,14 @@ would make it fail) unless an Allow statement for kms:GenerateDataKey names the 
 started the export (an assumed role's role ARN, else arn:aws:iam::<account>:user/moto), its
 account, or "*".
 
+Enforcing mode (docs/emulator-enforcing.md): an export to a bucket tagged
+moto-export-enforce = on, or every export with --enforce-exports, fails only because the policies
+moto holds deny one of the requests DynamoDB makes for its caller, as judged by
+@cloud-copilot/iam-simulate (tools/iam_sim, a test-time tool); --enforce-log FILE gets one JSON
+line per enforced export.
+
 Usage: moto_server.py [--host 127.0.0.1] [--port 0] [--parent-pid PID] [--port-file FILE]
+                      [--enforce-exports] [--enforce-log FILE]
 Prints "MOTO_READY http://HOST:PORT" on stdout once it accepts connections.
 """
 
@@ -554,6 +561,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     parser.add_argument("--port-file", help="also write the port here")
+    parser.add_argument("--enforce-exports", action="store_true",
+                        help="judge every export's requests with iam-simulate (else only buckets "
+                             "tagged moto-export-enforce=on)")
+    parser.add_argument("--enforce-log", metavar="FILE",
+                        help="append one JSON line per enforced export here")
     args = parser.parse_args()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the emulator listens on loopback only")
