@@ -142,6 +142,8 @@ class Site:
     org_reader_arn: str = ""
     scp_ids: dict = field(default_factory=dict)
     attached_scp: str | None = None
+    function_policy: dict = field(default_factory=dict)
+    scp_docs: dict = field(default_factory=dict)
 
 
 def build_site(endpoint: str) -> Site:
@@ -184,6 +186,7 @@ def build_site(endpoint: str) -> Site:
             "Effect": "Deny",
             "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}}},
     }
+    site.scp_docs = {name: json.loads(doc(st)) for name, st in scps.items()}
     for name, statement in scps.items():
         site.scp_ids[name] = org.create_policy(
             Name=f"worlds-{name}", Description=name, Type="SERVICE_CONTROL_POLICY",
@@ -195,7 +198,7 @@ def build_site(endpoint: str) -> Site:
         "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
         "Action": "sts:AssumeRole"}), MaxSessionDuration=43200)
     site.function_role_arn = f"arn:aws:iam::{site.table_account}:role/{FUNCTION_ROLE}"
-    iam_t.put_role_policy(RoleName=FUNCTION_ROLE, PolicyName="template", PolicyDocument=doc(
+    site.function_policy = json.loads(doc(
         allow(["dynamodb:DescribeExport", "dynamodb:DescribeTable",
                "dynamodb:DescribeContinuousBackups", "dynamodb:GetResourcePolicy",
                "dynamodb:ListExports", "dynamodb:ListTables", "dynamodb:GetItem",
@@ -214,6 +217,8 @@ def build_site(endpoint: str) -> Site:
         allow("kms:PutKeyPolicy", "*", sid="KeyPolicyPatch"),
         allow("sts:AssumeRole", [f"arn:aws:iam::*:role/{MEMBER_ROLE}", site.org_reader_arn],
               sid="Spokes")))
+    iam_t.put_role_policy(RoleName=FUNCTION_ROLE, PolicyName="template",
+                          PolicyDocument=json.dumps(site.function_policy))
     site.function_creds = client(endpoint, "sts", site.table_account).assume_role(
         RoleArn=site.function_role_arn, RoleSessionName="ddb-export-remediator",
         DurationSeconds=43200)["Credentials"]
@@ -505,7 +510,7 @@ class EnforceLog:
         self.offset = 0
         self.by_arn: dict[str, dict] = {}
 
-    def get(self, arn: str, timeout: float = 10.0) -> dict | None:
+    def get(self, arn: str, timeout: float = 3.0) -> dict | None:
         deadline = time.time() + timeout
         while True:
             if self.path.exists():
@@ -608,6 +613,75 @@ class Outcome:
     note: str = ""
 
 
+FULL_AWS_ACCESS = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+CASES: list[dict] = []  # every enforced request, as a case for `ddb-export-doctor explain`
+
+
+def collect_cases(site: Site, w: World, entry: dict | None, tag: str) -> None:
+    """Each request iam-simulate judged, as our evaluator's case (README: `explain`), with the
+    same policies the world set. KMS grants have no place in a case: such requests are left out
+    (counted)."""
+    if not entry:
+        return
+    scps = [{"kind": "scp", "name": "FullAWSAccess", "level": "account", "doc": FULL_AWS_ACCESS}]
+    if w.draw["scp"] in site.scp_docs:
+        scps.append({"kind": "scp", "name": w.draw["scp"], "level": "account",
+                     "doc": site.scp_docs[w.draw["scp"]]})
+    for n, r in enumerate(entry.get("requests") or []):
+        principal = r.get("principal", "")
+        if f":assumed-role/{FUNCTION_ROLE}/" in principal:
+            identity = [{"kind": "identity", "name": "template", "doc": site.function_policy}]
+        else:
+            identity = [p for p in w.policies if p["kind"] in ("identity", "boundary", "session")]
+        action = r.get("action", "")
+        if action.startswith("s3:"):
+            resource = [p for p in w.policies if p["kind"] == "resource"]
+            account = w.bucket_account
+        else:
+            resource = [p for p in w.policies if p["kind"] == "key"
+                        and p["name"] == f"key:{entry.get('keyArn')}"]
+            account = (entry.get("keyArn") or "::::").split(":")[4]
+            if w.draw["key_policy"] == "grant" or not resource:
+                continue
+        CASES.append({"id": f"{w.seed}/{w.index}/{tag}/{n}", "layers": r.get("denyingLayers"),
+                      "simulate": r.get("decision"),
+                      "policies": identity + resource + scps,
+                      "request": {"principal": principal, "action": action,
+                                  "resource": r.get("resource", ""),
+                                  "resource_account": account,
+                                  "context": r.get("context") or {}}})
+
+
+def cross_check(cases: list[dict]) -> list[dict]:
+    """Our evaluator (src/policy/, through `ddb-export-doctor explain`) on every case; the cases
+    where it decides otherwise than iam-simulate."""
+    if not cases:
+        return []
+    doctor = binary().parent / "ddb-export-doctor"
+    path = WORK / f"worlds-cases-{os.getpid()}.json"
+    path.write_text(json.dumps([{k: c[k] for k in ("id", "policies", "request")} for c in cases]))
+    out = subprocess.run([str(doctor), "explain", str(path), "--output", "json"],
+                         capture_output=True, text=True)
+    ours = {}
+    for line in out.stdout.splitlines():
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        ours[d["id"]] = d
+    differ = []
+    for c in cases:
+        o = ours.get(c["id"], {})
+        if o.get("decision") != c["simulate"]:
+            differ.append({"id": c["id"], "action": c["request"]["action"],
+                           "principal": c["request"]["principal"],
+                           "simulate": c["simulate"], "layers": c["layers"],
+                           "ours": o.get("decision") or o.get("error"),
+                           "decidedBy": o.get("decidedBy"), "uncertain": o.get("uncertain", False)})
+    return differ
+
+
 def judge(site: Site, api, log: EnforceLog, w: World) -> Outcome:
     from botocore.exceptions import ClientError
 
@@ -636,6 +710,7 @@ def judge(site: Site, api, log: EnforceLog, w: World) -> Outcome:
         o.status = "REFUSED"
         o.note = entry["refused"]
         return o
+    collect_cases(site, w, entry, "export")
     o.denying = denying_layers(entry)
     o.message_shape = (entry or {}).get("messageShape")
     if o.status == "COMPLETED":
@@ -672,6 +747,7 @@ def judge(site: Site, api, log: EnforceLog, w: World) -> Outcome:
         rdesc = wait_terminal(site, rarn) if rarn else {"ExportStatus": "UNKNOWN"}
         o.retry_status = rdesc["ExportStatus"]
         rentry = log.get(rarn) if rarn else None
+        collect_cases(site, w, rentry, "retry")
         o.retry_denying = denying_layers(rentry)
         if o.retry_status != "COMPLETED":
             o.problems.append(f"retry ended {o.retry_status} ({o.retry_denying})")
@@ -748,6 +824,8 @@ def function_env(site: Site, api_address: str) -> dict:
 
 
 def binary() -> Path:
+    if os.environ.get("WORLDS_FUNCTION_BINARY"):
+        return Path(os.environ["WORLDS_FUNCTION_BINARY"])
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     for profile in ("debug", "release"):
         b = target / profile / "ddb-export-remediator"
@@ -767,14 +845,14 @@ def run(seeds: list[tuple[int, int]], progress: bool = True) -> tuple[list[Outco
     try:
         proc = local.start([str(local.VENV_BIN / "python"), "tools/moto_server.py", "--parent-pid",
                             str(os.getpid()), "--enforce-log", str(log_path)],
-                           WORK / "worlds-moto.log", stdout=subprocess.PIPE)
+                           WORK / f"worlds-moto-{os.getpid()}.log", stdout=subprocess.PIPE)
         line = proc.stdout.readline().decode().strip()
         if not line.startswith("MOTO_READY "):
-            raise SystemExit(f"emulator did not start: {line!r} (see {WORK / 'worlds-moto.log'})")
+            raise SystemExit(f"emulator did not start: {line!r} (see {WORK})")
         endpoint = line.split(" ", 1)[1]
         site = build_site(endpoint)
         api = RuntimeApi()
-        local.start([str(binary())], WORK / "worlds-function.log", env=function_env(site, api.address))
+        local.start([str(binary())], WORK / f"worlds-function-{os.getpid()}.log", env=function_env(site, api.address))
         log = EnforceLog(log_path)
         outcomes = []
         for seed, count in seeds:
@@ -799,7 +877,9 @@ def run(seeds: list[tuple[int, int]], progress: bool = True) -> tuple[list[Outco
         api.close()
     finally:
         local.stop_all()
-    return outcomes, {"seconds": time.monotonic() - started, "endpoint_log": str(log_path)}
+    differ = cross_check(CASES)
+    return outcomes, {"seconds": time.monotonic() - started, "log": str(log_path),
+                      "cases": len(CASES), "differ": differ}
 
 
 def summary(outcomes: list[Outcome]) -> dict:
@@ -895,6 +975,21 @@ def markdown(outcomes: list[Outcome], seeds: list[tuple[int, int]], meta: dict) 
     lines += ["", "## Corrected commands applied as the exporter (case b)", "",
               "| fresh export | worlds |", "|---|---|"] + [
         f"| {k} | {v} |" for k, v in commands.most_common()]
+    differ = meta.get("differ", [])
+    lines += ["", "## Our evaluator (src/policy/) against iam-simulate, request by request", "",
+              f"{meta.get('cases', 0)} requests judged by both (requests on a key with a KMS "
+              f"grant are left out: a case has no place for grants); they decide "
+              f"{len(differ)} differently.", ""]
+    kinds = collections.Counter((d["action"], d["simulate"], str(d["ours"]),
+                                 "+".join(d["layers"] or [])) for d in differ)
+    if kinds:
+        lines += ["| action | iam-simulate | ours | simulate's layers | requests | example |",
+                  "|---|---|---|---|---|---|"]
+        for (action, sim, ours, layers), n in kinds.most_common():
+            ex = next(d["id"] for d in differ if (d["action"], d["simulate"], str(d["ours"]),
+                                                   "+".join(d["layers"] or [])) ==
+                      (action, sim, ours, layers))
+            lines.append(f"| {action} | {sim} | {ours} | {layers} | {n} | {ex} |")
     return "\n".join(lines) + "\n"
 
 
@@ -914,6 +1009,7 @@ def main() -> int:
                    help="worlds for the seed at the same position")
     r.add_argument("--json", type=Path)
     r.add_argument("--markdown", type=Path)
+    r.add_argument("--quiet", action="store_true", help="no progress lines")
     sh = sub.add_parser("show")
     sh.add_argument("--seed", type=int, required=True)
     sh.add_argument("--index", type=int, required=True)
@@ -926,11 +1022,14 @@ def main() -> int:
     seeds = list(zip(args.seed, args.count))
     for seed, count in seeds:
         print(f"seed {seed}: {count} worlds", flush=True)
-    outcomes, meta = run(seeds)
+    outcomes, meta = run(seeds, progress=not args.quiet)
+    for o in outcomes:
+        e = explain(o) if o.problems else None
+        o.explained = list(e) if e else None
     s = summary(outcomes)
     print(json.dumps(s), flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"summary": s, "seeds": seeds,
+        args.json.write_text(json.dumps({"summary": s, "seeds": seeds, "meta": meta,
                                          "outcomes": [asdict(o) for o in outcomes]}, indent=1))
     if args.markdown:
         args.markdown.write_text(markdown(outcomes, seeds, meta))

@@ -18,3 +18,4 @@ mod runtime;
 mod scenarios;
 mod security;
 mod template;
+mod worlds;
