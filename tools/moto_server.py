@@ -72,9 +72,13 @@ from moto.dynamodb.models.utilities import dynamo_json_dump
 from moto.dynamodb.responses import DynamoHandler
 from moto.core.responses import ActionResult
 from moto.kms.models import KmsBackend
+from moto.s3.responses import S3Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.utilities.utils import get_partition
 from werkzeug.serving import make_server
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_sim"))
+import enforce as enforcing  # noqa: E402  (tools/iam_sim/enforce.py: the enforcing mode)
 
 TableExport = table_export_mod.TableExport
 PAGE_MAX = 25
@@ -233,8 +237,9 @@ def _is_aws_managed_key(owner: str, region: str, key_id: str | None) -> bool:
 
 class AwsLikeTableExport(TableExport):
     def __init__(self, table, params: dict, region_name: str, table_account: str,
-                 principal: str = "", backdate_hours: float = 0.0):
+                 principal: str = "", backdate_hours: float = 0.0, session=None):
         threading.Thread.__init__(self, daemon=True)
+        self.session = session  # moto's STS session of the caller (enforcing mode), or None
         self.principal = principal or f"arn:aws:iam::{table_account}:user/moto"
         self.partition = get_partition(region_name)
         self.table = table
@@ -283,6 +288,10 @@ class AwsLikeTableExport(TableExport):
     def run(self) -> None:
         located = _bucket_location(self.s3_bucket)
         if located is None:
+            if enforcing.enforce_all():
+                _, code, message = enforcing.judge_export(self, None, None, self.session)
+                self._fail(code or "S3NoSuchBucket", message or "The specified bucket does not exist")
+                return
             self._fail("S3NoSuchBucket", "The specified bucket does not exist")
             return
         owner, backend, bucket = located
@@ -298,6 +307,17 @@ class AwsLikeTableExport(TableExport):
                 tags["moto-export-failure-code"],
                 tags.get("moto-export-failure-message", "Access Denied"),
             )
+            return
+        if enforcing.is_enforced(tags):
+            # The policies decide, judged by iam-simulate; none of the shortcuts below apply.
+            outcome, code, message = enforcing.judge_export(self, owner, bucket, self.session)
+            if outcome != "COMPLETED":
+                self._fail(code or enforcing.REFUSED_CODE, message or "")
+                return
+            try:
+                self._write(backend)
+            except Exception as exc:  # mirror moto: any write error fails the export
+                self._fail("UNKNOWN", str(exc))
             return
         expected_owner = self.s3_bucket_owner or self.account_id
         if expected_owner != owner:
@@ -444,7 +464,7 @@ def _export_table_to_point_in_time(self: DynamoHandler) -> ActionResult:
         return _bulk_exports(self, table, body, bulk, backdate)
     export = AwsLikeTableExport(
         table, dict(body), backend.region_name, backend.account_id,
-        _caller_principal(self, backend.account_id), backdate,
+        _caller_principal(self, backend.account_id), backdate, enforcing.caller_session(self),
     )
     exports[export.arn] = export
     export.start()
@@ -457,10 +477,11 @@ def _bulk_exports(self: DynamoHandler, table, body: dict, buckets: list,
     now, so that 10,000 exports take one request instead of 10,000."""
     backend = self.dynamodb_backend
     principal = _caller_principal(self, backend.account_id)
+    session = enforcing.caller_session(self)
     made = []
     for bucket in buckets:
         export = AwsLikeTableExport(table, {**body, "S3Bucket": bucket}, backend.region_name,
-                                    backend.account_id, principal, backdate)
+                                    backend.account_id, principal, backdate, session)
         backend.table_exports[export.arn] = export
         export.run()
         made.append([export.arn, export.status])
@@ -528,6 +549,36 @@ def _describe_continuous_backups(self: DynamoHandler) -> ActionResult:
     return _stock_describe_continuous_backups(self)
 
 
+_stock_bucket_get = S3Response._bucket_response_get
+_stock_bucket_put = S3Response._bucket_response_put
+_REQUEST_PAYMENT_XML = (
+    '<?xml version="1.0" encoding="UTF-8"?><RequestPaymentConfiguration '
+    'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Payer>{}</Payer></RequestPaymentConfiguration>'
+)
+
+
+def _bucket_response_get(self: S3Response, bucket_name: str, querystring: dict):
+    """GetBucketRequestPayment, which stock moto answers with a listing (it reads no Payer)."""
+    if "requestPayment" in querystring:
+        bucket = self.backend.get_bucket(bucket_name)
+        return 200, {}, _REQUEST_PAYMENT_XML.format(getattr(bucket, "payer", "BucketOwner"))
+    return _stock_bucket_get(self, bucket_name, querystring)
+
+
+def _bucket_response_put(self: S3Response, request, bucket_name: str, querystring: dict):
+    """PutBucketRequestPayment, which stock moto ignores: the bucket keeps the Payer given."""
+    if "requestPayment" in querystring:
+        import re
+
+        bucket = self.backend.get_bucket(bucket_name)
+        payer = re.search(r"<Payer>\s*(\w+)\s*</Payer>", (self.body or b"").decode("utf-8"))
+        if payer is None or payer.group(1) not in ("Requester", "BucketOwner"):
+            return 400, {}, "MalformedXML"
+        bucket.payer = payer.group(1)
+        return 200, {}, ""
+    return _stock_bucket_put(self, request, bucket_name, querystring)
+
+
 _stock_generate_default_keys = KmsBackend._generate_default_keys
 
 
@@ -546,6 +597,8 @@ def apply_patches() -> None:
     DynamoHandler.update_continuous_backups = _update_continuous_backups
     DynamoHandler.describe_continuous_backups = _describe_continuous_backups
     KmsBackend._generate_default_keys = _generate_default_keys
+    S3Response._bucket_response_get = _bucket_response_get
+    S3Response._bucket_response_put = _bucket_response_put
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -570,6 +623,7 @@ def main() -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the emulator listens on loopback only")
 
+    enforcing.configure(args.enforce_exports, args.enforce_log)
     apply_patches()
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(args.host, args.port, app, threaded=True)

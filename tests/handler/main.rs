@@ -4,6 +4,7 @@
 
 mod cli;
 mod demo;
+mod enforce;
 mod faults;
 mod first_day;
 mod helpers;
