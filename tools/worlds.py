@@ -179,9 +179,12 @@ def build_site(endpoint: str) -> Site:
     del trust_mgmt
     # The SCPs a world can draw, attached to the table account one world at a time.
     scps = {
+        # Written with aws:ResourceAccount (the organization's accounts) rather than
+        # aws:ResourceOrgID, which the launcher's request context does not carry.
         "deny_kms_outside_org": allow("kms:*", "*", sid="DenyKmsOutsideOrg") | {
             "Effect": "Deny",
-            "Condition": {"StringNotEquals": {"aws:ResourceOrgID": site.org_id}}},
+            "Condition": {"StringNotEquals": {"aws:ResourceAccount": [
+                MANAGEMENT, site.table_account, site.member_account]}}},
         "deny_unencrypted_put": allow("s3:PutObject", "*", sid="DenyUnencryptedPut") | {
             "Effect": "Deny",
             "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}}},
@@ -481,7 +484,7 @@ CAUSE_LAYERS: dict[str, set[str]] = {
     "KMS_KEY_UNUSABLE": {"encryption"},
     "BUCKET_OWNER_MISSING": {"owner"},
     "BUCKET_OWNER_MISMATCH": {"owner"},
-    "REQUESTER_PAYS_BUCKET": {"table", "bucket"},
+    "REQUESTER_PAYS_BUCKET": {"requester_pays"},
     "PITR_DISABLED": {"table"},
     "INVALID_EXPORT_TIME": {"table"},
     "TABLE_NOT_FOUND": {"table"},
@@ -489,6 +492,7 @@ CAUSE_LAYERS: dict[str, set[str]] = {
     "BUCKET_NOT_FOUND": {"bucket"},
 }
 CALLER_OWN = {"identity", "boundary", "session"}
+NON_POLICY = {"owner", "requester_pays", "encryption"}
 WORK = ROOT / ".demo"
 
 
@@ -611,10 +615,14 @@ class Outcome:
     command_status: str | None = None
     problems: list = field(default_factory=list)  # why the property failed, if it did
     note: str = ""
+    explained: list | None = None  # [class, why] when a problem has a recorded explanation
+    answer: dict | None = None  # the function's answer to the failure (kept with --answers)
 
 
 FULL_AWS_ACCESS = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+KEEP_ANSWERS = False
+ONLY: set = set()
 CASES: list[dict] = []  # every enforced request, as a case for `ddb-export-doctor explain`
 
 
@@ -629,6 +637,10 @@ def collect_cases(site: Site, w: World, entry: dict | None, tag: str) -> None:
         scps.append({"kind": "scp", "name": w.draw["scp"], "level": "account",
                      "doc": site.scp_docs[w.draw["scp"]]})
     for n, r in enumerate(entry.get("requests") or []):
+        # Denials by a launcher rule, not by a policy (wrong owner, requester pays, a key of
+        # another Region): nothing for an evaluator to decide.
+        if r.get("decision") != "Allow" and set(r.get("denyingLayers") or []) <= NON_POLICY:
+            continue
         principal = r.get("principal", "")
         if f":assumed-role/{FUNCTION_ROLE}/" in principal:
             identity = [{"kind": "identity", "name": "template", "doc": site.function_policy}]
@@ -728,6 +740,8 @@ def judge(site: Site, api, log: EnforceLog, w: World) -> Outcome:
         o.problems.append(f"export ended {o.status}")
         return o
     _, answer = api.invoke(failed_event(site, arn))
+    if KEEP_ANSWERS:
+        o.answer = {k: v for k, v in answer.items() if k != "text"}
     findings = answer.get("findings", [])
     o.causes = [(f["cause"], f["confidence"]) for f in findings]
     applied = answer.get("applied", [])
@@ -857,6 +871,8 @@ def run(seeds: list[tuple[int, int]], progress: bool = True) -> tuple[list[Outco
         outcomes = []
         for seed, count in seeds:
             for index in range(count):
+                if ONLY and index not in ONLY:
+                    continue
                 try:
                     w = build_world(site, seed, index)
                 except Exception as e:  # reported with its seed, never skipped silently
@@ -1010,6 +1026,8 @@ def main() -> int:
     r.add_argument("--json", type=Path)
     r.add_argument("--markdown", type=Path)
     r.add_argument("--quiet", action="store_true", help="no progress lines")
+    r.add_argument("--answers", action="store_true", help="keep the function's answers in --json")
+    r.add_argument("--only", type=int, action="append", help="run only these indexes")
     sh = sub.add_parser("show")
     sh.add_argument("--seed", type=int, required=True)
     sh.add_argument("--index", type=int, required=True)
@@ -1020,6 +1038,9 @@ def main() -> int:
     if len(args.seed) != len(args.count):
         ap.error("one --count per --seed")
     seeds = list(zip(args.seed, args.count))
+    global KEEP_ANSWERS, ONLY
+    KEEP_ANSWERS = args.answers
+    ONLY = set(args.only or [])
     for seed, count in seeds:
         print(f"seed {seed}: {count} worlds", flush=True)
     outcomes, meta = run(seeds, progress=not args.quiet)

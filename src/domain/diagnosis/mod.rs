@@ -81,6 +81,7 @@ fn all_findings(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
         ));
         findings.extend(sse_mismatch(&fail, request, bucket, evidence, doc));
         findings.extend(export_key_unusable(request, bucket, evidence));
+        findings.extend(default_key_unusable(request, bucket, evidence));
         findings.extend(key_reference(request, bucket, evidence));
         findings.extend(aws_managed_cross_account(request, bucket, evidence, doc));
     }
@@ -94,8 +95,48 @@ fn all_findings(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
         findings.push(unclassified(&fail, evidence));
     }
     attach_commands(&mut findings, evidence.request.as_ref());
-    findings.sort_by_key(|f| std::cmp::Reverse(f.confidence));
+    // Most likely first; among equals, a cause of the policy type an enhanced message names
+    // before causes the message does not point to (a stable sort keeps the rest in order).
+    let named = fail
+        .message
+        .and_then(super::access::parse_denial)
+        .and_then(|d| d.policy_type);
+    findings.sort_by_key(|f| {
+        (
+            std::cmp::Reverse(f.confidence),
+            !named_by_message(f.cause, named.as_deref()),
+        )
+    });
     findings
+}
+
+/// Whether an enhanced access-denied message's policy type ("service control", "identity-based",
+/// "resource-based", "permissions boundary", "session") is the layer the cause is about. The
+/// phrases: AWS IAM User Guide, "Troubleshoot access denied error messages"
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html).
+fn named_by_message(cause: Cause, policy_type: Option<&str>) -> bool {
+    use Cause::*;
+    match policy_type {
+        Some("service control") => matches!(cause, ScpDeniesS3OrKms | ScpDeniesExport),
+        Some("identity-based") => matches!(
+            cause,
+            CallerMissingS3Permission | KmsCallerMissingPermission | CallerMissingExportPermission
+        ),
+        Some("permissions boundary") | Some("session") => cause == PermissionsBoundaryDenies,
+        Some("resource-based") => matches!(
+            cause,
+            BucketPolicyMissingGrant
+                | BucketPolicyDenies
+                | SseMismatchRequiresKms
+                | SseMismatchRequiresAes256
+                | SseKmsKeyMismatch
+                | SseAlgorithmUnsupported
+                | KmsKeyPolicyDeniesExporter
+                | NetworkPerimeterDenies
+                | BucketPublicAccessRestricted
+        ),
+        _ => false,
+    }
 }
 
 fn table_not_found(fail: &Failure, evidence: &Evidence) -> Option<Finding> {

@@ -178,11 +178,18 @@ pub fn plan(
     let propagation = lineage.is_some_and(|l| l.after_patch)
         && unfixable == [Cause::KmsKeyPolicyDeniesExporter.code()];
     if !unfixable.is_empty() && !propagation {
+        // A failure the function cannot fix gets no change at all: a key-policy patch alone
+        // would widen a key for an export that still fails (the statement stays a recommendation).
         let mut p = Plan::none(format!(
             "no retry: not every finding is fixed by export parameters or a key-policy patch ({})",
             unfixable.join(", ")
         ));
-        p.actions = patch_actions();
+        if !patches.is_empty() {
+            p.notes.push(format!(
+                "key-policy patch not applied: the export would still fail ({})",
+                unfixable.join(", ")
+            ));
+        }
         return with(p, &notes);
     }
 
