@@ -689,6 +689,48 @@ mod tests {
         );
     }
 
+    /// A key-policy patch alone would not make the export pass: the function changes nothing
+    /// (the statement stays in the remedy).
+    #[test]
+    fn a_key_patch_is_not_applied_when_another_finding_is_unfixable() {
+        let mut key = finding(Cause::KmsKeyPolicyDeniesExporter, None);
+        key.patch = Some(
+            crate::domain::key_patch::exporter_patch(
+                crate::fakes::KEY_ARN,
+                "arn:aws:iam::111122223333:role/Exporter",
+                "us-east-1",
+            )
+            .unwrap(),
+        );
+        let config = Config {
+            key_policy_patch: true,
+            ..Config::default()
+        };
+        let alone = plan(&incident(), &evidence(), &[key.clone()], &config, None, None);
+        assert!(
+            alone
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::PatchKeyPolicy(_))),
+            "{:?}",
+            alone.notes
+        );
+        let p = plan(
+            &incident(),
+            &evidence(),
+            &[key, finding(Cause::CallerMissingS3Permission, None)],
+            &config,
+            None,
+            None,
+        );
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert!(
+            p.notes.iter().any(|n| n.contains("patch not applied")),
+            "{:?}",
+            p.notes
+        );
+    }
+
     #[test]
     fn retry_of_our_own_retry_counts_attempts_up_to_max_retries() {
         let mut e = evidence();

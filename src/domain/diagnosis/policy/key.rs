@@ -5,10 +5,8 @@
 use super::*;
 
 pub(super) fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
-    if cx.request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
-        return Vec::new();
-    }
-    let Some(key) = &cx.evidence.export_key else {
+    // The request's key, or with no SSE flags the bucket default's key (`used_key`).
+    let Some(key) = cx.used_key else {
         return Vec::new();
     };
     let (Some(info), Some(policy)) = (key.info.get(), cx.key_policy.as_ref()) else {
