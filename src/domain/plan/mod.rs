@@ -731,6 +731,46 @@ mod tests {
         );
     }
 
+    /// No SSE flags over a bucket whose default key does not admit the function's role: the
+    /// retry would fail as the function, so it is not started.
+    #[test]
+    fn the_bucket_default_key_must_admit_the_function_before_a_retry_without_flags() {
+        let mut e = evidence();
+        let key_arn = "arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let key_policy = |principal: &str| {
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Root",
+                "Effect": "Allow", "Principal": {"AWS": principal}, "Action": "kms:*",
+                "Resource": "*"}]})
+            .to_string()
+        };
+        let mut key = crate::model::KeyFacts {
+            key_id: key_arn.into(),
+            info: Fact::known(
+                "kms:DescribeKey",
+                crate::model::KeyInfo {
+                    arn: key_arn.into(),
+                    state: "Enabled".into(),
+                    manager: "CUSTOMER".into(),
+                    usage: "ENCRYPT_DECRYPT".into(),
+                    spec: "SYMMETRIC_DEFAULT".into(),
+                },
+            ),
+            policy: Fact::known("kms:GetKeyPolicy", key_policy("arn:aws:iam::444455556666:root")),
+            grants: Fact::known("kms:ListGrants", Vec::new()),
+        };
+        e.default_key = Some(key.clone());
+        let mut request = e.request.clone().unwrap();
+        request.s3_sse_algorithm = None;
+        request.s3_sse_kms_key_id = None;
+        let own = "arn:aws:sts::111122223333:assumed-role/ddb-export-remediator-fn/s";
+        let why = own_access_denied(&e, &request, &[], Some(own));
+        assert!(why.is_some_and(|w| w.contains(key_arn)));
+        // A key policy that names the table account admits the function's role.
+        key.policy = Fact::known("kms:GetKeyPolicy", key_policy("arn:aws:iam::111122223333:root"));
+        e.default_key = Some(key);
+        assert_eq!(own_access_denied(&e, &request, &[], Some(own)), None);
+    }
+
     #[test]
     fn retry_of_our_own_retry_counts_attempts_up_to_max_retries() {
         let mut e = evidence();
