@@ -937,9 +937,80 @@ def summary(outcomes: list[Outcome]) -> dict:
     }
 
 
+def top(o: Outcome) -> str:
+    return o.causes[0][0] if o.causes else "UNCLASSIFIED"
+
+
+def later_cause_names_a_denying_layer(o: Outcome) -> bool:
+    return any(CAUSE_LAYERS.get(c, set()) & set(o.denying) for c, _ in o.causes[1:])
+
+
+def drawn_caller_layers(o: Outcome) -> set[str]:
+    """The caller's own layers that deny by construction of the world (its draw), whether or not
+    the launcher lists them (it lists the explicit deny where there is one)."""
+    kms = o.draw["flags"].startswith("kms") or (
+        o.draw["flags"] == "none" and o.draw["default_encryption"] in ("cmk", "aws_s3", "other_region"))
+    return {
+        "no_put": {"identity"}, "other_prefix": {"identity"},
+        "no_gdk": {"identity"} if kms else set(),
+        "boundary_no_kms": {"boundary"} if kms else set(),
+        "session_no_kms": {"session"} if kms else set(),
+    }.get(o.draw["identity"], set())
+
+
+def only_problem(o: Outcome, phrase: str) -> bool:
+    return len(o.problems) == 1 and phrase in o.problems[0]
+
+
 # Disagreements whose reason is known, each classified (docs/worlds.md explains the classes):
-# (predicate over an outcome, class, explanation). Filled from the runs' findings.
-KNOWN: list[tuple] = []
+# (predicate over an outcome, class, explanation).
+UNDOCUMENTED = "AWS behaviour that is undocumented, with the choice made"
+DOCUMENTED = "AWS behaviour, documented"
+OPEN_DEFECT = "product defect, open (not fixed in this change)"
+DESIGN = "product limitation by design (listed; README: an Unknown answer lets the retry go)"
+KNOWN: list[tuple] = [
+    (lambda o: only_problem(o, "names none of the denying layers") and o.denying == ["scp"]
+        and o.draw["scp"] == "deny_unencrypted_put" and o.draw["flags"] == "none",
+     UNDOCUMENTED,
+     "whether DynamoDB sends x-amz-server-side-encryption when the export has no SSE flags is "
+     "not documented; the launcher sends none (so an SCP denying unencrypted PutObject denies), "
+     "the product treats the header as Unknown and cannot confirm the SCP; it changes nothing"),
+    (lambda o: only_problem(o, "retry ended FAILED") and o.draw["bucket_policy"] == "deny_unless_key"
+        and "key_policy" in o.retry_denying and not o.draw["flags"].startswith("kms"),
+     DESIGN,
+     "the retry switches to the key the bucket policy pins, a key the export never used, whose "
+     "policy the function does not read before retrying: Unknown, so the retry went and failed "
+     "on that key's policy; the failure is the next attempt's diagnosis"),
+    (lambda o: only_problem(o, "names none of the denying layers")
+        and top(o) == "BUCKET_OWNER_MISSING" and o.draw["owner"] == "absent"
+        and later_cause_names_a_denying_layer(o),
+     UNDOCUMENTED,
+     "whether DynamoDB fails a cross-account export that omits S3BucketOwner is not documented "
+     "(AWS's cross-account instructions always pass it); the launcher does not deny for it, the "
+     "product reports it first (CONFIRMED, fixable by a parameter) and names the layer that "
+     "denied among its next findings, so it makes no change"),
+    (lambda o: only_problem(o, "names none of the denying layers")
+        and CAUSE_LAYERS.get(top(o), set()) & drawn_caller_layers(o),
+     DOCUMENTED,
+     "the exporter's own policy lacks the permission too (the world's draw); iam-simulate lists "
+     "the layer of an explicit deny that decided first, and the product names the caller's gap: "
+     "both layers deny (IAM User Guide, 'Policy evaluation logic', "
+     "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html)"),
+    (lambda o: only_problem(o, "names none of the denying layers") and o.denying == ["session"]
+        and not any(s == "DONE" for _, s in o.applied),
+     DOCUMENTED,
+     "a session policy is passed to AssumeRole and kept by no IAM API (IAM User Guide, "
+     "'Policies and permissions in AWS Identity and Access Management', Session policies, "
+     "https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session); "
+     "the product cannot read it, names what it can evaluate at a confidence that says so, and "
+     "changes nothing"),
+    (lambda o: only_problem(o, "names none of the denying layers")
+        and top(o) == "BUCKET_POLICY_MISSING_GRANT" and o.draw["bucket_policy"] == "grant_session",
+     OPEN_DEFECT,
+     "the bucket policy grants the exporter's role session (arn:aws:sts::…:assumed-role/…/…); "
+     "the product evaluates the bucket policy as the role and its account, not as the session, "
+     "so it misses a grant naming the session; it changes nothing"),
+]
 
 
 def explain(o: Outcome) -> tuple[str, str] | None:
@@ -1048,10 +1119,20 @@ def main() -> int:
     r.add_argument("--quiet", action="store_true", help="no progress lines")
     r.add_argument("--answers", action="store_true", help="keep the function's answers in --json")
     r.add_argument("--only", type=int, action="append", help="run only these indexes")
+    rp = sub.add_parser("report", help="render --markdown again from a --json of a run")
+    rp.add_argument("json", type=Path)
+    rp.add_argument("--markdown", type=Path, required=True)
     sh = sub.add_parser("show")
     sh.add_argument("--seed", type=int, required=True)
     sh.add_argument("--index", type=int, required=True)
     args = ap.parse_args()
+    if args.cmd == "report":
+        data = json.loads(args.json.read_text())
+        outcomes = [Outcome(**o) for o in data["outcomes"]]
+        seeds = [tuple(x) for x in data["seeds"]]
+        args.markdown.write_text(markdown(outcomes, seeds, data["meta"]))
+        print(json.dumps(summary(outcomes)))
+        return 0
     if args.cmd == "show":
         print(json.dumps(draw(args.seed, args.index), indent=2))
         return 0
