@@ -54,7 +54,10 @@ fn a_seeded_slice_of_random_worlds_keeps_the_property() {
     let count = |k: &str| s[k].as_u64().unwrap_or(u64::MAX);
     assert_eq!(count("worlds"), WORLDS, "{s}");
     // The slice exercises the property: failures of both kinds happen.
-    assert!(count("a") > 0 && count("b") > 0, "no (a) or no (b) world: {s}");
+    assert!(
+        count("a") > 0 && count("b") > 0,
+        "no (a) or no (b) world: {s}"
+    );
     assert_eq!(count("failed_again"), 0, "retries failed again: {s}");
     assert_eq!(count("needless_changes"), 0, "needless changes: {s}");
     assert_eq!(

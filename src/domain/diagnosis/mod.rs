@@ -1573,6 +1573,9 @@ pub(super) mod tests {
         let order: Vec<Cause> = f.iter().map(|f| f.cause).collect();
         let scp = order.iter().position(|c| *c == Cause::ScpDeniesS3OrKms);
         let owner = order.iter().position(|c| *c == Cause::BucketOwnerMissing);
-        assert!(scp.is_some() && (owner.is_none() || scp < owner), "{order:?}");
+        assert!(
+            scp.is_some() && (owner.is_none() || scp < owner),
+            "{order:?}"
+        );
     }
 }

@@ -706,7 +706,14 @@ mod tests {
             key_policy_patch: true,
             ..Config::default()
         };
-        let alone = plan(&incident(), &evidence(), &[key.clone()], &config, None, None);
+        let alone = plan(
+            &incident(),
+            &evidence(),
+            &[key.clone()],
+            &config,
+            None,
+            None,
+        );
         assert!(
             alone
                 .actions
@@ -755,7 +762,10 @@ mod tests {
                     spec: "SYMMETRIC_DEFAULT".into(),
                 },
             ),
-            policy: Fact::known("kms:GetKeyPolicy", key_policy("arn:aws:iam::444455556666:root")),
+            policy: Fact::known(
+                "kms:GetKeyPolicy",
+                key_policy("arn:aws:iam::444455556666:root"),
+            ),
             grants: Fact::known("kms:ListGrants", Vec::new()),
         };
         e.default_key = Some(key.clone());
@@ -766,7 +776,10 @@ mod tests {
         let why = own_access_denied(&e, &request, &[], Some(own));
         assert!(why.is_some_and(|w| w.contains(key_arn)));
         // A key policy that names the table account admits the function's role.
-        key.policy = Fact::known("kms:GetKeyPolicy", key_policy("arn:aws:iam::111122223333:root"));
+        key.policy = Fact::known(
+            "kms:GetKeyPolicy",
+            key_policy("arn:aws:iam::111122223333:root"),
+        );
         e.default_key = Some(key);
         assert_eq!(own_access_denied(&e, &request, &[], Some(own)), None);
     }
