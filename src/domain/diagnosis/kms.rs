@@ -194,10 +194,10 @@ pub(super) fn key_problems(key: &KeyFacts, bucket_region: Option<&str>) -> Optio
         .map(|a| a.region);
     if let (Some(kr), Some(br)) = (arn_region.as_deref(), bucket_region) {
         if kr != br
-            && !key
+            && key
                 .info
                 .get()
-                .is_some_and(|i| i.region().as_deref() == Some(br))
+                .is_none_or(|i| i.region().as_deref() != Some(br))
         {
             return Some(format!("key is in {kr}, the bucket in {br}"));
         }
