@@ -3,7 +3,8 @@
 
 Stock moto 5.2.5 ignores SSE flags and ClientToken, writes a wrong-format export ARN, can only
 fail an export with S3NoSuchBucket, and answers several calls with HTTP 500 where AWS answers
-with a modeled error (SPEC §10). This launcher patches those spots and nothing else.
+with a modeled error. This launcher patches those spots, and keeps PutBucketRequestPayment
+(stock moto ignores it and answers GetBucketRequestPayment with a listing).
 
 Failure injection (moto stores bucket policies but never evaluates them), by bucket tags:
   moto-export-failure-code / moto-export-failure-message  fail every export to the bucket

@@ -432,6 +432,7 @@ async fn a_same_account_export_the_policies_allow_completes() {
     assert_eq!(line["callerRole"], w.role_arn.as_str());
     assert_eq!(line["bucketAccount"], w.account.as_str());
     assert_eq!(line["keyArn"], Value::Null, "an SSE-S3 bucket uses no key");
+    assert_eq!(line["bucketOwnerCanDecrypt"], Value::Null);
     assert_eq!(
         requests(&line),
         vec![
@@ -515,6 +516,136 @@ async fn a_key_policy_leaving_the_caller_out_fails_naming_the_key_policy() {
         ]
     );
     assert_shape(&o, line);
+
+    // A grant to the exporter's role for both operations stands in for a key policy statement
+    // (Grants in AWS KMS, https://docs.aws.amazon.com/kms/latest/developerguide/grants.html).
+    aws_sdk_kms::Client::new(&w.admin)
+        .create_grant()
+        .key_id(&k)
+        .grantee_principal(&w.role_arn)
+        .operations(aws_sdk_kms::types::GrantOperation::GenerateDataKey)
+        .operations(aws_sdk_kms::types::GrantOperation::Decrypt)
+        .send()
+        .await
+        .expect("CreateGrant");
+    let o = export(&w, &w.session, &b, Some(&k)).await;
+    assert_eq!(o.status, "COMPLETED", "{:?}", o.failure_message);
+}
+
+#[tokio::test]
+async fn a_cross_account_bucket_whose_default_key_leaves_the_exporter_out_fails_naming_the_key_policy(
+) {
+    // The bucket is in the management account and grants the table account; its default
+    // encryption is a customer managed key there that only that account may use. The export
+    // sends no SSE flags, so S3 applies the bucket default ("Setting default server-side
+    // encryption behavior for Amazon S3 buckets",
+    // https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-encryption.html).
+    let management = sdk(None).await;
+    let (_, inside) = member_account(&management).await;
+    let w = world(inside, exporter_policy(), None).await;
+    let owner = aws_sdk_sts::Client::new(&management)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity")
+        .account()
+        .unwrap()
+        .to_string();
+    let key_arn = aws_sdk_kms::Client::new(&management)
+        .create_key()
+        .policy(root_delegation(&owner).to_string())
+        .send()
+        .await
+        .expect("CreateKey")
+        .key_metadata()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let s3 = s3(&management);
+    let name = unique("shared");
+    s3.create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("CreateBucket");
+    let grant = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{}:root", w.account)},
+        "Action": ["s3:PutObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload"],
+        "Resource": format!("arn:aws:s3:::{name}/*")}]});
+    s3.put_bucket_policy()
+        .bucket(&name)
+        .policy(grant.to_string())
+        .send()
+        .await
+        .expect("PutBucketPolicy");
+    let rule = aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(
+            aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                .kms_master_key_id(&key_arn)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    s3.put_bucket_encryption()
+        .bucket(&name)
+        .server_side_encryption_configuration(
+            aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+                .rules(rule)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("PutBucketEncryption");
+    let tag = aws_sdk_s3::types::Tag::builder()
+        .key("moto-export-enforce")
+        .value("on")
+        .build()
+        .unwrap();
+    s3.put_bucket_tagging()
+        .bucket(&name)
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(tag)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("PutBucketTagging");
+
+    let o = export(&w, &w.session, &name, None).await;
+    assert_eq!(o.status, "FAILED");
+    let line = o.line.as_ref().expect("logged");
+    assert_eq!(line["bucketAccount"], owner.as_str());
+    assert_eq!(line["keyArn"], key_arn.as_str());
+    assert_eq!(
+        denied(line),
+        vec![
+            r("kms:GenerateDataKey", "ImplicitDeny", &["key_policy"]),
+            r("kms:Decrypt", "ImplicitDeny", &["key_policy"]),
+        ]
+    );
+    assert_eq!(
+        line["requests"][3]["context"]["kms:CallerAccount"],
+        w.account.as_str()
+    );
+    assert_eq!(
+        line["bucketOwnerCanDecrypt"], true,
+        "the key is the owner's own"
+    );
+    assert_shape(&o, line);
+
+    // With the exporter's own key (its account's root delegation only) the export completes,
+    // and the bucket owner cannot read what it wrote.
+    let own_key = key(&w, root_delegation(&w.account)).await;
+    let o = export(&w, &w.session, &name, Some(&own_key)).await;
+    assert_eq!(o.status, "COMPLETED", "{:?}", o.failure_message);
+    let line = o.line.expect("logged");
+    assert_eq!(line["keyArn"], own_key.as_str());
+    assert_eq!(line["bucketOwnerCanDecrypt"], false);
 }
 
 #[tokio::test]
@@ -555,18 +686,24 @@ async fn a_session_policy_leaving_kms_out_fails_naming_the_session() {
     );
 }
 
-#[tokio::test]
-async fn an_scp_denying_unencrypted_writes_fails_a_member_export_naming_the_scp() {
-    // SCPs do not affect the management account (How SCPs work,
-    // https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps.html):
-    // the world lives in a member account under an OU with the SCP.
-    let management = sdk(None).await;
-    let org = aws_sdk_organizations::Client::new(&management);
-    let _ = org
-        .create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await;
+/// The launcher's organization (its default account manages it), made once.
+async fn organization(management: &SdkConfig) -> aws_sdk_organizations::Client {
+    static MADE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let org = aws_sdk_organizations::Client::new(management);
+    MADE.get_or_init(|| async {
+        org.create_organization()
+            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+            .send()
+            .await
+            .expect("CreateOrganization");
+    })
+    .await;
+    org
+}
+
+/// A new member account and the management account's way into it.
+async fn member_account(management: &SdkConfig) -> (String, SdkConfig) {
+    let org = organization(management).await;
     let name = unique("member");
     let member = org
         .create_account()
@@ -580,6 +717,24 @@ async fn an_scp_denying_unencrypted_writes_fails_a_member_export_naming_the_scp(
         .account_id()
         .unwrap()
         .to_string();
+    let inside = assume(
+        management,
+        &format!("arn:aws:iam::{member}:role/OrganizationAccountAccessRole"),
+        None,
+    )
+    .await;
+    (member, sdk(Some(inside)).await)
+}
+
+#[tokio::test]
+async fn an_scp_denying_unencrypted_writes_fails_a_member_export_naming_the_scp() {
+    // SCPs do not affect the management account (How SCPs work,
+    // https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps.html):
+    // the world lives in a member account under an OU with the SCP.
+    let management = sdk(None).await;
+    let (member, inside) = member_account(&management).await;
+    let org = organization(&management).await;
+    let name = unique("guardrail");
     let root = org.list_roots().send().await.expect("ListRoots").roots()[0]
         .id()
         .unwrap()
@@ -628,13 +783,7 @@ async fn an_scp_denying_unencrypted_writes_fails_a_member_export_naming_the_scp(
         .send()
         .await
         .expect("AttachPolicy");
-    let inside = assume(
-        &management,
-        &format!("arn:aws:iam::{member}:role/OrganizationAccountAccessRole"),
-        None,
-    )
-    .await;
-    let w = world(sdk(Some(inside)).await, exporter_policy(), None).await;
+    let w = world(inside, exporter_policy(), None).await;
     assert_eq!(w.account, member);
     let b = bucket(&w, None, true).await;
     let o = export(&w, &w.session, &b, None).await;

@@ -63,7 +63,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -76,6 +75,7 @@ ENFORCE_TAG = "moto-export-enforce"
 REFUSED_CODE = "EmulatorRefused"
 ACCESS_DENIED_CODE = "S3AccessDenied"
 DYNAMODB = "dynamodb.amazonaws.com"
+JUDGE_TIMEOUT_S = 30.0
 
 _settings = {"all": False, "log": None}
 _log_lock = threading.Lock()
@@ -129,17 +129,24 @@ class Judge:
             self._next += 1
             ident = self._next
             line = json.dumps({"id": ident, "simulations": simulations})
+            proc = self._proc
+            # A judge that hangs is killed, so that the export fails (refused) instead of
+            # staying IN_PROGRESS for ever; the next export starts a new one.
+            watchdog = threading.Timer(JUDGE_TIMEOUT_S, proc.kill)
+            watchdog.start()
             try:
-                assert self._proc.stdin is not None and self._proc.stdout is not None
-                self._proc.stdin.write(line + "\n")
-                self._proc.stdin.flush()
-                answer = self._proc.stdout.readline()
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write(line + "\n")
+                proc.stdin.flush()
+                answer = proc.stdout.readline()
             except (BrokenPipeError, OSError) as exc:
                 self._proc = None
                 raise Refused(f"the iam-simulate process failed: {exc}") from exc
+            finally:
+                watchdog.cancel()
             if not answer:
                 self._proc = None
-                raise Refused("the iam-simulate process exited without an answer")
+                raise Refused(f"the iam-simulate process gave no answer within {JUDGE_TIMEOUT_S} s")
             reply = json.loads(answer)
             if reply.get("id") != ident or len(reply.get("results", [])) != len(simulations):
                 raise Refused(f"iam-simulate answered out of order: {answer[:200]}")
@@ -266,6 +273,10 @@ class OrgView:
     management: str | None = None
     accounts: set[str] = field(default_factory=set)
     scp_levels: list[dict] = field(default_factory=list)  # root first, the account last
+    path: str | None = None  # aws:PrincipalOrgPaths form: o-.../r-.../ou-.../
+
+    def org_of(self, account: str) -> str | None:
+        return self.org_id if account in self.accounts else None
 
 
 def read_org(account: str) -> OrgView:
@@ -281,8 +292,6 @@ def read_org(account: str) -> OrgView:
             if account not in members:
                 continue
             view = OrgView(org_id=org.id, management=org.master_account_id, accounts=members)
-            if account == org.master_account_id:
-                return view  # SCPs do not affect the management account
             node = next(a for a in backend.accounts if a.id == account)
             path = [node]
             parent = getattr(node, "parent_id", None)
@@ -292,6 +301,9 @@ def read_org(account: str) -> OrgView:
                     break
                 path.append(ou)
                 parent = getattr(ou, "parent_id", None)
+            view.path = "/".join([org.id] + [level.id for level in reversed(path[1:])]) + "/"
+            if account == org.master_account_id:
+                return view  # SCPs do not affect the management account
             for level in reversed(path):
                 scps = [p for p in getattr(level, "attached_policies", [])
                         if getattr(p, "type", "") == "SERVICE_CONTROL_POLICY"]
@@ -428,6 +440,10 @@ def principal_context(caller: Caller, org: OrgView, resource_account: str, regio
     }
     if org.org_id:
         ctx["aws:PrincipalOrgID"] = org.org_id
+        ctx["aws:PrincipalOrgPaths"] = [org.path]
+    resource_org = org.org_of(resource_account) or read_org(resource_account).org_id
+    if resource_org:
+        ctx["aws:ResourceOrgID"] = resource_org
     for k, v in caller.tags.items():
         ctx[f"aws:PrincipalTag/{k}"] = v
     return ctx
@@ -652,7 +668,7 @@ def judge_export(export, owner: str | None, bucket, session) -> tuple[str, str |
         "callerRole": getattr(session, "role_arn", None) if session else None,
         "bucket": export.s3_bucket, "bucketAccount": owner, "keyArn": None,
         "outcome": "FAILED", "failureCode": None, "failureMessage": None, "messageShape": None,
-        "requests": [], "refused": None,
+        "requests": [], "refused": None, "bucketOwnerCanDecrypt": None,
     }
     started = dt.datetime.now(dt.timezone.utc)
     try:
@@ -678,7 +694,10 @@ def _judge(export, owner: str, bucket, session, line: dict) -> None:
     caller = read_caller(session)
     org = read_org(caller.account)
     bucket_region = getattr(bucket, "region_name", export.region_name)
-    object_arn = lambda name: f"arn:aws:s3:::{export.s3_bucket}/{export._object_key(name)}"  # noqa: E731
+
+    def object_arn(name: str) -> str:
+        return f"arn:aws:s3:::{export.s3_bucket}/{export._object_key(name)}"
+
     started_arn = object_arn("_started")
     data_arn = object_arn(f"data/{hashlib.sha256(export.export_id.encode()).hexdigest()[:26]}.json.gz")
     same_account = owner == caller.account
@@ -753,9 +772,20 @@ def _judge(export, owner: str, bucket, session, line: dict) -> None:
             requests.append(r)
 
     to_judge = [r for r in requests if r.judged]
-    results = JUDGE.judge([simulation(r, caller, org) for r in to_judge])
+    sims = [simulation(r, caller, org) for r in to_judge]
+    consumer = reader = None
+    if key is not None and not key_problem:
+        consumer, reader = bucket_owner_reader(owner, key, bucket_region, started_arn)
+        sims.append(simulation(reader, consumer, OrgView()))
+    results = JUDGE.judge(sims)
     for r, result in zip(to_judge, results):
         apply_result(r, result, r.resource_account == caller.account, caller, key)
+    if reader is not None and consumer is not None:
+        try:
+            apply_result(reader, results[-1], key.account == owner, consumer, key)
+            line["bucketOwnerCanDecrypt"] = reader.decision == "Allow"
+        except Refused:
+            line["bucketOwnerCanDecrypt"] = None  # not judged; the export itself still is
     for r in requests:
         if r.pre_denied:
             r.decision = r.decision if r.decision != "Allow" else "ImplicitDeny"
@@ -776,6 +806,28 @@ def _judge(export, owner: str, bucket, session, line: dict) -> None:
         message = enhanced_message(first, caller, export.export_id)
     line.update(outcome="FAILED", failureCode=ACCESS_DENIED_CODE, failureMessage=message,
                 messageShape=shape)
+
+
+def bucket_owner_reader(owner: str, key: KeyView, region: str, object_arn: str) -> tuple[Caller, Request]:
+    """Can the bucket owner's principals decrypt what the export wrote? A stand-in role of the
+    owner's account whose identity policy allows kms:Decrypt, reading through S3: the answer
+    turns on the key policy (and grants) alone. CHOICE: the owner's own SCPs and boundaries are
+    left out; they are about a reader this launcher does not know."""
+    role = f"arn:aws:iam::{owner}:role/bucket-owner-reader"
+    consumer = Caller(
+        session_arn=f"arn:aws:sts::{owner}:assumed-role/bucket-owner-reader/reader", role_arn=role,
+        account=owner, identity_policies=[{"name": "reader", "policy": {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}}],
+        boundary=None, session_policy=None, tags={}, user_id="AROAREADER:reader",
+    )
+    ctx = principal_context(consumer, OrgView(), key.account, region)
+    for k in ("aws:CalledVia", "aws:CalledViaFirst", "aws:CalledViaLast"):
+        ctx.pop(k, None)  # a reader calls S3 itself
+    ctx.update({"kms:ViaService": f"s3.{region}.amazonaws.com", "kms:CallerAccount": owner,
+                "kms:EncryptionContext:aws:s3:arn": object_arn,
+                "kms:EncryptionContextKeys": ["aws:s3:arn"]})
+    return consumer, Request("kms:Decrypt", key.arn, key.account, ctx, key.policy, "kms")
 
 
 def caller_session(handler):
