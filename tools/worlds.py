@@ -730,8 +730,13 @@ def judge(site: Site, api, log: EnforceLog, w: World) -> Outcome:
         _, answer = api.invoke({"exportArn": arn, "mode": "apply"})
         o.causes = [(f["cause"], f["confidence"]) for f in answer.get("findings", [])]
         o.applied = [(a["action"], a["status"]) for a in answer.get("applied", [])]
-        extra = [c for c, _ in o.causes if c != "CONSUMER_CANNOT_DECRYPT"]
+        # CONSUMER_CANNOT_DECRYPT is allowed only where the evaluator says the bucket owner's
+        # principals cannot decrypt (the launcher's bucketOwnerCanDecrypt).
+        owner_can = (entry or {}).get("bucketOwnerCanDecrypt")
+        extra = [c for c, _ in o.causes
+                 if c != "CONSUMER_CANNOT_DECRYPT" or owner_can is True]
         o.case = "completed-finding" if extra else "ok"
+        o.note = f"bucketOwnerCanDecrypt={owner_can}"
         if extra:
             o.problems.append(f"findings on a COMPLETED export: {extra}")
         if any(s == "DONE" for _, s in o.applied):
