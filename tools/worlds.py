@@ -978,7 +978,8 @@ KNOWN: list[tuple] = [
         and o.draw["scp"] == "deny_unencrypted_put" and o.draw["flags"] == "none",
      UNDOCUMENTED,
      "whether DynamoDB sends x-amz-server-side-encryption when the export has no SSE flags is "
-     "not documented; the launcher sends none (so an SCP denying unencrypted PutObject denies), "
+     "not documented; the launcher sends none (its choice 2; an SCP denying unencrypted "
+     "PutObject then denies), "
      "the product treats the header as Unknown and cannot confirm the SCP; it changes nothing"),
     (lambda o: only_problem(o, "retry ended FAILED") and o.draw["bucket_policy"] == "deny_unless_key"
         and "key_policy" in o.retry_denying and not o.draw["flags"].startswith("kms"),
@@ -991,7 +992,8 @@ KNOWN: list[tuple] = [
         and later_cause_names_a_denying_layer(o),
      UNDOCUMENTED,
      "whether DynamoDB fails a cross-account export that omits S3BucketOwner is not documented "
-     "(AWS's cross-account instructions always pass it); the launcher does not deny for it, the "
+     "(AWS's cross-account instructions always pass it); the launcher does not deny for it "
+     "(its choice 4), the "
      "product reports it first (CONFIRMED, fixable by a parameter) and names the layer that "
      "denied among its next findings, so it makes no change"),
     (lambda o: only_problem(o, "names none of the denying layers")
@@ -1102,7 +1104,22 @@ def markdown(outcomes: list[Outcome], seeds: list[tuple[int, int]], meta: dict) 
                                                    "+".join(d["layers"] or [])) ==
                       (action, sim, ours, layers))
             lines.append(f"| {action} | {sim} | {ours} | {layers} | {n} | {ex} |")
+    lines += ["", "## The launcher's choices where AWS is silent (copied from "
+              "docs/emulator-enforcing.md)", ""] + launcher_choices()
     return "\n".join(lines) + "\n"
+
+
+def launcher_choices() -> list[str]:
+    """The numbered list of choices the enforcing mode made, as its page states them."""
+    page = ROOT / "docs" / "emulator-enforcing.md"
+    text = page.read_text() if page.exists() else ""
+    start = text.find("## Choices where AWS")
+    if start < 0:
+        return ["(docs/emulator-enforcing.md has no list of choices)"]
+    body = text[start:].split("\n", 1)[1]
+    end = body.find("\n## ")
+    return [l for l in (body[:end] if end >= 0 else body).strip().splitlines()
+            if not l.startswith("Each is marked")]
 
 
 def world_line(o: Outcome) -> str:
