@@ -774,17 +774,26 @@ def judge(site: Site, api, log: EnforceLog, w: World) -> Outcome:
         if set(o.denying) & CALLER_OWN:
             o.problems.append(f"confused deputy: the caller's own {sorted(set(o.denying) & CALLER_OWN)} "
                               "denied, the function's retry stood in")
+        # Weaker: KMS became SSE-S3 (except the aws/s3 default of a cross-account bucket, whose
+        # documented remedy is AES256), or the key the request named became another.
         before, after = (entry or {}).get("keyArn"), (rentry or {}).get("keyArn")
-        aws_managed = before and ":alias/aws/s3" in before
-        if before and not aws_managed and after != before:
-            o.problems.append(f"weaker encryption: key {before} became {after}")
+        aws_s3_default = w.draw["default_encryption"] == "aws_s3" and w.draw["flags"] == "none"
+        if before and after is None and not aws_s3_default:
+            o.problems.append(f"weaker encryption: key {before} became SSE-S3")
+        if w.request.get("S3SseKmsKeyId") and before and after != before:
+            o.problems.append(f"weaker encryption: the requested key {before} became {after}")
         return o
     if patched:
         # Patched for the exporter, no retry of the function's own (its role is not admitted):
         # the exporter's next run must pass.
         o.case = "a"
-        w.request["ClientToken"] = str(uuid.uuid4())
-        again = ddb.export_table_to_point_in_time(**w.request)["ExportDescription"]
+        # The exporter's next run: the corrected command when the findings give one (the
+        # parameters the diagnosis fixed), else the same request.
+        command = next((f["remedy"].get("command") for f in findings
+                        if (f.get("remedy") or {}).get("command")), None)
+        rerun = parse_command(command) if command else dict(w.request)
+        rerun["ClientToken"] = str(uuid.uuid4())
+        again = ddb.export_table_to_point_in_time(**rerun)["ExportDescription"]
         o.retry_status = wait_terminal(site, again["ExportArn"])["ExportStatus"]
         o.retry_denying = denying_layers(log.get(again["ExportArn"]))
         if o.retry_status != "COMPLETED":
@@ -973,7 +982,40 @@ UNDOCUMENTED = "AWS behaviour that is undocumented, with the choice made"
 DOCUMENTED = "AWS behaviour, documented"
 OPEN_DEFECT = "product defect, open (not fixed in this change)"
 DESIGN = "product limitation by design (listed; README: an Unknown answer lets the retry go)"
+SESSION = ("a session policy is passed to AssumeRole and kept by no IAM API (IAM User Guide, "
+           "'Policies and permissions in AWS Identity and Access Management', Session policies, "
+           "https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session)")
 KNOWN: list[tuple] = [
+    (lambda o: "session" in o.denying and o.draw["identity"] == "session_no_kms"
+        and all("confused deputy" in p or "after the patch ended FAILED" in p
+                or "names none of the denying layers" in p for p in o.problems),
+     DOCUMENTED,
+     SESSION + "; the product cannot see the exporter's session policy, so it cannot know that "
+     "its retry (or the exporter's next run after a key-policy patch) meets it. A retry by the "
+     "function then does what the session policy kept from the exporter: a residual "
+     "confused-deputy risk no readable fact reveals"),
+    (lambda o: only_problem(o, "names none of the denying layers")
+        and top(o) == "BUCKET_OWNER_MISSING" and o.draw["owner"] == "absent"
+        and o.draw["accounts"] == "outside",
+     UNDOCUMENTED,
+     "outside the organization the function has no member role (by design), so it reads "
+     "neither the bucket's policy nor its owner; it names the missing S3BucketOwner (which "
+     "AWS's cross-account instructions always pass) while the launcher does not deny for it "
+     "(its choice 4); it changes nothing"),
+    (lambda o: only_problem(o, "names none of the denying layers")
+        and top(o) == "KMS_KEY_POLICY_DENIES_EXPORTER" and "scp" in o.denying
+        and any(c == "SCP_DENIES_S3_OR_KMS" for c, _ in o.causes[1:]),
+     DOCUMENTED,
+     "the key policy of a key in another account does not admit the exporter and an SCP denies "
+     "too; iam-simulate stops at the SCP's explicit deny (IAM User Guide, 'Policy evaluation "
+     "logic', https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html), "
+     "the product names both, the key policy first; it changes nothing"),
+    (lambda o: only_problem(o, "retry ended FAILED") and o.retry_denying == ["scp"]
+        and o.draw["scp"] == "deny_unencrypted_put" and o.draw["flags"] == "none",
+     UNDOCUMENTED,
+     "whether DynamoDB sends an SSE header when the export has no SSE flags is not documented; "
+     "the launcher sends none (its choice 2), so the SCP denying unencrypted PutObject denies "
+     "the function's retry too; the product treats the header as Unknown and retried"),
     (lambda o: only_problem(o, "names none of the denying layers") and o.denying == ["scp"]
         and o.draw["scp"] == "deny_unencrypted_put" and o.draw["flags"] == "none",
      UNDOCUMENTED,

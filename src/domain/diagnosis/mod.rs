@@ -1578,4 +1578,32 @@ pub(super) mod tests {
             "{order:?}"
         );
     }
+
+    /// A key policy that denies the exporter explicitly: an added Allow cannot help, so the
+    /// finding offers no patch.
+    #[test]
+    fn an_explicit_deny_on_the_exporter_in_the_key_policy_is_not_patched() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        kms_export(
+            &mut e,
+            json!([{"Sid": "EnableIam", "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
+                {"Sid": "NotTheExporter", "Effect": "Deny",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:role/DataPlatformExporter"},
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*"}]),
+        );
+        let mut i = incident();
+        i.caller = Some("arn:aws:iam::111122223333:role/DataPlatformExporter".into());
+        let f = diagnose(&i, &e);
+        let key = f
+            .iter()
+            .find(|f| f.cause == Cause::KmsKeyPolicyDeniesExporter)
+            .expect("key-policy finding");
+        assert!(key.patch.is_none());
+        assert!(
+            key.remedy.text.contains("explicitly"),
+            "{}",
+            key.remedy.text
+        );
+    }
 }
