@@ -141,3 +141,12 @@ clean: ## remove build output, the venvs and demo logs (not .ci/run's ~/.cache/d
 	rm -rf .aws-sam $(VENV) $(BENCH_VENV) $(LINT_VENV) .demo tools/iam_sim/node_modules
 
 ci: test ## what .ci/run runs
+
+# A fixed seed (comparable between runs) plus a new one each run (fresh worlds); both printed.
+WORLDS_SEED ?= 20251208
+WORLDS_NEW  ?= $(shell date +%s)
+bench-worlds: tools ## 1,000 random export worlds judged by iam-simulate, each failure handed to the function: BENCHMARKS-worlds.md (~20 min)
+	cargo build --bin ddb-export-remediator --bin ddb-export-doctor
+	@mkdir -p .demo
+	$(PY) tools/worlds.py run --seed $(WORLDS_SEED) --count 600 --seed $(WORLDS_NEW) --count 400 \
+	  --json .demo/worlds.json --markdown BENCHMARKS-worlds.md

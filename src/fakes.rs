@@ -277,6 +277,7 @@ pub fn evidence(bucket: &str, code: &str, message: &str) -> Evidence {
         }),
         export_key: None,
         default_key: None,
+        pinned_key: None,
         caller_policies: None,
         table_policy: Fact::absent("dynamodb:GetResourcePolicy"),
         scps: Fact::absent("organizations:ListPoliciesForTarget"),

@@ -48,6 +48,35 @@ impl Organizations {
             None => Ok(self.client.clone()),
         }
     }
+
+    async fn list_account_ids(&self, client: &Client) -> PortResult<Vec<String>> {
+        const OP: &str = "organizations:ListAccounts";
+        let mut ids = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let out = client
+                .list_accounts()
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))?;
+            for a in out.accounts() {
+                ids.push(a.id().ok_or_else(|| missing(OP, "Account.Id"))?.to_string());
+            }
+            match out.next_token() {
+                Some(t) => token = Some(t.to_string()),
+                None => break,
+            }
+        }
+        Ok(ids)
+    }
+
+    fn keep_ids(&self, ids: Vec<String>) -> Vec<String> {
+        if let Ok(mut c) = self.cache.lock() {
+            *c = Some((Instant::now(), ids.clone()));
+        }
+        ids
+    }
 }
 
 /// ListAccounts pages read at most (20 accounts a page).
@@ -257,7 +286,6 @@ impl<T> Drop for Task<T> {
 impl AccountDirectory for Organizations {
     #[tracing::instrument(skip(self))]
     async fn account_ids(&self) -> PortResult<Vec<String>> {
-        const OP: &str = "organizations:ListAccounts";
         let cached = self.cache.lock().ok().and_then(|c| {
             c.as_ref()
                 .filter(|(at, _)| at.elapsed() < REUSE)
@@ -266,28 +294,18 @@ impl AccountDirectory for Organizations {
         if let Some(ids) = cached {
             return Ok(ids);
         }
-        let mut ids = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let out = self
-                .client
-                .list_accounts()
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| classify(OP, e))?;
-            for a in out.accounts() {
-                ids.push(a.id().ok_or_else(|| missing(OP, "Account.Id"))?.to_string());
-            }
-            match out.next_token() {
-                Some(t) => token = Some(t.to_string()),
-                None => break,
+        // ListAccounts answers only in the management account or a delegated administrator
+        // (AWS Organizations API Reference, "ListAccounts",
+        // https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListAccounts.html):
+        // from a member account the owner lookup asks through ORG_ROLE_ARN, else (or when that
+        // role may not list accounts) with the function's own role.
+        if self.policy_role.is_some() {
+            if let Ok(ids) = self.list_account_ids(&self.policy_client().await?).await {
+                return Ok(self.keep_ids(ids));
             }
         }
-        if let Ok(mut c) = self.cache.lock() {
-            *c = Some((Instant::now(), ids.clone()));
-        }
-        Ok(ids)
+        let ids = self.list_account_ids(&self.client).await?;
+        Ok(self.keep_ids(ids))
     }
 
     #[tracing::instrument(skip(self))]

@@ -55,6 +55,23 @@ fn service_context(ctx: &mut Context) {
     }
 }
 
+/// The accounts on both sides of a request: `aws:PrincipalAccount` and `aws:ResourceAccount`,
+/// global keys AWS puts in every request's context (IAM User Guide, "AWS global condition
+/// context keys",
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html).
+/// Left out, a `StringNotEquals` on them (an SCP's "deny outside our accounts") would match as
+/// if the key were absent; an account not known here is Unknown.
+fn account_context(ctx: &mut Context, principal: &str, resource_account: Option<&str>) {
+    match crate::arn::account_of(principal) {
+        Some(a) => known(ctx, "aws:PrincipalAccount", &a),
+        None => ctx.set("aws:PrincipalAccount", ContextValue::Unknown),
+    }
+    match resource_account {
+        Some(a) => known(ctx, "aws:ResourceAccount", a),
+        None => ctx.set("aws:ResourceAccount", ContextValue::Unknown),
+    }
+}
+
 /// PutObject of the export's first object, as `principal`.
 pub fn s3_put(
     principal: &str,
@@ -84,6 +101,7 @@ pub fn s3_put(
         // Which header DynamoDB sends when the flags are omitted is unconfirmed.
         None => ctx.set("s3:x-amz-server-side-encryption", ContextValue::Unknown),
     }
+    account_context(&mut ctx, principal, bucket_account);
     Request {
         principal: principal.to_string(),
         action: "s3:PutObject".into(),
@@ -110,6 +128,11 @@ pub fn kms_generate(
     );
     known(&mut ctx, "kms:CallerAccount", table_account);
     known(&mut ctx, "kms:EncryptionContext:aws:s3:arn", object_arn);
+    account_context(
+        &mut ctx,
+        principal,
+        crate::arn::account_of(key_arn).as_deref(),
+    );
     Request {
         principal: principal.to_string(),
         action: "kms:GenerateDataKey".into(),
@@ -305,5 +328,38 @@ mod tests {
         let d = scp_side(&[full, deny_s3], &request);
         assert_eq!(d.decision, DecisionKind::ExplicitDeny);
         assert_eq!(d.decided_by.as_deref(), Some("NoS3/NoS3"));
+    }
+
+    #[test]
+    fn both_accounts_are_in_the_context_so_a_deny_outside_our_accounts_spares_our_key() {
+        let key = "arn:aws:kms:us-east-1:444455556666:key/k";
+        let r = kms_generate(
+            "arn:aws:iam::111122223333:role/Exporter",
+            key,
+            "us-east-1",
+            "111122223333",
+            "arn:aws:s3:::b/k",
+        );
+        let scp = |accounts: &str| {
+            crate::policy::Policy::parse_text(
+                crate::policy::PolicyKind::Scp,
+                "guard",
+                &format!(
+                    r#"{{"Version": "2012-10-17", "Statement": [
+                    {{"Effect": "Allow", "Action": "*", "Resource": "*"}},
+                    {{"Sid": "OutsideOrg", "Effect": "Deny", "Action": "kms:*", "Resource": "*",
+                      "Condition": {{"StringNotEquals": {{"aws:ResourceAccount": [{accounts}]}}}}}}]}}"#
+                ),
+            )
+            .unwrap()
+        };
+        let identity = allows_all(PolicyKind::Identity, "id", None);
+        let key_policy = allows_all(PolicyKind::Key, "key", Some("*"));
+        let ours = scp(r#""111122223333", "444455556666""#);
+        let d = crate::policy::evaluate(&[identity.clone(), key_policy.clone(), ours], &r);
+        assert_eq!(d.decision, DecisionKind::Allow, "{d:?}");
+        let theirs = scp(r#""111122223333""#);
+        let d = crate::policy::evaluate(&[identity, key_policy, theirs], &r);
+        assert_eq!(d.decision, DecisionKind::ExplicitDeny, "{d:?}");
     }
 }

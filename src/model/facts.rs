@@ -135,6 +135,9 @@ pub struct Evidence {
     pub export_key: Option<KeyFacts>,
     /// The bucket's default-encryption key, when it is another key.
     pub default_key: Option<KeyFacts>,
+    /// The key the bucket policy pins (a deny unless that key), when it is another key: a
+    /// retry switches to it, so its policy is read before the retry.
+    pub pinned_key: Option<KeyFacts>,
     /// The exporter's role and its identity policies and boundary, when the role is known and
     /// in this account.
     pub caller_policies: Option<(String, Fact<PrincipalPolicies>)>,
@@ -269,7 +272,7 @@ impl Evidence {
     /// The facts read for a key, named as the request or a policy gives it (id, alias or ARN):
     /// the export's key first, then the bucket default's.
     pub fn key(&self, key_id: &str) -> Option<&KeyFacts> {
-        [&self.export_key, &self.default_key]
+        [&self.export_key, &self.default_key, &self.pinned_key]
             .into_iter()
             .flatten()
             .find(|k| k.key_id == key_id || k.info.get().is_some_and(|i| i.arn == key_id))

@@ -21,3 +21,4 @@ mod runtime;
 mod scenarios;
 mod security;
 mod template;
+mod worlds;

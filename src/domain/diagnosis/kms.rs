@@ -182,6 +182,26 @@ pub(super) fn aws_managed_finding(
 
 /// Why a key cannot encrypt export objects, if it cannot.
 pub(super) fn key_problems(key: &KeyFacts, bucket_region: Option<&str>) -> Option<String> {
+    // A full key ARN names its Region: S3 uses only keys of the bucket's Region ("the AWS KMS
+    // key must be in the same Region as the bucket", Amazon S3 User Guide, "Specifying
+    // server-side encryption with AWS KMS (SSE-KMS)",
+    // https://docs.aws.amazon.com/AmazonS3/latest/userguide/specifying-kms-encryption.html).
+    // Decided from the ARN even when DescribeKey could not answer (a client of the function's
+    // Region does not find another Region's key).
+    let arn_region = Arn::parse("key", &key.key_id)
+        .ok()
+        .filter(|a| a.service == "kms" && !a.region.is_empty())
+        .map(|a| a.region);
+    if let (Some(kr), Some(br)) = (arn_region.as_deref(), bucket_region) {
+        if kr != br
+            && key
+                .info
+                .get()
+                .is_none_or(|i| i.region().as_deref() != Some(br))
+        {
+            return Some(format!("key is in {kr}, the bucket in {br}"));
+        }
+    }
     if key.info.is_absent() {
         return Some("the key does not exist".into());
     }
@@ -206,6 +226,29 @@ pub(super) fn key_problems(key: &KeyFacts, bucket_region: Option<&str>) -> Optio
         }
     }
     (!problems.is_empty()).then(|| problems.join(", "))
+}
+
+/// No SSE flags: S3 encrypts with the bucket's default key, which must be usable too.
+pub(super) fn default_key_unusable(
+    request: &ExportRequest,
+    bucket: &BucketFacts,
+    evidence: &Evidence,
+) -> Option<Finding> {
+    if request.s3_sse_algorithm.is_some() {
+        return None;
+    }
+    let key = evidence.default_key.as_ref()?;
+    let problem = key_problems(key, bucket.region.get().map(String::as_str))?;
+    Some(finding(
+        Cause::KmsKeyUnusable,
+        Confidence::Confirmed,
+        format!(
+            "The bucket's default encryption key {} cannot encrypt the export: {problem}.",
+            key.key_id
+        ),
+        vec![ev(format!("default key {}: {problem}", key.key_id), key.info.source)],
+        "Set the bucket's default encryption to an enabled symmetric key in the bucket's region, or export with --s3-sse-algorithm KMS and such a key's full ARN.".into(),
+    ))
 }
 
 pub(super) fn export_key_unusable(

@@ -81,6 +81,7 @@ fn all_findings(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
         ));
         findings.extend(sse_mismatch(&fail, request, bucket, evidence, doc));
         findings.extend(export_key_unusable(request, bucket, evidence));
+        findings.extend(default_key_unusable(request, bucket, evidence));
         findings.extend(key_reference(request, bucket, evidence));
         findings.extend(aws_managed_cross_account(request, bucket, evidence, doc));
     }
@@ -94,8 +95,48 @@ fn all_findings(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
         findings.push(unclassified(&fail, evidence));
     }
     attach_commands(&mut findings, evidence.request.as_ref());
-    findings.sort_by_key(|f| std::cmp::Reverse(f.confidence));
+    // Most likely first; among equals, a cause of the policy type an enhanced message names
+    // before causes the message does not point to (a stable sort keeps the rest in order).
+    let named = fail
+        .message
+        .and_then(super::access::parse_denial)
+        .and_then(|d| d.policy_type);
+    findings.sort_by_key(|f| {
+        (
+            std::cmp::Reverse(f.confidence),
+            !named_by_message(f.cause, named.as_deref()),
+        )
+    });
     findings
+}
+
+/// Whether an enhanced access-denied message's policy type ("service control", "identity-based",
+/// "resource-based", "permissions boundary", "session") is the layer the cause is about. The
+/// phrases: AWS IAM User Guide, "Troubleshoot access denied error messages"
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html).
+fn named_by_message(cause: Cause, policy_type: Option<&str>) -> bool {
+    use Cause::*;
+    match policy_type {
+        Some("service control") => matches!(cause, ScpDeniesS3OrKms | ScpDeniesExport),
+        Some("identity-based") => matches!(
+            cause,
+            CallerMissingS3Permission | KmsCallerMissingPermission | CallerMissingExportPermission
+        ),
+        Some("permissions boundary") | Some("session") => cause == PermissionsBoundaryDenies,
+        Some("resource-based") => matches!(
+            cause,
+            BucketPolicyMissingGrant
+                | BucketPolicyDenies
+                | SseMismatchRequiresKms
+                | SseMismatchRequiresAes256
+                | SseKmsKeyMismatch
+                | SseAlgorithmUnsupported
+                | KmsKeyPolicyDeniesExporter
+                | NetworkPerimeterDenies
+                | BucketPublicAccessRestricted
+        ),
+        _ => false,
+    }
 }
 
 fn table_not_found(fail: &Failure, evidence: &Evidence) -> Option<Finding> {
@@ -1427,5 +1468,142 @@ pub(super) mod tests {
             .find(|f| f.cause == Cause::ScpDeniesExport)
             .expect("SCP export finding");
         assert_eq!(scp.confidence, Confidence::Confirmed);
+    }
+
+    /// The export (and its description) set no SSE flags.
+    fn no_flags(e: &mut Evidence) {
+        for r in [
+            e.request.as_mut().unwrap(),
+            &mut e.export.as_mut().unwrap().request,
+        ] {
+            r.s3_sse_algorithm = None;
+            r.s3_sse_kms_key_id = None;
+        }
+    }
+
+    /// A cross-account bucket whose default encryption is a customer managed key, and an
+    /// export without SSE flags: S3 uses the default key, so its key policy is
+    /// the cause (the bucket policy grants the exporter).
+    #[test]
+    fn without_sse_flags_the_bucket_default_keys_policy_decides_for_the_exporter() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        cross_account(&mut e);
+        no_flags(&mut e);
+        bucket(&mut e).policy = policy(json!([crate::fakes::grant_statement(BUCKET)]));
+        bucket(&mut e).encryption = Fact::known(
+            "s3:GetBucketEncryption",
+            crate::model::BucketEncryption {
+                algorithm: "aws:kms".into(),
+                kms_key_id: Some(KEY_ARN.into()),
+            },
+        );
+        let mut k = key("Enabled");
+        k.policy = Fact::known(
+            "kms:GetKeyPolicy",
+            json!({"Version": "2012-10-17", "Statement": [{"Sid": "KeyAdmins", "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::444455556666:role/KeyAdmin"},
+                "Action": "kms:*", "Resource": "*"}]})
+            .to_string(),
+        );
+        e.default_key = Some(k);
+        let mut i = incident();
+        i.caller = Some("arn:aws:iam::111122223333:role/DataPlatformExporter".into());
+        let f = diagnose(&i, &e);
+        assert_eq!(
+            causes(&f),
+            vec![(Cause::KmsKeyPolicyDeniesExporter, Confidence::Confirmed)]
+        );
+        assert!(f[0].patch.is_some(), "the exporter statement is offered");
+        // An AES256 export does not use the default key: no key finding.
+        for r in [
+            e.request.as_mut().unwrap(),
+            &mut e.export.as_mut().unwrap().request,
+        ] {
+            r.s3_sse_algorithm = Some(SseAlgorithm::Aes256);
+        }
+        assert!(!has(&diagnose(&i, &e), Cause::KmsKeyPolicyDeniesExporter));
+    }
+
+    /// A bucket default key in another Region than the bucket cannot encrypt its objects, even
+    /// when DescribeKey (asked in the function's Region) could not say anything about it.
+    #[test]
+    fn a_bucket_default_key_of_another_region_is_unusable_for_an_export_without_flags() {
+        let other = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        no_flags(&mut e);
+        bucket(&mut e).encryption = Fact::known(
+            "s3:GetBucketEncryption",
+            crate::model::BucketEncryption {
+                algorithm: "aws:kms".into(),
+                kms_key_id: Some(other.into()),
+            },
+        );
+        e.default_key = Some(KeyFacts {
+            key_id: other.into(),
+            info: Fact::unknown("kms:DescribeKey", "NotFoundException"),
+            policy: Fact::unknown("kms:GetKeyPolicy", "NotFoundException"),
+            grants: Fact::unknown("kms:ListGrants", "NotFoundException"),
+        });
+        let f = diagnose(&incident(), &e);
+        assert_eq!(f[0].cause, Cause::KmsKeyUnusable, "{f:#?}");
+        assert_eq!(f[0].confidence, Confidence::Confirmed);
+        assert!(f[0].summary.contains("us-west-2"), "{}", f[0].summary);
+    }
+
+    #[test]
+    fn an_enhanced_message_ranks_the_cause_of_the_policy_type_it_names_first() {
+        assert!(named_by_message(
+            Cause::ScpDeniesS3OrKms,
+            Some("service control")
+        ));
+        assert!(!named_by_message(
+            Cause::BucketOwnerMissing,
+            Some("service control")
+        ));
+        assert!(named_by_message(
+            Cause::PermissionsBoundaryDenies,
+            Some("session")
+        ));
+        assert!(!named_by_message(Cause::ScpDeniesS3OrKms, None));
+        // Both LIKELY: the SCP the message names comes before the owner the facts suggest.
+        let mut e = evidence("S3AccessDenied", "User: arn:aws:sts::111122223333:assumed-role/Exporter/s is not authorized to perform: s3:PutObject on resource: \"arn:aws:s3:::b/k\" with an explicit deny in a service control policy");
+        bucket(&mut e).in_table_account = Fact::known("s3:ListBuckets", false);
+        bucket(&mut e).owner = Fact::unknown("s3:ListBuckets", "not found");
+        let f = diagnose(&incident(), &e);
+        let order: Vec<Cause> = f.iter().map(|f| f.cause).collect();
+        let scp = order.iter().position(|c| *c == Cause::ScpDeniesS3OrKms);
+        let owner = order.iter().position(|c| *c == Cause::BucketOwnerMissing);
+        assert!(
+            scp.is_some() && (owner.is_none() || scp < owner),
+            "{order:?}"
+        );
+    }
+
+    /// A key policy that denies the exporter explicitly: an added Allow cannot help, so the
+    /// finding offers no patch.
+    #[test]
+    fn an_explicit_deny_on_the_exporter_in_the_key_policy_is_not_patched() {
+        let mut e = evidence("S3AccessDenied", BARE_DENIED);
+        kms_export(
+            &mut e,
+            json!([{"Sid": "EnableIam", "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
+                {"Sid": "NotTheExporter", "Effect": "Deny",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:role/DataPlatformExporter"},
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*"}]),
+        );
+        let mut i = incident();
+        i.caller = Some("arn:aws:iam::111122223333:role/DataPlatformExporter".into());
+        let f = diagnose(&i, &e);
+        let key = f
+            .iter()
+            .find(|f| f.cause == Cause::KmsKeyPolicyDeniesExporter)
+            .expect("key-policy finding");
+        assert!(key.patch.is_none());
+        assert!(
+            key.remedy.text.contains("explicitly"),
+            "{}",
+            key.remedy.text
+        );
     }
 }

@@ -214,13 +214,33 @@ pub async fn gather_with(
     let bucket_account = bucket.as_ref().and_then(|b| b.owner.get().cloned());
     // A bare id or alias in a bucket default is resolved in the bucket's account.
     let home = bucket_account.as_deref().unwrap_or(&table_account);
-    let default_key = match (&default_key_id, hinted) {
-        (Some(k), Some(facts)) if hint.as_ref().is_some_and(|(hk, hh)| hk == k && hh == home) => {
-            Some(facts)
+    // The key a bucket policy pins ("deny unless this key"), when it is another key: an SSE
+    // correction retries with it, and the retry's own-access check reads its policy.
+    let pinned_key_id = request
+        .as_ref()
+        .zip(bucket.as_ref())
+        .and_then(|(r, b)| pinned_key_of(r, b.policy.get()?))
+        .filter(|k| Some(k) != export_key_id.as_ref() && Some(k) != default_key_id.as_ref());
+    let default_read = async {
+        match (&default_key_id, hinted) {
+            (Some(k), Some(facts))
+                if hint.as_ref().is_some_and(|(hk, hh)| hk == k && hh == home) =>
+            {
+                Some(facts)
+            }
+            (Some(k), _) => {
+                Some(key_facts(app, k, home, &table_account, owner_readers.as_ref()).await)
+            }
+            (None, _) => None,
         }
-        (Some(k), _) => Some(key_facts(app, k, home, &table_account, owner_readers.as_ref()).await),
-        (None, _) => None,
     };
+    let pinned_read = async {
+        match &pinned_key_id {
+            Some(k) => Some(key_facts(app, k, home, &table_account, owner_readers.as_ref()).await),
+            None => None,
+        }
+    };
+    let (default_key, pinned_key) = tokio::join!(default_read, pinned_read);
     if let Some(r) = &request {
         app.hints
             .remember(&r.s3_bucket, default_key_id.as_deref().map(|k| (k, home)));
@@ -235,10 +255,28 @@ pub async fn gather_with(
         bucket,
         export_key,
         default_key,
+        pinned_key,
         caller_policies,
         table_policy,
         scps,
     })
+}
+
+/// The first key ARN the bucket policy pins for the export's objects, if any.
+fn pinned_key_of(request: &ExportRequest, policy: &str) -> Option<String> {
+    let partition = Arn::parse("tableArn", &request.table_arn)
+        .map(|a| a.partition)
+        .unwrap_or_else(|_| "aws".into());
+    let object = format!(
+        "arn:{partition}:s3:::{}/{}AWSDynamoDB/00000000000000-00000000/_started",
+        request.s3_bucket,
+        request.key_prefix()
+    );
+    crate::domain::sse_rules::SseRules::from_policy(policy, &object)
+        .ok()?
+        .pinned_keys()
+        .into_iter()
+        .next()
 }
 
 /// The exporter's role in the table account, `(ARN, name)`: the incident's caller, else a role
@@ -513,5 +551,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(e.bucket.unwrap().name, "missing-bucket");
+    }
+
+    #[test]
+    fn the_key_a_bucket_policy_pins_is_found_for_the_exports_objects() {
+        let mut request = crate::fakes::request("exports-bucket");
+        request.s3_prefix = Some("team/a".into());
+        let key = "arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let policy = |resource: &str| {
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "OnlyOurKey",
+                "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": resource,
+                "Condition": {"StringNotEqualsIfExists": {
+                    "s3:x-amz-server-side-encryption-aws-kms-key-id": key}}}]})
+            .to_string()
+        };
+        assert_eq!(
+            pinned_key_of(&request, &policy("arn:aws:s3:::exports-bucket/*")).as_deref(),
+            Some(key)
+        );
+        // A statement for other objects pins nothing for this export.
+        assert_eq!(
+            pinned_key_of(&request, &policy("arn:aws:s3:::exports-bucket/other/*")),
+            None
+        );
     }
 }

@@ -108,8 +108,16 @@ pub(super) fn own_access_denied(
     let own = principal_arn(own?);
     let table = Arn::table("tableArn", &request.table_arn).ok()?;
     let object_arn = started_object_arn(request, evidence);
-    if request.s3_sse_algorithm == Some(SseAlgorithm::Kms) {
-        let key_id = request.s3_sse_kms_key_id.as_deref()?;
+    // The key the retry's objects are encrypted with: its KMS key, or with no SSE flags the
+    // bucket default's key (S3 applies the default encryption to a PutObject without SSE
+    // headers: Amazon S3 User Guide, "Setting default server-side encryption behavior for
+    // Amazon S3 buckets", https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-encryption.html).
+    let key_id = match request.s3_sse_algorithm {
+        Some(SseAlgorithm::Kms) => request.s3_sse_kms_key_id.as_deref(),
+        None => evidence.default_key.as_ref().map(|k| k.key_id.as_str()),
+        Some(_) => None,
+    };
+    if let Some(key_id) = key_id {
         let facts = evidence.key(key_id);
         if let Some((info, text)) = facts.and_then(|k| Some((k.info.get()?, k.policy.get()?))) {
             let mut text = text.clone();

@@ -178,11 +178,18 @@ pub fn plan(
     let propagation = lineage.is_some_and(|l| l.after_patch)
         && unfixable == [Cause::KmsKeyPolicyDeniesExporter.code()];
     if !unfixable.is_empty() && !propagation {
+        // A failure the function cannot fix gets no change at all: a key-policy patch alone
+        // would widen a key for an export that still fails (the statement stays a recommendation).
         let mut p = Plan::none(format!(
             "no retry: not every finding is fixed by export parameters or a key-policy patch ({})",
             unfixable.join(", ")
         ));
-        p.actions = patch_actions();
+        if !patches.is_empty() {
+            p.notes.push(format!(
+                "key-policy patch not applied: the export would still fail ({})",
+                unfixable.join(", ")
+            ));
+        }
         return with(p, &notes);
     }
 
@@ -680,6 +687,101 @@ mod tests {
             "{:?}",
             p.notes
         );
+    }
+
+    /// A key-policy patch alone would not make the export pass: the function changes nothing
+    /// (the statement stays in the remedy).
+    #[test]
+    fn a_key_patch_is_not_applied_when_another_finding_is_unfixable() {
+        let mut key = finding(Cause::KmsKeyPolicyDeniesExporter, None);
+        key.patch = Some(
+            crate::domain::key_patch::exporter_patch(
+                crate::fakes::KEY_ARN,
+                "arn:aws:iam::111122223333:role/Exporter",
+                "us-east-1",
+            )
+            .unwrap(),
+        );
+        let config = Config {
+            key_policy_patch: true,
+            ..Config::default()
+        };
+        let alone = plan(
+            &incident(),
+            &evidence(),
+            &[key.clone()],
+            &config,
+            None,
+            None,
+        );
+        assert!(
+            alone
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::PatchKeyPolicy(_))),
+            "{:?}",
+            alone.notes
+        );
+        let p = plan(
+            &incident(),
+            &evidence(),
+            &[key, finding(Cause::CallerMissingS3Permission, None)],
+            &config,
+            None,
+            None,
+        );
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert!(
+            p.notes.iter().any(|n| n.contains("patch not applied")),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    /// No SSE flags over a bucket whose default key does not admit the function's role: the
+    /// retry would fail as the function, so it is not started.
+    #[test]
+    fn the_bucket_default_key_must_admit_the_function_before_a_retry_without_flags() {
+        let mut e = evidence();
+        let key_arn = "arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let key_policy = |principal: &str| {
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Root",
+                "Effect": "Allow", "Principal": {"AWS": principal}, "Action": "kms:*",
+                "Resource": "*"}]})
+            .to_string()
+        };
+        let mut key = crate::model::KeyFacts {
+            key_id: key_arn.into(),
+            info: Fact::known(
+                "kms:DescribeKey",
+                crate::model::KeyInfo {
+                    arn: key_arn.into(),
+                    state: "Enabled".into(),
+                    manager: "CUSTOMER".into(),
+                    usage: "ENCRYPT_DECRYPT".into(),
+                    spec: "SYMMETRIC_DEFAULT".into(),
+                },
+            ),
+            policy: Fact::known(
+                "kms:GetKeyPolicy",
+                key_policy("arn:aws:iam::444455556666:root"),
+            ),
+            grants: Fact::known("kms:ListGrants", Vec::new()),
+        };
+        e.default_key = Some(key.clone());
+        let mut request = e.request.clone().unwrap();
+        request.s3_sse_algorithm = None;
+        request.s3_sse_kms_key_id = None;
+        let own = "arn:aws:sts::111122223333:assumed-role/ddb-export-remediator-fn/s";
+        let why = own_access_denied(&e, &request, &[], Some(own));
+        assert!(why.is_some_and(|w| w.contains(key_arn)));
+        // A key policy that names the table account admits the function's role.
+        key.policy = Fact::known(
+            "kms:GetKeyPolicy",
+            key_policy("arn:aws:iam::111122223333:root"),
+        );
+        e.default_key = Some(key);
+        assert_eq!(own_access_denied(&e, &request, &[], Some(own)), None);
     }
 
     #[test]

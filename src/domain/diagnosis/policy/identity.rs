@@ -80,7 +80,7 @@ pub(super) fn identity_side(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
         r.action = action.into();
         checks.push((Cause::CallerMissingS3Permission, r));
     }
-    if let (Some(SseAlgorithm::Kms), Some(key)) = (cx.request.s3_sse_algorithm, &cx.key_arn) {
+    if let Some(key) = &cx.key_arn {
         for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
             let mut r = kms_generate(
                 role_arn,

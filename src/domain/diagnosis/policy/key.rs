@@ -5,10 +5,8 @@
 use super::*;
 
 pub(super) fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
-    if cx.request.s3_sse_algorithm != Some(SseAlgorithm::Kms) {
-        return Vec::new();
-    }
-    let Some(key) = &cx.evidence.export_key else {
+    // The request's key, or with no SSE flags the bucket default's key (`used_key`).
+    let Some(key) = cx.used_key else {
         return Vec::new();
     };
     let (Some(info), Some(policy)) = (key.info.get(), cx.key_policy.as_ref()) else {
@@ -118,9 +116,22 @@ pub(super) fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
         },
     );
     // The statement a patch would add, built by the one function that enforces §7.2's rules.
+    // An explicit deny in the key policy outweighs any Allow a patch could add ("an explicit
+    // deny in any policy overrides an allow", IAM User Guide, "Policy evaluation logic",
+    // https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
+    // the statement stays a recommendation and nothing is patched.
+    let explicit = decisions
+        .iter()
+        .any(|d| d.decision == crate::policy::DecisionKind::ExplicitDeny);
     if let Some(p) = grantee.and_then(|g| exporter_patch(&info.arn, g, &cx.s3_region).ok()) {
         f.remedy.statement = Some(p.statement.clone());
-        f.patch = Some(p);
+        if !explicit {
+            f.patch = Some(p);
+        } else {
+            f.remedy.text.push_str(
+                " The key policy denies the exporter explicitly: an added statement cannot outweigh that deny, so the key's administrators remove it first.",
+            );
+        }
     }
     vec![f]
 }

@@ -14,7 +14,7 @@ use crate::domain::access::{
     scp_side, Denial,
 };
 use crate::domain::key_patch::{consumer_patch, exporter_patch};
-use crate::model::{s3_region, BucketFacts, Evidence};
+use crate::model::{s3_region, BucketFacts, Evidence, KeyFacts};
 use crate::model::{
     Cause, Confidence, ExportRequest, FactValue, Finding, Incident, KeyGrant, SseAlgorithm,
 };
@@ -41,9 +41,12 @@ struct Ctx<'a> {
     s3_region: String,
     principals: Vec<String>,
     object_arn: String,
-    /// The export key's policy, parsed once for every cause that reads it.
+    /// The key S3 encrypts the export with: the request's (KMS flags), else, with no SSE
+    /// flags, the bucket default's customer managed key.
+    used_key: Option<&'a KeyFacts>,
+    /// That key's policy, parsed once for every cause that reads it.
     key_policy: Option<Policy>,
-    /// The export key's full ARN, as DescribeKey gave it.
+    /// That key's full ARN, as DescribeKey gave it.
     key_arn: Option<String>,
     /// The bucket policy's JSON, parsed once by the diagnosis.
     bucket_doc: Option<&'a BucketDoc<'a>>,
@@ -73,6 +76,7 @@ pub(super) fn policy_findings<'a>(
         return Vec::new();
     };
     let caller = exporter(incident, fail);
+    let used_key = used_key(request, evidence);
     let cx = Ctx {
         request,
         evidence,
@@ -84,16 +88,11 @@ pub(super) fn policy_findings<'a>(
             &evidence.table_account,
         ),
         object_arn: started_object_arn(request, evidence),
-        key_policy: evidence
-            .export_key
-            .as_ref()
+        used_key,
+        key_policy: used_key
             .and_then(|k| k.policy.get())
             .and_then(|text| Policy::parse_text(PolicyKind::Key, "key-policy", text).ok()),
-        key_arn: evidence
-            .export_key
-            .as_ref()
-            .and_then(|k| k.info.get())
-            .map(|i| i.arn.clone()),
+        key_arn: used_key.and_then(|k| k.info.get()).map(|i| i.arn.clone()),
         bucket_doc,
     };
     let mut out = Vec::new();
@@ -112,6 +111,20 @@ pub(super) fn policy_findings<'a>(
         out.extend(consumer_decrypt(&cx, bucket));
     }
     out
+}
+
+/// The key S3 uses for the export's objects: with `S3SseAlgorithm=KMS` the request's key; with no
+/// SSE flags the bucket's default encryption applies ("Amazon S3 automatically encrypts …
+/// using the default encryption configuration of the bucket", Amazon S3 User Guide, "Setting
+/// default server-side encryption behavior for Amazon S3 buckets",
+/// https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-encryption.html), so its key
+/// policy decides as the request's would (evidence reads it in the key's account). AES256: none.
+fn used_key<'a>(request: &ExportRequest, evidence: &'a Evidence) -> Option<&'a KeyFacts> {
+    match request.s3_sse_algorithm {
+        Some(SseAlgorithm::Kms) => evidence.export_key.as_ref(),
+        None => evidence.default_key.as_ref(),
+        Some(_) => None,
+    }
 }
 
 /// The export call itself, made by `principal` on the table.

@@ -44,7 +44,7 @@ pub(super) fn scp_findings(cx: &Ctx, fail: &Failure) -> Vec<Finding> {
             Cause::ScpDeniesS3OrKms,
             s3_put(p, &cx.object_arn, cx.request, owner, None),
         ));
-        if let (Some(SseAlgorithm::Kms), Some(key)) = (cx.request.s3_sse_algorithm, &cx.key_arn) {
+        if let Some(key) = &cx.key_arn {
             checks.push((
                 Cause::ScpDeniesS3OrKms,
                 kms_generate(
