@@ -21,7 +21,7 @@ Setup (straight to the emulator, never faulted):
 Run: tools/lambda_pool.py's processes of the real binary, AWS_ENDPOINT_URL = tools/fault_proxy.py
 in front of the emulator. Each process receives every failure event once, in its own seeded
 order, at the same time as the others; the schedule's sweep event is delivered every
---sweep-every seconds; --kills processes are SIGKILLed at seeded moments inside invocations (the
+--sweep-every seconds once half the deliveries are handed out; --kills processes are SIGKILLed at seeded moments inside invocations (the
 event is then delivered again, as Lambda does for a function error).
 
 Then the sweep runs until quiet (nothing queued, nothing published, for longer than a claim's
@@ -287,7 +287,12 @@ def run(args, log) -> dict:
     sweeps = [0]
 
     def background() -> None:
-        next_sweep = time.monotonic() + args.sweep_every
+        # The schedule starts once half the deliveries are handed out: on AWS the sweep runs every
+        # 5 minutes and a failure's own event usually comes first; a sweep at once would publish
+        # every failure a fourth time (the run's time, not its outcome).
+        while not stop.is_set() and pool.pending_own() > deliveries // 2:
+            stop.wait(1.0)
+        next_sweep = time.monotonic()
         while not stop.is_set():
             for e in drain(m, world["queue"]):
                 published[0] += 1

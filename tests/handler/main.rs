@@ -14,6 +14,7 @@ mod org_mode;
 mod org_templates;
 mod organization;
 mod readme;
+mod reliability;
 mod runtime;
 mod scenarios;
 mod security;
