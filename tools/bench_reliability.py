@@ -307,9 +307,15 @@ def run(args, log) -> dict:
     bg = threading.Thread(target=background, daemon=True)
     bg.start()
     t_run = time.monotonic()
+    next_progress = time.monotonic() + 60
     while pool.pending_own() > 0 and time.monotonic() - t0 < args.max_minutes * 60:
         time.sleep(1)
-        last_activity[0] = max(last_activity[0], time.monotonic()) if pool.pending() else last_activity[0]
+        if time.monotonic() >= next_progress:
+            next_progress += 60
+            log(f"{time.monotonic() - t_run:.0f} s: {deliveries - pool.pending_own()} of {deliveries} "
+                f"deliveries handed out; {pool.stats['attempts']} attempts, "
+                f"{pool.stats['errors'] + pool.stats['crashes'] + pool.stats['timeouts']} function errors, "
+                f"{pool.stats['kills']} kills, {published[0]} published")
     t_delivered = time.monotonic() - t_run
     log(f"every delivery handed out in {t_delivered:.0f} s; the sweep runs until quiet")
     # Quiet: nothing queued or running, nothing published, for longer than a lease and two sweeps.
