@@ -73,7 +73,10 @@ fn every_failure_is_retried_once_and_every_key_change_is_audited_under_faults_an
         assert!(injected > 0, "no {kind} fault was injected: {r:#}");
     }
     assert_eq!(r["kills"], KILLS, "{r:#}");
-    assert_eq!(r["strayExports"], 0, "an export under no failure's prefix: {r:#}");
+    assert_eq!(
+        r["strayExports"], 0,
+        "an export under no failure's prefix: {r:#}"
+    );
 
     // Exactly one retry per failure, and no key-policy change without its audit record.
     assert_eq!(r["incidentsLost"], 0, "failures never retried: {r:#}");
