@@ -264,9 +264,13 @@ def run(args, log) -> dict:
     published: list[int] = [0]
     answers: dict[str, int] = {}
 
+    last_activity = [time.monotonic()]
+
     def on_answer(delivery, outcome, body) -> None:
         key = f"{delivery.label}:{outcome}"
         answers[key] = answers.get(key, 0) + 1
+        if delivery.label != "sweep":
+            last_activity[0] = time.monotonic()
 
     pool = Pool(args.binary, function_env(proxy, world, args.lease), args.processes, args.seed,
                 timeout_s=args.timeout, retry_delays=(args.retry_delay, 2 * args.retry_delay),
@@ -283,7 +287,6 @@ def run(args, log) -> dict:
                           args.seed)
 
     stop = threading.Event()
-    last_activity = [time.monotonic()]
     sweeps = [0]
 
     def background() -> None:
@@ -318,12 +321,15 @@ def run(args, log) -> dict:
                 f"{pool.stats['kills']} kills, {published[0]} published")
     t_delivered = time.monotonic() - t_run
     log(f"every delivery handed out in {t_delivered:.0f} s; the sweep runs until quiet")
-    # Quiet: nothing queued or running, nothing published, for longer than a lease and two sweeps.
+    # Quiet: besides the sweep's own events, nothing queued, running, answered or published for
+    # longer than a lease and two sweeps (a claim left by a killed process is taken over by then).
     quiet_for = args.lease + 2 * args.sweep_every + 5
+    quiet = False
     while time.monotonic() - t0 < args.max_minutes * 60:
-        if pool.pending() > 0:
+        if pool.pending(ignore="sweep") > 0:
             last_activity[0] = time.monotonic()
         if time.monotonic() - last_activity[0] > quiet_for:
+            quiet = True
             break
         time.sleep(1)
     stop.set()
@@ -356,6 +362,7 @@ def run(args, log) -> dict:
         "retryDelaySeconds": [args.retry_delay, 2 * args.retry_delay],
         "seconds": {"setup": round(t_setup), "deliveries": round(t_delivered),
                     "run": round(t_total_run), "total": round(time.monotonic() - t0)},
+        "quiet": quiet,
         "logs": log_dir if args.keep_logs else None,
     })
     return result
@@ -465,6 +472,7 @@ leases of {r['leaseSeconds']} s. How to run and what the numbers mean: docs/reli
 | faults injected / requests proxied | {r['faultsInjected']:,} / {r['proxiedRequests']:,} | |
 | time: setup / deliveries / until quiet / total | {r['seconds']['setup']} s / {r['seconds']['deliveries']} s / {r['seconds']['run']} s / {r['seconds']['total']} s | |
 
+The run {'ended quiet' if r['quiet'] else 'was stopped at its time limit before it was quiet'}.
 Lost by kind: {json.dumps(r['lostByKind'])}. Function errors by type: {json.dumps(r['errorTypes'])}.
 Deliveries given up, by event: {json.dumps(r['givenUpByEvent'])}. Key-policy changes in the
 ledger, by status: {json.dumps(r['keyChangesRecorded'])}.

@@ -167,7 +167,7 @@ class Pool:
         self.shared: list[Delivery] = []
         self.retries: list[tuple[float, int, Delivery]] = []  # (due, tiebreak, delivery)
         self.busy = [False] * slots
-        self.current: list[tuple[Instance, str] | None] = [None] * slots
+        self.current: list[tuple[Instance, str, Delivery] | None] = [None] * slots
         self.instances: list[Instance] = []
         self.stats = {"attempts": 0, "responses": 0, "errors": 0, "crashes": 0, "timeouts": 0,
                       "retried": 0, "given_up": 0, "kills": 0, "kills_mid_invocation": 0,
@@ -215,9 +215,12 @@ class Pool:
                 self.lock.wait(min(max(wait, 0.01), 0.5))
             return None
 
-    def pending(self) -> int:
+    def pending(self, ignore: str | None = None) -> int:
+        """Deliveries queued, due for a retry or running; `ignore`: not those with this label."""
         with self.lock:
-            return len(self.shared) + len(self.retries) + sum(map(len, self.own)) + sum(self.busy)
+            queued = self.shared + [r[2] for r in self.retries] + [d for q in self.own for d in q]
+            running = [c[2] for c in self.current if c is not None]
+            return sum(1 for d in queued + running if d.label != ignore)
 
     def wait_idle(self, timeout: float) -> bool:
         end = time.monotonic() + timeout
@@ -247,7 +250,7 @@ class Pool:
             with self.lock:
                 self.stats["attempts"] += 1
                 ordinal = self.stats["attempts"]
-                self.current[slot] = (instance, request_id)
+                self.current[slot] = (instance, request_id, delivery)
             instance.handout.put((request_id, delivery, deadline_ms))
             self._maybe_kill(ordinal, slot, instance, request_id)
             outcome, body = self._await(instance, request_id, started)
@@ -307,8 +310,8 @@ class Pool:
 
     def kill_on_attempts(self, ordinals: list[int], seed: int) -> None:
         """SIGKILLs the process running the attempts with these ordinals (1 = the first event
-        handed out), each at a seeded random moment inside the invocation: up to 1.5 times the
-        mean invocation so far, so the kill lands anywhere from the first call to the answer."""
+        handed out), each at a seeded random moment inside the invocation: up to the mean invocation
+        time so far, so the kill lands anywhere from the first call to near the answer."""
         with self.lock:
             self.kill_plan = set(ordinals)
             self.kill_rng = random.Random(seed)
@@ -320,17 +323,21 @@ class Pool:
             self.kill_plan.discard(ordinal)
             durations = self.durations[-50:]
             mean = sum(durations) / len(durations) if durations else 0.3
-            delay = self.kill_rng.uniform(0.0, 1.5 * mean)
+            delay = self.kill_rng.uniform(0.0, mean)
 
         def fire() -> None:
             with self.lock:
-                mid = self.current[slot] == (instance, request_id)
+                now = self.current[slot]
+                # Mid-invocation: the process is running one (this or, if it was quick, its next).
+                mid = now is not None and now[0] is instance
                 self.stats["kills"] += 1
                 self.stats["kills_mid_invocation"] += int(mid)
             if instance.alive():
                 os.kill(instance.proc.pid, signal.SIGKILL)
 
-        threading.Timer(delay, fire).start()
+        timer = threading.Timer(delay, fire)
+        timer.daemon = True
+        timer.start()
 
     def pending_own(self) -> int:
         """Events still waiting in the slots' own queues."""
