@@ -504,7 +504,7 @@ def main() -> None:
     p.add_argument("--retry-delay", type=float, default=3.0,
                    help="Lambda's first async retry delay (60 s on AWS); the second is twice it")
     p.add_argument("--sweep-every", type=float, default=15.0)
-    p.add_argument("--max-minutes", type=float, default=40.0)
+    p.add_argument("--max-minutes", type=float, default=75.0)
     p.add_argument("--binary", default=None)
     p.add_argument("--write", default=None, help="write the markdown report to this file")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
