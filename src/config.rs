@@ -29,6 +29,10 @@ pub struct Config {
     pub key_arns: Option<Scope>,
     /// A sweep never publishes a failure older than this (SWEEP_LOOKBACK_HOURS, SPEC §3.2).
     pub sweep_lookback_hours: u32,
+    /// How long a delivery's claim on an incident holds (CLAIM_LEASE_SECONDS). After it, a
+    /// later delivery or the sweep may take the incident over, so it must exceed the function's
+    /// timeout (the template sets 120 s; docs/reliability.md explains the choice).
+    pub claim_lease_seconds: u32,
 }
 
 /// A write scope from the template (SPEC §7.1): `*` = any, else exact names (a `*` inside an
@@ -108,6 +112,7 @@ impl Default for Config {
             export_buckets: None,
             key_arns: None,
             sweep_lookback_hours: 24,
+            claim_lease_seconds: DEFAULT_CLAIM_LEASE_SECONDS,
         }
     }
 }
@@ -245,6 +250,14 @@ impl Config {
                 )),
             }
         }
+        if let Some(v) = value("CLAIM_LEASE_SECONDS") {
+            match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_CLAIM_LEASE_SECONDS).contains(&n) => cfg.claim_lease_seconds = n,
+                _ => problems.push(format!(
+                    "CLAIM_LEASE_SECONDS={v:?}: expected a whole number of seconds, 1-{MAX_CLAIM_LEASE_SECONDS}, longer than the function's timeout"
+                )),
+            }
+        }
         if problems.is_empty() {
             Ok(cfg)
         } else {
@@ -252,6 +265,11 @@ impl Config {
         }
     }
 }
+
+/// The default lease: the template's 120 s function timeout, and margin for a slow start.
+pub const DEFAULT_CLAIM_LEASE_SECONDS: u32 = 300;
+/// A day: a longer lease only delays the takeover of a crashed delivery's incident.
+pub const MAX_CLAIM_LEASE_SECONDS: u32 = 86_400;
 
 fn valid_role_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -303,8 +321,10 @@ mod tests {
                 "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             ),
             ("SWEEP_LOOKBACK_HOURS", "48"),
+            ("CLAIM_LEASE_SECONDS", "600"),
         ])
         .unwrap();
+        assert_eq!(cfg.claim_lease_seconds, 600);
         assert_eq!(
             cfg.export_buckets,
             Some(Scope::Only(vec!["exports-a".into(), "team-*".into()]))
@@ -339,9 +359,10 @@ mod tests {
             ("S3_FORCE_PATH_STYLE", "1"),
             ("KEY_ARNS", "alias/exports"),
             ("SWEEP_LOOKBACK_HOURS", "0"),
+            ("CLAIM_LEASE_SECONDS", "0"),
         ])
         .unwrap_err();
-        assert_eq!(err.problems.len(), 9, "{err}");
+        assert_eq!(err.problems.len(), 10, "{err}");
         for name in [
             "MODE",
             "KEY_POLICY_PATCH",
@@ -352,6 +373,7 @@ mod tests {
             "S3_FORCE_PATH_STYLE",
             "KEY_ARNS",
             "SWEEP_LOOKBACK_HOURS",
+            "CLAIM_LEASE_SECONDS",
         ] {
             assert!(err.to_string().contains(name), "{name} missing from {err}");
         }

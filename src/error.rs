@@ -11,6 +11,10 @@ pub struct AwsError {
     pub kind: AwsErrorKind,
     /// The service's error code and message; never a policy document or raw response.
     pub message: String,
+    /// Another attempt may pass: throttling, a 5xx answer, a timeout or a connection that
+    /// failed, still failing after the SDK's own retries (set by the adapter from the SDK
+    /// error, never from the message).
+    pub transient: bool,
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -36,13 +40,27 @@ impl AwsError {
             operation,
             kind,
             message: message.into(),
+            transient: kind == AwsErrorKind::Throttled,
             source: None,
         }
+    }
+
+    /// Marks the failure transient (a 5xx answer, a timeout, a reset connection).
+    pub fn transient(mut self) -> Self {
+        self.transient = true;
+        self
     }
 
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self
+    }
+
+    /// A failure that another attempt may not meet: throttling, a 5xx answer, a timeout or a
+    /// reset connection, still failing after the SDK's own retries. AccessDenied, NotFound and
+    /// modeled rejections are permanent: asking again gets the same answer.
+    pub fn is_transient(&self) -> bool {
+        self.transient
     }
 
     /// One line for a `Fact::Unknown` reason.
@@ -82,6 +100,15 @@ pub enum Error {
     /// An AWS call the function needs failed.
     #[error("AWS call failed")]
     Aws(#[from] AwsError),
+    /// Reads the diagnosis needed failed transiently (after the SDK's retries): nothing final
+    /// was recorded and the claim was given back, so a later delivery (Lambda's retry of this
+    /// one, or the sweep) diagnoses it on complete evidence.
+    #[error("evidence incomplete: {} read(s) failed transiently ({}); nothing was recorded, deliver again", .0.len(), .0.join(", "))]
+    EvidenceIncomplete(Vec<String>),
+    /// The ledger's claim on this incident is no longer ours (its lease ran out and another
+    /// delivery took it over): this delivery stops without writing.
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
 }
 
 impl Error {
@@ -94,6 +121,8 @@ impl Error {
             Self::ChangeNotFound(_) => "ChangeNotFound",
             Self::NotAvailable(_) => "NotAvailable",
             Self::Config(_) => "ConfigError",
+            Self::EvidenceIncomplete(_) => "EvidenceIncomplete",
+            Self::LeaseLost(_) => "LeaseLost",
             Self::Aws(e) => match e.kind {
                 AwsErrorKind::AccessDenied => "AccessDenied",
                 AwsErrorKind::Throttled => "Throttled",
@@ -143,9 +172,39 @@ mod tests {
             Error::UnsupportedEvent("x".into()).error_type(),
             "UnsupportedEvent"
         );
+        assert_eq!(
+            Error::EvidenceIncomplete(vec!["s3:GetBucketPolicy".into()]).error_type(),
+            "EvidenceIncomplete"
+        );
+        assert_eq!(Error::LeaseLost("x".into()).error_type(), "LeaseLost");
         assert!(denied
             .public_message()
             .contains("kms:GetKeyPolicy access denied"));
+    }
+
+    #[test]
+    fn throttling_and_transport_failures_are_transient_denials_and_rejections_are_not() {
+        let kinds = [
+            (AwsErrorKind::Throttled, true),
+            // An unparseable answer or a missing field is not a gap another read fills.
+            (AwsErrorKind::Other, false),
+            (AwsErrorKind::AccessDenied, false),
+            (AwsErrorKind::NotFound, false),
+            (AwsErrorKind::Rejected, false),
+            (AwsErrorKind::ExportConflict, false),
+        ];
+        for (kind, transient) in kinds {
+            assert_eq!(
+                AwsError::new("s3:GetBucketPolicy", kind, "x").is_transient(),
+                transient,
+                "{kind:?}"
+            );
+        }
+        assert!(
+            AwsError::new("s3:GetBucketPolicy", AwsErrorKind::Other, "HTTP 503")
+                .transient()
+                .is_transient()
+        );
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct World {
     pub fail_start: Option<AwsErrorKind>,
     /// Operations that answer AccessDenied.
     pub denied: Vec<&'static str>,
+    /// Operations whose next call fails transiently (throttled after the SDK's retries).
+    pub throttled: Vec<&'static str>,
     pub list_calls: usize,
     /// Every key id DescribeKey was asked for, in order.
     pub key_reads: Vec<String>,
@@ -87,6 +89,19 @@ pub struct World {
     /// DescribeExport answers only after an SCP walk has begun.
     pub describe_after_scp_walk: bool,
     pub ledger: HashMap<String, IncidentRecord>,
+    /// The ledger's open listing: export ARN -> due at.
+    pub open: HashMap<String, i64>,
+    /// Ledger writes (by operation) whose next call lands, loses its answer and is sent again
+    /// (the SDK's retry): the caller sees the second attempt's answer.
+    pub replay_writes: Vec<&'static str>,
+    /// Operations that never return, once each (the process is killed there): `before` the
+    /// call has any effect, or `after` it landed.
+    pub crash_before: Vec<&'static str>,
+    pub crash_after: Vec<&'static str>,
+    /// Calls (by operation) that land but answer a 500 after the SDK's retries (lost answers).
+    pub lost_answers: Vec<&'static str>,
+    /// Exports started are also listed and described (IN_PROGRESS, with their ClientToken).
+    pub started_listed: bool,
     /// The ledger's last write of an incident (lease given back) never answers.
     pub stall_final_settle: bool,
     pub lineages: HashMap<String, Lineage>,
@@ -119,7 +134,44 @@ pub struct World {
 
 pub type Shared = Arc<RwLock<World>>;
 
+/// Whether `op` is listed (and takes it off the list: each entry fires once).
+fn fires(list: &mut Vec<&'static str>, op: &str) -> bool {
+    match list.iter().position(|o| *o == op) {
+        Some(i) => {
+            list.remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+/// A process killed at `op`: the call never returns (the test drops the future).
+async fn crash_point(world: &Shared, op: &'static str, after: bool) {
+    let fired = {
+        let mut w = world.write().unwrap();
+        match after {
+            false => fires(&mut w.crash_before, op),
+            true => fires(&mut w.crash_after, op),
+        }
+    };
+    if fired {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Whether the next call of `op` is answered after a resend.
+fn replayed(world: &Shared, op: &'static str) -> bool {
+    fires(&mut world.write().unwrap().replay_writes, op)
+}
+
 fn denied(world: &Shared, op: &'static str) -> PortResult<()> {
+    if fires(&mut world.write().unwrap().throttled, op) {
+        return Err(AwsError::new(
+            op,
+            AwsErrorKind::Throttled,
+            "ThrottlingException: fake, after the SDK's retries",
+        ));
+    }
     if world.read().unwrap().denied.contains(&op) {
         Err(AwsError::new(
             op,
@@ -277,6 +329,28 @@ pub fn app(world: &Shared, config: Config) -> App {
     }
 }
 
+/// Wall time shifted by a settable offset (leases run out without waiting); waits on tokio's
+/// timer, paused in tests.
+#[derive(Debug, Default)]
+pub struct OffsetClock(pub std::sync::atomic::AtomicI64);
+
+impl OffsetClock {
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl crate::ports::Clock for OffsetClock {
+    fn now(&self) -> i64 {
+        <crate::aws::SystemClock as crate::ports::Clock>::now(&crate::aws::SystemClock)
+            + self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    async fn sleep(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
 pub struct FakeExports(pub Shared);
 
 #[async_trait]
@@ -310,20 +384,58 @@ impl ExportService for FakeExports {
         request: &ExportRequest,
         client_token: &str,
     ) -> PortResult<String> {
-        let mut w = self.0.write().unwrap();
-        if let Some(kind) = w.fail_start.take() {
-            return Err(AwsError::new(
-                "dynamodb:ExportTableToPointInTime",
-                kind,
-                "fake failure",
-            ));
+        const OP: &str = "dynamodb:ExportTableToPointInTime";
+        crash_point(&self.0, OP, false).await;
+        let answer = {
+            let mut w = self.0.write().unwrap();
+            if let Some(kind) = w.fail_start.take() {
+                return Err(AwsError::new(OP, kind, "fake failure"));
+            }
+            // DynamoDB keeps a ClientToken 8 hours: the same token with the same parameters
+            // answers the export it started; with other parameters, ExportConflictException.
+            let arn_of = |i: usize| {
+                format!(
+                    "{}/export/01795600000000-0000000{}",
+                    request.table_arn,
+                    i + 1
+                )
+            };
+            match w.started.iter().position(|(_, t)| t == client_token) {
+                Some(i) if w.started[i].0 == *request => Ok(arn_of(i)),
+                Some(_) => Err(AwsError::new(
+                    OP,
+                    AwsErrorKind::ExportConflict,
+                    "ExportConflictException: fake",
+                )),
+                None => {
+                    w.started.push((request.clone(), client_token.to_string()));
+                    let arn = arn_of(w.started.len() - 1);
+                    if w.started_listed {
+                        w.exports.push(ExportDescription {
+                            export_arn: arn.clone(),
+                            status: ExportStatus::InProgress,
+                            request: ExportRequest {
+                                client_token: Some(client_token.to_string()),
+                                ..request.clone()
+                            },
+                            failure_code: None,
+                            failure_message: None,
+                            start_time: None,
+                            end_time: None,
+                        });
+                    }
+                    Ok(arn)
+                }
+            }
+        };
+        // The export started, and its answer is lost (a 500 in its place).
+        if answer.is_ok() && fires(&mut self.0.write().unwrap().lost_answers, OP) {
+            return Err(
+                AwsError::new(OP, AwsErrorKind::Other, "HTTP 500 (answer lost)").transient(),
+            );
         }
-        w.started.push((request.clone(), client_token.to_string()));
-        Ok(format!(
-            "{}/export/01795600000000-0000000{}",
-            request.table_arn,
-            w.started.len()
-        ))
+        crash_point(&self.0, OP, true).await;
+        answer
     }
     async fn describe_table(&self, table: &str) -> PortResult<Option<TableInfo>> {
         Ok(self
@@ -492,6 +604,21 @@ impl KeyPolicyStore for FakeKeys {
             .map(|k| k.grants.clone()))
     }
     async fn put_key_policy(&self, key_arn: &str, policy: &str) -> PortResult<()> {
+        const OP: &str = "kms:PutKeyPolicy";
+        crash_point(&self.world, OP, false).await;
+        self.put_policy(key_arn, policy)?;
+        if fires(&mut self.world.write().unwrap().lost_answers, OP) {
+            return Err(
+                AwsError::new(OP, AwsErrorKind::Other, "HTTP 500 (answer lost)").transient(),
+            );
+        }
+        crash_point(&self.world, OP, true).await;
+        Ok(())
+    }
+}
+
+impl FakeKeys {
+    fn put_policy(&self, key_arn: &str, policy: &str) -> PortResult<()> {
         denied(&self.world, "kms:PutKeyPolicy")?;
         let mut w = self.world.write().unwrap();
         if let Some(e) = w.fail_key_put.take() {
@@ -698,35 +825,118 @@ pub struct FakeLedger(pub Shared);
 
 #[async_trait]
 impl Ledger for FakeLedger {
-    async fn claim(&self, export_arn: &str, now: i64, lease_secs: i64) -> PortResult<Claim> {
-        let mut w = self.0.write().unwrap();
-        let existing = w.ledger.get(export_arn).cloned();
-        let free = match &existing {
-            None => true,
-            Some(r) => {
-                r.status == IncidentStatus::Pending
-                    || (r.status == IncidentStatus::Claimed && r.lease_until < now)
+    async fn claim(
+        &self,
+        export_arn: &str,
+        owner: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> PortResult<Claim> {
+        const OP: &str = "ledger:ClaimIncident";
+        crash_point(&self.0, OP, false).await;
+        let attempt = || {
+            let mut w = self.0.write().unwrap();
+            w.open.insert(export_arn.to_string(), now + lease_secs);
+            let existing = w.ledger.get(export_arn).cloned();
+            let free = match &existing {
+                None => true,
+                Some(r) => {
+                    r.status == IncidentStatus::Pending
+                        || (r.status == IncidentStatus::Claimed
+                            && (r.lease_until < now || r.owner.as_deref() == Some(owner)))
+                }
+            };
+            match existing {
+                Some(held) if !free => {
+                    if !held.status.is_open() {
+                        w.open.remove(export_arn);
+                    }
+                    Claim::Held(held)
+                }
+                previous => {
+                    // An update: what the earlier holder stored stays.
+                    let mut record = previous.clone().unwrap_or_else(|| {
+                        IncidentRecord::claimed(export_arn, owner, now + lease_secs)
+                    });
+                    record.status = IncidentStatus::Claimed;
+                    record.owner = Some(owner.to_string());
+                    record.lease_until = now + lease_secs;
+                    w.ledger.insert(export_arn.to_string(), record);
+                    Claim::Won { previous }
+                }
             }
         };
-        if !free {
-            return Ok(Claim::Held(existing.unwrap_or_else(|| unreachable!())));
+        let mut answer = attempt();
+        if replayed(&self.0, OP) {
+            answer = attempt();
         }
-        w.ledger.insert(
-            export_arn.to_string(),
-            IncidentRecord::claimed(export_arn, now + lease_secs),
-        );
-        Ok(Claim::Won { previous: existing })
+        crash_point(&self.0, OP, true).await;
+        Ok(answer)
     }
-    async fn settle(&self, record: &IncidentRecord, _now: i64) -> PortResult<()> {
+    async fn settle(&self, record: &IncidentRecord, now: i64) -> PortResult<bool> {
+        const OP: &str = "ledger:SettleIncident";
         if record.lease_until == 0 && self.0.read().unwrap().stall_final_settle {
             std::future::pending::<()>().await;
         }
-        self.0
-            .write()
-            .unwrap()
-            .ledger
-            .insert(record.export_arn.clone(), record.clone());
-        Ok(())
+        let op = if record.status.is_open() {
+            OP
+        } else {
+            "ledger:SettleIncident(final)"
+        };
+        crash_point(&self.0, op, false).await;
+        let attempt = || {
+            let mut w = self.0.write().unwrap();
+            let holder = w
+                .ledger
+                .get(&record.export_arn)
+                .and_then(|r| r.owner.clone());
+            if holder.is_none() || holder != record.owner {
+                return false;
+            }
+            w.ledger.insert(record.export_arn.clone(), record.clone());
+            match record.status {
+                IncidentStatus::Claimed => {}
+                IncidentStatus::Pending => {
+                    w.open.insert(record.export_arn.clone(), now);
+                }
+                _ => {
+                    w.open.remove(&record.export_arn);
+                }
+            }
+            true
+        };
+        let mut answer = attempt();
+        if replayed(&self.0, op) {
+            answer = attempt();
+        }
+        crash_point(&self.0, op, true).await;
+        Ok(answer)
+    }
+    async fn open_incidents_due(&self, now: i64, limit: usize) -> PortResult<Vec<String>> {
+        let mut w = self.0.write().unwrap();
+        let mut listed: Vec<String> = w
+            .open
+            .iter()
+            .filter(|(_, due)| **due <= now)
+            .map(|(a, _)| a.clone())
+            .collect();
+        listed.sort();
+        let mut due = Vec::new();
+        for arn in listed {
+            match w.ledger.get(&arn) {
+                None => due.push(arn),
+                Some(r) if r.status == IncidentStatus::Pending => due.push(arn),
+                Some(r) if r.status == IncidentStatus::Claimed && r.lease_until < now => {
+                    due.push(arn)
+                }
+                Some(r) if r.status == IncidentStatus::Claimed => {}
+                Some(_) => {
+                    w.open.remove(&arn);
+                }
+            }
+        }
+        due.truncate(limit);
+        Ok(due)
     }
     async fn lineage(&self, export_arn: &str) -> PortResult<Option<Lineage>> {
         Ok(self.0.read().unwrap().lineages.get(export_arn).cloned())
@@ -737,6 +947,7 @@ impl Ledger for FakeLedger {
         lineage: &Lineage,
         _now: i64,
     ) -> PortResult<()> {
+        crash_point(&self.0, "ledger:RecordLineage", false).await;
         self.0
             .write()
             .unwrap()
@@ -808,16 +1019,30 @@ impl Ledger for FakeLedger {
         Ok(())
     }
     async fn record_change(&self, change: &KeyPolicyChange, _now: i64) -> PortResult<()> {
-        let mut w = self.0.write().unwrap();
-        if w.changes.contains_key(&change.change_id) {
-            return Err(AwsError::new(
-                "ledger:RecordKeyPolicyChange",
-                AwsErrorKind::Rejected,
-                "ConditionalCheckFailedException",
-            ));
+        const OP: &str = "ledger:RecordKeyPolicyChange";
+        crash_point(&self.0, OP, false).await;
+        let attempt = || {
+            let mut w = self.0.write().unwrap();
+            match w.changes.get(&change.change_id) {
+                // Our own record, sent again: not refused.
+                Some(c) if c.key_arn == change.key_arn && c.after == change.after => Ok(()),
+                Some(_) => Err(AwsError::new(
+                    OP,
+                    AwsErrorKind::Rejected,
+                    "ConditionalCheckFailedException",
+                )),
+                None => {
+                    w.changes.insert(change.change_id.clone(), change.clone());
+                    Ok(())
+                }
+            }
+        };
+        let mut answer = attempt();
+        if replayed(&self.0, OP) {
+            answer = attempt();
         }
-        w.changes.insert(change.change_id.clone(), change.clone());
-        Ok(())
+        crash_point(&self.0, OP, true).await;
+        answer
     }
     async fn key_change(&self, change_id: &str) -> PortResult<Option<KeyPolicyChange>> {
         Ok(self.0.read().unwrap().changes.get(change_id).cloned())
@@ -830,17 +1055,29 @@ impl Ledger for FakeLedger {
         note: Option<&str>,
         _now: i64,
     ) -> PortResult<bool> {
-        let mut w = self.0.write().unwrap();
-        match w.changes.get_mut(change_id) {
-            Some(c) if c.status == from => {
-                c.status = to;
-                if let Some(n) = note {
-                    c.note = Some(n.to_string());
+        const OP: &str = "ledger:SetKeyPolicyChangeStatus";
+        crash_point(&self.0, OP, false).await;
+        let attempt = || {
+            let mut w = self.0.write().unwrap();
+            match w.changes.get_mut(change_id) {
+                Some(c) if c.status == from => {
+                    c.status = to;
+                    if let Some(n) = note {
+                        c.note = Some(n.to_string());
+                    }
+                    true
                 }
-                Ok(true)
+                // Our own move, sent again.
+                Some(c) => c.status == to && (note.is_none() || c.note.as_deref() == note),
+                None => false,
             }
-            _ => Ok(false),
+        };
+        let mut answer = attempt();
+        if replayed(&self.0, OP) {
+            answer = attempt();
         }
+        crash_point(&self.0, OP, true).await;
+        Ok(answer)
     }
     async fn track_in_flight(
         &self,

@@ -21,7 +21,19 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error
     tracing::debug!(deadline_ms = event.context.deadline, remaining_ms = ?left.map(|d| d.as_millis()), "invocation");
     let started = Instant::now();
     let deadline = left.map(|left| started + left);
-    match app.handle(&event.payload, deadline).await {
+    // The claim's lease must outlast this invocation, or another delivery could take the
+    // incident over while this one still acts (docs/reliability.md).
+    if let Some(left) = left.filter(|l| l.as_secs() >= u64::from(app.config.claim_lease_seconds)) {
+        tracing::warn!(
+            remaining_s = left.as_secs(),
+            claim_lease_seconds = app.config.claim_lease_seconds,
+            "CLAIM_LEASE_SECONDS is shorter than the function's timeout: raise it above the timeout"
+        );
+    }
+    // The request id names this delivery in the ledger's claims (Lambda's retries of a failed
+    // asynchronous invocation keep its request id, so a retry may resume its own claim).
+    let owner = Some(event.context.request_id.as_str()).filter(|id| !id.is_empty());
+    match app.handle_as(&event.payload, deadline, owner).await {
         Ok(result) => {
             let causes: Vec<&str> = result.findings.iter().map(|f| f.cause.code()).collect();
             let json = serde_json::to_value(&result).unwrap_or(Value::Null);

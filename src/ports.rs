@@ -144,12 +144,30 @@ pub struct IncidentRecord {
     pub export_time: Option<f64>,
     pub retry_export_arn: Option<String>,
     pub note: Option<String>,
+    /// The retry's full parameters, stored with its token before any action (a key-policy
+    /// patch, the start): a delivery that takes over an interrupted one can finish it even
+    /// when its own diagnosis changed because of our patch.
+    pub retry_request: Option<crate::model::ExportRequest>,
+    /// The stored retry depends on a key-policy patch of the same plan.
+    pub after_patch: bool,
+    /// The delivery that holds (or last held) the claim: the Lambda request id of its
+    /// invocation. A write whose answer was lost and that the SDK sent again finds its own
+    /// token, so it knows the first attempt landed.
+    pub owner: Option<String>,
+}
+
+impl IncidentStatus {
+    /// CLAIMED and PENDING incidents are open: someone must still settle them.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Claimed | Self::Pending)
+    }
 }
 
 impl IncidentRecord {
-    /// A fresh claim on `export_arn`, held until `lease_until`.
-    pub fn claimed(export_arn: &str, lease_until: i64) -> Self {
+    /// A fresh claim on `export_arn` by `owner`, held until `lease_until`.
+    pub fn claimed(export_arn: &str, owner: &str, lease_until: i64) -> Self {
         Self {
+            owner: Some(owner.to_string()),
             export_arn: export_arn.to_string(),
             status: IncidentStatus::Claimed,
             lease_until,
@@ -160,13 +178,17 @@ impl IncidentRecord {
             export_time: None,
             retry_export_arn: None,
             note: None,
+            retry_request: None,
+            after_patch: false,
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// This delivery holds the incident; `previous` is an expired or pending earlier claim.
+    /// This delivery holds the incident. `previous` is the record the claim replaced (an
+    /// expired or pending earlier claim, or this delivery's own claim when the SDK sent an
+    /// applied claim again); its retry token and export time are kept in the record.
     Won { previous: Option<IncidentRecord> },
     /// Another delivery holds it or has settled it.
     Held(IncidentRecord),
@@ -220,7 +242,7 @@ pub enum SweepWrite {
 /// Where a key-policy change stands (SPEC §7.2, §7.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeStatus {
-    /// Recorded before the write: the write may or may not have happened.
+    /// Recorded before the write (INTENDED): the write may or may not have happened.
     Pending,
     Applied,
     /// PutKeyPolicy refused; nothing changed.
@@ -279,12 +301,31 @@ pub struct KeyPolicyChange {
 }
 
 /// The ledger: conditional writes make duplicate deliveries act once.
+///
+/// Every conditional write recognises itself: when a write landed but its answer was lost and
+/// the SDK sent it again, the second attempt meets its own effect (the owner token, the same
+/// change id or status) and reports success, never "someone else".
 #[async_trait]
 pub trait Ledger: Send + Sync {
-    /// Claims the incident of `export_arn` for `lease_secs` unless someone else holds or settled it.
-    async fn claim(&self, export_arn: &str, now: i64, lease_secs: i64) -> PortResult<Claim>;
-    /// Writes the incident's state (the claim holder only).
-    async fn settle(&self, record: &IncidentRecord, now: i64) -> PortResult<()>;
+    /// Claims the incident of `export_arn` for `owner` until `now + lease_secs`: when no one
+    /// holds it, when it is PENDING, when the holder's lease has run out, or when `owner`
+    /// already holds it. Else `Held` with the holder's or the settled record. Every claim is
+    /// also listed as open, so the sweep finds it if its owner never settles.
+    async fn claim(
+        &self,
+        export_arn: &str,
+        owner: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> PortResult<Claim>;
+    /// Writes the incident's state while `record.owner` still holds it; `Ok(false)` when
+    /// another delivery has taken it over (nothing written). A final status takes the incident
+    /// off the open list; PENDING keeps it there, due now.
+    async fn settle(&self, record: &IncidentRecord, now: i64) -> PortResult<bool>;
+    /// Open incidents whose lease ran out (or that are PENDING, or were listed but never
+    /// claimed), at most `limit`, read without a table scan. Listings of settled incidents
+    /// met on the way are removed.
+    async fn open_incidents_due(&self, now: i64, limit: usize) -> PortResult<Vec<String>>;
     async fn lineage(&self, export_arn: &str) -> PortResult<Option<Lineage>>;
     async fn record_lineage(
         &self,
@@ -306,10 +347,12 @@ pub trait Ledger: Send + Sync {
     /// Batched, unconditional writes (last one wins per record). All are written or it is an
     /// error: none is dropped without one.
     async fn sweep_writes(&self, writes: &[SweepWrite], now: i64) -> PortResult<()>;
-    /// Writes a new change record (refused if the id exists). Change records never expire.
+    /// Writes a new change record (refused if another change has the id; a resend of this
+    /// very record is not refused). Change records never expire.
     async fn record_change(&self, change: &KeyPolicyChange, now: i64) -> PortResult<()>;
     async fn key_change(&self, change_id: &str) -> PortResult<Option<KeyPolicyChange>>;
-    /// Moves a change from `from` to `to`; `Ok(false)` when it was not in `from`.
+    /// Moves a change from `from` to `to`; `Ok(false)` when it was not in `from` (and is not
+    /// already in `to` with this note: a resent move that landed is `Ok(true)`).
     async fn set_change_status(
         &self,
         change_id: &str,

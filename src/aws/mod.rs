@@ -40,6 +40,11 @@ where
         _ => None,
     };
     let kind = match (code.as_deref(), status) {
+        // A 5xx answer is the service's failure, whatever its code says (ServiceUnavailable
+        // would read as a rejection): another attempt may pass.
+        (Some(c), Some(500..=599)) if kind_of_code(c) != AwsErrorKind::Throttled => {
+            AwsErrorKind::Other
+        }
         (Some(c), _) => kind_of_code(c),
         (None, Some(403)) => AwsErrorKind::AccessDenied,
         (None, Some(404)) => AwsErrorKind::NotFound,
@@ -56,7 +61,18 @@ where
             _ => "no error code".to_string(),
         },
     };
+    // Transient: what the SDK's retry strategy itself retries (throttling, 5xx, timeouts,
+    // connection failures), still failing after its attempts. A 200 whose body does not parse
+    // (an emulator's unimplemented call) is not: reading it again gives the same.
+    let transient = kind == AwsErrorKind::Throttled
+        || match &err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+            SdkError::ResponseError(r) => r.raw().status().is_server_error(),
+            SdkError::ServiceError(se) => se.raw().status().is_server_error(),
+            _ => false,
+        };
     let mut out = AwsError::new(operation, kind, text);
+    out.transient = transient;
     out.source = Some(err.into_service_error_or_self());
     out
 }

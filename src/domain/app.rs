@@ -77,6 +77,21 @@ fn caller_candidates(incident: &Incident, evidence: &evidence::Evidence) -> Vec<
     out
 }
 
+/// An owner token for a delivery that brought none (the CLI, tests): unique per process and call.
+pub(crate) fn local_owner() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "local-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Most ListExports pages the report-only sweep reads (25 exports a page).
 const SWEEP_MAX_PAGES: usize = 400;
 
@@ -187,12 +202,25 @@ impl App {
         event: &Value,
         deadline: Option<Instant>,
     ) -> Result<RemediationResult, Error> {
+        self.handle_as(event, deadline, None).await
+    }
+
+    /// `handle`, for the delivery `owner` (the Lambda request id): the ledger's claims carry it,
+    /// so a claim the SDK sent again after its answer was lost is recognised as this delivery's.
+    pub async fn handle_as(
+        &self,
+        event: &Value,
+        deadline: Option<Instant>,
+        owner: Option<&str>,
+    ) -> Result<RemediationResult, Error> {
+        let owner = owner.map_or_else(local_owner, str::to_string);
         match intake::parse(event)? {
-            Trigger::Incident(incident) | Trigger::Preflight(incident) => {
+            Trigger::Incident(mut incident) | Trigger::Preflight(mut incident) => {
+                incident.owner = Some(owner);
                 self.remediate_where(incident).await
             }
             Trigger::ExportStarted(started) => self.export_started(started).await,
-            Trigger::Sweep => self.sweep(deadline).await,
+            Trigger::Sweep => self.sweep(deadline, &owner).await,
             Trigger::Rollback { change_id } => self.rollback(&change_id).await,
         }
     }
@@ -243,19 +271,43 @@ impl App {
             Plan::default()
         };
         notes.extend(plan.notes.iter().cloned());
+        // Reads that failed transiently leave the diagnosis provisional: it is never recorded
+        // as final (apply mode gives its claim back and fails, so the incident is delivered
+        // again); other modes say so in the result.
+        let incomplete = evidence.incomplete_reads();
+        if !incomplete.is_empty() {
+            tracing::warn!(reads = ?incomplete, "evidence incomplete: reads failed after the SDK's retries");
+        }
         // Act: exactly once through the ledger in apply mode, else what the mode allows.
         let (applied, settle) = match (mode, &self.ledger, &incident.export_arn) {
             (Mode::Apply, Some(ledger), Some(arn)) => {
+                let owner = incident.owner.clone().unwrap_or_else(local_owner);
                 let acted = self
                     .actor()
-                    .act_once(ledger.as_ref(), arn, &plan, &findings, &mut notes)
+                    .act_once(
+                        ledger.as_ref(),
+                        arn,
+                        &owner,
+                        &plan,
+                        &findings,
+                        &incomplete,
+                        &mut notes,
+                    )
                     .await?;
                 (acted.applied, acted.settle.map(|r| (ledger, r)))
             }
-            _ => (
-                self.actor().act(mode, &plan.actions, &mut notes).await,
-                None,
-            ),
+            _ => {
+                if !incomplete.is_empty() {
+                    notes.push(format!(
+                        "evidence incomplete: {} failed transiently (throttling, 5xx, timeout or reset) after the SDK's retries; this diagnosis may change when they are read again",
+                        incomplete.join(", ")
+                    ));
+                }
+                (
+                    self.actor().act(mode, &plan.actions, &mut notes).await,
+                    None,
+                )
+            }
         };
         // Report, beside the ledger's last write (it reports what was done, not that write).
         let done = Done {
@@ -283,7 +335,12 @@ impl App {
                     ledger.settle(&record, self.clock.now()),
                     self.publish_report(&mut result)
                 );
-                settled?;
+                if !settled? {
+                    return Err(Error::LeaseLost(format!(
+                        "{}: another delivery took the incident over before this one settled it",
+                        record.export_arn
+                    )));
+                }
             }
             None => self.publish_report(&mut result).await,
         }
@@ -474,9 +531,13 @@ impl App {
         }
     }
 
-    async fn sweep(&self, deadline: Option<Instant>) -> Result<RemediationResult, Error> {
+    async fn sweep(
+        &self,
+        deadline: Option<Instant>,
+        owner: &str,
+    ) -> Result<RemediationResult, Error> {
         let org = self.config.hub_account_id.is_some() && self.spokes.is_some();
-        let (report, notes) = match &self.ledger {
+        let (mut report, notes) = match &self.ledger {
             Some(ledger) if org => (
                 super::org_sweep::org_sweep(self, ledger.as_ref(), deadline, self.clock.now())
                     .await?,
@@ -488,6 +549,9 @@ impl App {
             ),
             None => self.report_only_sweep().await?,
         };
+        if let Some(ledger) = &self.ledger {
+            sweep::take_over_expired(self, ledger.as_ref(), deadline, owner, &mut report).await?;
+        }
         Ok(RemediationResult {
             schema_version: SCHEMA_VERSION,
             mode: self.config.mode,

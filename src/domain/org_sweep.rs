@@ -266,7 +266,7 @@ async fn poll_in_flight(
 }
 
 enum Shard {
-    Swept(SweepReport),
+    Swept(Box<SweepReport>),
     Failed(String),
     Unreachable(String),
 }
@@ -326,7 +326,7 @@ async fn safety_net(
             let at = format!("{}/{}", place.account, place.region);
             match app.site_for(place).await {
                 Ok(site) => match sweep::sweep_site(&site, ledger, now).await {
-                    Ok(part) => Shard::Swept(part),
+                    Ok(part) => Shard::Swept(Box::new(part)),
                     Err(e) => Shard::Failed(format!("{at}: {e}")),
                 },
                 Err(e) => Shard::Unreachable(format!("{at}: {}", e.reason())),
@@ -338,7 +338,7 @@ async fn safety_net(
             match part {
                 Shard::Swept(p) => {
                     org.shards_swept += 1;
-                    report.absorb(p);
+                    report.absorb(*p);
                 }
                 Shard::Failed(e) => report.errors.push(e),
                 Shard::Unreachable(e) => {

@@ -336,6 +336,10 @@ pub struct SweepReport {
     /// Organization mode: what the run covered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organization: Option<OrgSweepReport>,
+    /// Open incidents handled again by this sweep: their claim's lease had run out (the
+    /// delivery died), or they were given back PENDING.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub taken_over: Vec<String>,
 }
 
 /// The organization sweep's own counts (ORG_MODE=on).

@@ -133,6 +133,57 @@ pub async fn sweep(
     Ok(report)
 }
 
+/// Open incidents the sweep takes over per run (each is a whole remediation).
+const TAKEOVERS_MAX: usize = 25;
+
+/// The ledger's open incidents whose claim expired (its delivery died or timed out), that were
+/// given back PENDING, or that were listed but never claimed: each is handled again here, with
+/// the sweep's own owner token. The claim decides: if a delivery got there first, the takeover
+/// reports "already handled" and changes nothing. Runs in apply mode only (only apply claims).
+pub(super) async fn take_over_expired(
+    app: &App,
+    ledger: &dyn Ledger,
+    deadline: Option<Instant>,
+    owner: &str,
+    report: &mut SweepReport,
+) -> Result<(), Error> {
+    if app.config.mode != crate::model::Mode::Apply {
+        return Ok(());
+    }
+    let due = ledger
+        .open_incidents_due(app.clock.now(), TAKEOVERS_MAX)
+        .await?;
+    let left = |d: Instant| {
+        tokio::time::Instant::from_std(d).saturating_duration_since(tokio::time::Instant::now())
+    };
+    for arn in due {
+        if deadline.is_some_and(|d| left(d) < SAFETY_MARGIN) {
+            // The next sweep finds it again: it stays open and due.
+            break;
+        }
+        let mut incident = crate::model::Incident::new(crate::model::IncidentSource::Sweep);
+        incident.place =
+            crate::arn::Arn::parse("exportArn", &arn)
+                .ok()
+                .map(|a| crate::model::Place {
+                    account: a.account,
+                    region: a.region,
+                });
+        incident.export_arn = Some(arn.clone());
+        incident.owner = Some(owner.to_string());
+        match Box::pin(app.remediate_where(incident)).await {
+            Ok(_) => report.taken_over.push(arn),
+            Err(e) => {
+                tracing::warn!(export_arn = %arn, error.type = e.error_type(), "takeover of an open incident failed; it stays open");
+                report
+                    .errors
+                    .push(format!("takeover of {arn}: {}", e.public_message()));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sweeps a group of tables concurrently, then sends their ledger writes together, after the
 /// group's events: batches of 25 instead of one call each. `finish` is added when every table
 /// of the group was swept. The writes of the tables that finished go out even if another

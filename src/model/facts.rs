@@ -16,6 +16,10 @@ pub struct Fact<T> {
     pub value: FactValue<T>,
     /// The API call the fact came from, e.g. `s3:GetBucketPolicy`.
     pub source: &'static str,
+    /// Unknown because a read failed transiently (throttling, 5xx, timeout, reset) after the
+    /// SDK's retries: another delivery may read it. Unknowns from AccessDenied or NotFound are
+    /// answers, not gaps.
+    pub transient: bool,
 }
 
 impl<T> Fact<T> {
@@ -23,19 +27,31 @@ impl<T> Fact<T> {
         Self {
             value: FactValue::Known(value),
             source,
+            transient: false,
         }
     }
     pub fn absent(source: &'static str) -> Self {
         Self {
             value: FactValue::Absent,
             source,
+            transient: false,
         }
     }
     pub fn unknown(source: &'static str, reason: impl Into<String>) -> Self {
         Self {
             value: FactValue::Unknown(reason.into()),
             source,
+            transient: false,
         }
+    }
+    /// Unknown because of `error`; `transient` says whether a later read may know it.
+    pub fn failed(source: &'static str, error: &crate::error::AwsError) -> Self {
+        Self::unknown(source, error.reason()).transient_if(error.is_transient())
+    }
+    /// Marks an Unknown as a transient gap when `transient`.
+    pub fn transient_if(mut self, transient: bool) -> Self {
+        self.transient = transient && self.is_unknown();
+        self
     }
     pub fn get(&self) -> Option<&T> {
         match &self.value {
@@ -215,6 +231,41 @@ pub struct PrincipalPolicies {
 }
 
 impl Evidence {
+    /// The sources of the facts left Unknown by a transient failure. Empty: the evidence is
+    /// complete (every fact is Known, Absent, or Unknown for a reason asking again won't change),
+    /// so a diagnosis from it may be recorded as final.
+    pub fn incomplete_reads(&self) -> Vec<String> {
+        fn add<T>(out: &mut Vec<String>, f: &Fact<T>) {
+            if f.transient && !out.iter().any(|s| s == f.source) {
+                out.push(f.source.to_string());
+            }
+        }
+        let mut out = Vec::new();
+        add(&mut out, &self.table);
+        add(&mut out, &self.pitr);
+        add(&mut out, &self.table_policy);
+        add(&mut out, &self.scps);
+        if let Some(b) = &self.bucket {
+            add(&mut out, &b.presence);
+            add(&mut out, &b.in_table_account);
+            add(&mut out, &b.owner);
+            add(&mut out, &b.region);
+            add(&mut out, &b.policy);
+            add(&mut out, &b.encryption);
+            add(&mut out, &b.requester_pays);
+            add(&mut out, &b.restrict_public);
+        }
+        for k in [&self.export_key, &self.default_key].into_iter().flatten() {
+            add(&mut out, &k.info);
+            add(&mut out, &k.policy);
+            add(&mut out, &k.grants);
+        }
+        if let Some((_, p)) = &self.caller_policies {
+            add(&mut out, p);
+        }
+        out
+    }
+
     /// The facts read for a key, named as the request or a policy gives it (id, alias or ARN):
     /// the export's key first, then the bucket default's.
     pub fn key(&self, key_id: &str) -> Option<&KeyFacts> {

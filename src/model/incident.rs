@@ -32,6 +32,9 @@ pub struct Incident {
     pub requested_mode: Option<Mode>,
     /// The account and Region the export ran in (organization mode works there).
     pub place: Option<Place>,
+    /// The delivery handling it: the Lambda request id of the invocation (the sweep's own when
+    /// it takes over an expired claim). The ledger's claim carries it.
+    pub owner: Option<String>,
 }
 
 /// An account and a Region: where an incident happened, and where its reads and retry run.
@@ -54,6 +57,7 @@ impl Incident {
             caller: None,
             requested_mode: None,
             place: None,
+            owner: None,
         }
     }
 }

@@ -20,6 +20,10 @@ pub(super) fn table_pk(table_arn: &str) -> String {
 }
 
 pub(super) const SWEEP_SK: &str = "SWEEP";
+pub(super) const INCIDENT_SK: &str = "INCIDENT";
+pub(super) const OPEN_PK: &str = "OPEN";
+/// A note longer than this is cut: an item stays far below DynamoDB's 400 KB item limit.
+const NOTE_MAX_CHARS: usize = 2_000;
 pub(super) const START_SK: &str = "START";
 pub(super) const MARK_SK: &str = "MARK";
 pub(super) const CURSOR_PK: &str = "SWEEP";
@@ -57,7 +61,12 @@ pub(super) fn causes_of(item: &Item) -> Vec<String> {
 }
 
 pub(super) fn incident_item(r: &IncidentRecord, now: i64) -> Item {
-    let mut item = base(export_pk(&r.export_arn), "INCIDENT", now);
+    let mut item = base(export_pk(&r.export_arn), INCIDENT_SK, now);
+    if r.status.is_open() {
+        // TTL never deletes an open incident (DynamoDB deletes expired items on its own
+        // schedule, within days): only settled ones expire.
+        item.remove("expiresAt");
+    }
     item.insert("exportArn".into(), s(&r.export_arn));
     item.insert("status".into(), s(r.status.as_str()));
     item.insert("leaseUntil".into(), n(r.lease_until));
@@ -71,7 +80,24 @@ pub(super) fn incident_item(r: &IncidentRecord, now: i64) -> Item {
         ("clientToken", r.client_token.clone().map(s)),
         ("exportTime", r.export_time.map(n)),
         ("retryExportArn", r.retry_export_arn.clone().map(s)),
-        ("note", r.note.clone().map(s)),
+        (
+            "note",
+            r.note
+                .as_ref()
+                .map(|t| s(t.chars().take(NOTE_MAX_CHARS).collect::<String>())),
+        ),
+        ("owner", r.owner.clone().map(s)),
+        (
+            "retryRequest",
+            r.retry_request
+                .as_ref()
+                .and_then(|q| serde_json::to_string(q).ok())
+                .map(s),
+        ),
+        (
+            "afterPatch",
+            r.after_patch.then_some(AttributeValue::Bool(true)),
+        ),
     ];
     for (k, v) in optional {
         if let Some(v) = v {
@@ -99,6 +125,13 @@ pub(super) fn incident_from(item: &Item) -> PortResult<IncidentRecord> {
         export_time: get_n(item, "exportTime"),
         retry_export_arn: get_s(item, "retryExportArn").map(str::to_string),
         note: get_s(item, "note").map(str::to_string),
+        owner: get_s(item, "owner").map(str::to_string),
+        retry_request: get_s(item, "retryRequest").and_then(|q| serde_json::from_str(q).ok()),
+        after_patch: item
+            .get("afterPatch")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
     })
 }
 

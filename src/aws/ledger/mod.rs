@@ -2,7 +2,8 @@
 //!
 //! | pk | sk | what |
 //! |---|---|---|
-//! | `EXPORT#<export arn>` | `INCIDENT` | claim, status, causes, lineage, retry token and time |
+//! | `EXPORT#<export arn>` | `INCIDENT` | claim (owner, lease), status, causes, lineage, retry token and time; no TTL while open |
+//! | `OPEN` | `<export arn>` | an incident claimed or pending, due for the sweep at `dueAt` (never expires) |
 //! | `EXPORT#<retry arn>` | `LINEAGE` | root export, attempt, causes the retry was meant to fix |
 //! | `EXPORT#<export arn>` | `START` | caller and parameters from the CloudTrail start event |
 //! | `EXPORT#<export arn>` | `SWEEP` | IN_PROGRESS, PUBLISHED or TOO_OLD, as the sweep saw it |
@@ -12,7 +13,9 @@
 //! | `MARKER` | `<name>` | a named number, e.g. the organization sweep's last slot |
 //! | `CHANGE#<change id>` | `KEY_POLICY` | a key-policy change: before/after policy, who, why, status (never expires) |
 //!
-//! Incidents and key-policy changes are written one at a time, under conditions. The sweep's
+//! Incidents and key-policy changes are written one at a time, under conditions; every
+//! conditional write recognises its own earlier attempt (the owner token, the same change), so a
+//! write that landed but whose answer was lost is not mistaken for someone else's. The sweep's
 //! records (the last three rows) are read and written in batches (BatchGetItem,
 //! BatchWriteItem), which take no conditions and need none (`ports::SweepWrite` says why).
 
@@ -26,8 +29,10 @@ use crate::ports::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::future::join_all;
@@ -174,6 +179,26 @@ impl DynamoLedger {
         chunks.into_iter().collect()
     }
 
+    /// Lists the incident as open, due at `due_at` (the sweep takes it over from then on).
+    async fn list_open(&self, export_arn: &str, due_at: i64, now: i64) -> PortResult<()> {
+        let mut item = key(OPEN_PK.into(), export_arn);
+        item.insert("dueAt".into(), n(due_at));
+        item.insert("updatedAt".into(), n(now));
+        self.put("ledger:ListOpenIncident", item).await
+    }
+
+    async fn unlist_open(&self, export_arn: &str) -> PortResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(OPEN_PK))
+            .key("sk", s(export_arn))
+            .send()
+            .await
+            .map_err(|e| classify("ledger:UnlistOpenIncident", e))?;
+        Ok(())
+    }
+
     async fn put(&self, op: &'static str, item: Item) -> PortResult<()> {
         self.client
             .put_item()
@@ -192,23 +217,51 @@ use items::*;
 #[async_trait]
 impl Ledger for DynamoLedger {
     #[tracing::instrument(skip(self))]
-    async fn claim(&self, export_arn: &str, now: i64, lease_secs: i64) -> PortResult<Claim> {
+    async fn claim(
+        &self,
+        export_arn: &str,
+        owner: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> PortResult<Claim> {
         const OP: &str = "ledger:ClaimIncident";
-        let record = IncidentRecord::claimed(export_arn, now + lease_secs);
+        let lease_until = now + lease_secs;
+        // Listed as open first (an unconditional, repeatable write): a delivery that dies
+        // after its claim leaves a listing the sweep finds once the lease has run out.
+        self.list_open(export_arn, lease_until, now).await?;
+        // UpdateItem, not PutItem: the stored retry token, export time and attempt of an earlier
+        // holder stay in the item, so a claim whose answer is lost loses nothing. An open
+        // incident has no TTL (expiresAt is removed), so DynamoDB never deletes it under a lease.
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(incident_item(&record, now)))
-            // Free, or an earlier claim whose lease ran out, or pending work to finish.
+            .key("pk", s(export_pk(export_arn)))
+            .key("sk", s(INCIDENT_SK))
+            .update_expression(
+                "SET #st = :claimed, #ow = :me, leaseUntil = :lease, updatedAt = :now, \
+                 exportArn = :arn, rootExportArn = if_not_exists(rootExportArn, :arn), \
+                 attempt = if_not_exists(attempt, :zero) REMOVE expiresAt",
+            )
+            // Free; pending work to finish; a claim whose lease ran out; or our own claim
+            // (the SDK sent an applied claim again after its answer was lost).
             .condition_expression(
-                "attribute_not_exists(pk) OR #st = :pending OR (#st = :claimed AND leaseUntil < :now)",
+                "attribute_not_exists(pk) OR #st = :pending \
+                 OR (#st = :claimed AND (leaseUntil < :now OR #ow = :me))",
             )
             .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#ow", "owner")
             .expression_attribute_values(":pending", s(IncidentStatus::Pending.as_str()))
             .expression_attribute_values(":claimed", s(IncidentStatus::Claimed.as_str()))
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":lease", n(lease_until))
             .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":arn", s(export_arn))
+            .expression_attribute_values(":zero", n(0))
             .return_values(ReturnValue::AllOld)
+            // The item that failed the condition comes back in the error itself (PutItem and
+            // UpdateItem API references, "ReturnValuesOnConditionCheckFailure"), so no read.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
@@ -219,26 +272,139 @@ impl Ledger for DynamoLedger {
                 };
                 Ok(Claim::Won { previous })
             }
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
+                    let item = match ccf.item() {
+                        Some(item) => item.clone(),
+                        // Without ALL_OLD in the error (an emulator may lack it): a strongly
+                        // consistent read.
+                        None => self
+                            .get(OP, export_pk(export_arn), INCIDENT_SK)
+                            .await?
+                            .ok_or_else(|| missing(OP, "the incident that failed the condition"))?,
+                    };
+                    let held = incident_from(&item)?;
+                    if !held.status.is_open() {
+                        // Settled for good: its listing (ours, just written) can go.
+                        self.unlist_open(export_arn).await?;
+                    }
+                    Ok(Claim::Held(held))
+                }
+                _ => Err(classify(OP, e)),
+            },
+        }
+    }
+
+    #[tracing::instrument(skip(self, record), fields(export_arn = %record.export_arn, status = record.status.as_str()))]
+    async fn settle(&self, record: &IncidentRecord, now: i64) -> PortResult<bool> {
+        const OP: &str = "ledger:SettleIncident";
+        let owner = record
+            .owner
+            .as_deref()
+            .ok_or_else(|| missing(OP, "an owner in the record to settle"))?;
+        // Only the holder writes: a resend of an applied settle still finds its own token, so it
+        // passes again; a delivery whose lease was taken over writes nothing.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(incident_item(record, now)))
+            .condition_expression("#ow = :me")
+            .expression_attribute_names("#ow", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.as_service_error(),
                     Some(PutItemError::ConditionalCheckFailedException(_))
                 ) =>
             {
-                let item = self
-                    .get(OP, export_pk(export_arn), "INCIDENT")
-                    .await?
-                    .ok_or_else(|| missing(OP, "the incident that failed the condition"))?;
-                Ok(Claim::Held(incident_from(&item)?))
+                return Ok(false)
             }
-            Err(e) => Err(classify(OP, e)),
+            Err(e) => return Err(classify(OP, e)),
         }
+        match record.status {
+            IncidentStatus::Claimed => {}
+            // Given back (or waiting for a throttled call): due for the sweep now.
+            IncidentStatus::Pending => self.list_open(&record.export_arn, now, now).await?,
+            _ => self.unlist_open(&record.export_arn).await?,
+        }
+        Ok(true)
     }
 
-    #[tracing::instrument(skip(self, record), fields(export_arn = %record.export_arn, status = record.status.as_str()))]
-    async fn settle(&self, record: &IncidentRecord, now: i64) -> PortResult<()> {
-        self.put("ledger:SettleIncident", incident_item(record, now))
-            .await
+    #[tracing::instrument(skip(self))]
+    async fn open_incidents_due(&self, now: i64, limit: usize) -> PortResult<Vec<String>> {
+        const OP: &str = "ledger:OpenIncidentsDue";
+        // One partition, read in 1 MB pages: the cost follows the open incidents, not the table.
+        let mut listed = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .filter_expression("dueAt <= :now")
+                .expression_attribute_values(":pk", s(OPEN_PK))
+                .expression_attribute_values(":now", n(now))
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))?;
+            listed.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|i| get_s(i, "sk"))
+                    .map(str::to_string),
+            );
+            start = page.last_evaluated_key;
+            if start.is_none() || listed.len() >= limit.saturating_mul(4) {
+                break;
+            }
+        }
+        let keys = listed
+            .iter()
+            .map(|a| key(export_pk(a), INCIDENT_SK))
+            .collect();
+        let incidents: HashMap<String, IncidentRecord> = self
+            .batch_get(OP, keys)
+            .await?
+            .iter()
+            .filter_map(|i| incident_from(i).ok())
+            .map(|r| (r.export_arn.clone(), r))
+            .collect();
+        let mut due = Vec::new();
+        let mut settled = Vec::new();
+        for arn in listed {
+            match incidents.get(&arn) {
+                // Listed but never claimed (its delivery died in between): handle it.
+                None => due.push(arn),
+                Some(r) if r.status == IncidentStatus::Pending => due.push(arn),
+                Some(r) if r.status == IncidentStatus::Claimed && r.lease_until < now => {
+                    due.push(arn)
+                }
+                Some(r) if r.status == IncidentStatus::Claimed => {}
+                Some(_) => settled.push(arn),
+            }
+        }
+        if !settled.is_empty() {
+            self.batch_write(
+                OP,
+                settled
+                    .iter()
+                    .map(|a| Write::Delete(key(OPEN_PK.into(), a)))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            )
+            .await?;
+        }
+        due.truncate(limit);
+        Ok(due)
     }
 
     #[tracing::instrument(skip(self))]
@@ -368,15 +534,43 @@ impl Ledger for DynamoLedger {
 
     #[tracing::instrument(skip(self, change), fields(change_id = %change.change_id, key_arn = %change.key_arn))]
     async fn record_change(&self, change: &KeyPolicyChange, now: i64) -> PortResult<()> {
-        self.client
+        const OP: &str = "ledger:RecordKeyPolicyChange";
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(change_item(change, now)))
             .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(|e| classify("ledger:RecordKeyPolicyChange", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(ccf)) => {
+                    let item = match ccf.item() {
+                        Some(item) => Some(item.clone()),
+                        None => {
+                            self.get(OP, change_pk(&change.change_id), CHANGE_SK)
+                                .await?
+                        }
+                    };
+                    // The same change (same key, same after-policy, same actor): our own write,
+                    // sent again after its answer was lost.
+                    match item.map(|i| change_from(&i)).transpose()? {
+                        Some(c)
+                            if c.key_arn == change.key_arn
+                                && c.after == change.after
+                                && c.actor == change.actor =>
+                        {
+                            Ok(())
+                        }
+                        _ => Err(classify(OP, e)),
+                    }
+                }
+                _ => Err(classify(OP, e)),
+            },
+        }
     }
 
     #[tracing::instrument(skip(self))]
@@ -413,18 +607,28 @@ impl Ledger for DynamoLedger {
             update.push_str(", note = :note");
             request = request.expression_attribute_values(":note", s(note));
         }
-        let result = request.update_expression(update).send().await;
+        let result = request
+            .update_expression(update)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(classify(OP, e)),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
+                    let item = match ccf.item() {
+                        Some(item) => Some(item.clone()),
+                        None => self.get(OP, change_pk(change_id), CHANGE_SK).await?,
+                    };
+                    // Already in `to` with this very note: our move, sent again after its
+                    // answer was lost.
+                    Ok(item.is_some_and(|i| {
+                        get_s(&i, "status") == Some(to.as_str())
+                            && (note.is_none() || get_s(&i, "note") == note)
+                    }))
+                }
+                _ => Err(classify(OP, e)),
+            },
         }
     }
 

@@ -199,23 +199,88 @@ impl Actor<'_> {
             return fail(None, aws_failed(&e));
         }
         let id = change.change_id.clone();
+        // The write, and what a failed answer means: a refusal changed nothing; a transient
+        // failure (5xx, timeout, reset) may hide a write that landed, so the policy is read
+        // back, never changed a second, different way.
+        let mut answer_lost = false;
         if let Err(e) = store
             .get()
             .put_key_policy(&patch.key_arn, &merged.after)
             .await
         {
-            let note = format!("PutKeyPolicy failed: {}", e.reason());
-            self.set_status(
-                ledger,
-                &id,
-                ChangeStatus::Pending,
-                ChangeStatus::Failed,
-                &note,
-            )
-            .await;
-            return fail(Some(&id), aws_failed(&e));
+            if !e.is_transient() {
+                let note = format!("PutKeyPolicy failed: {}", e.reason());
+                self.set_status(
+                    ledger,
+                    &id,
+                    ChangeStatus::Pending,
+                    ChangeStatus::Failed,
+                    &note,
+                )
+                .await;
+                return fail(Some(&id), aws_failed(&e));
+            }
+            answer_lost = true;
+            match self
+                .read_back(store.get(), &patch.key_arn, &merged.after, &before)
+                .await
+            {
+                // It landed: go on as after a clean answer.
+                ReadBack::Ours => {}
+                // Still the policy from before: the same write (same audit record), once more.
+                ReadBack::Stale => {
+                    if let Err(again) = store
+                        .get()
+                        .put_key_policy(&patch.key_arn, &merged.after)
+                        .await
+                    {
+                        // Unresolved: the record stays PENDING (the write may have landed),
+                        // and the incident is left for a later delivery, which reads the policy.
+                        let note = format!(
+                            "PutKeyPolicy answered twice with a failure ({}); whether it landed is unknown until the policy is read",
+                            again.reason()
+                        );
+                        self.set_status(
+                            ledger,
+                            &id,
+                            ChangeStatus::Pending,
+                            ChangeStatus::Pending,
+                            &note,
+                        )
+                        .await;
+                        return fail(Some(&id), aws_failed(&again));
+                    }
+                }
+                ReadBack::Other => {
+                    let note = "the key policy changed concurrently (it is neither the policy read nor the one written): not overwritten; review it by hand".to_string();
+                    self.set_status(
+                        ledger,
+                        &id,
+                        ChangeStatus::Pending,
+                        ChangeStatus::Conflict,
+                        &note,
+                    )
+                    .await;
+                    return fail(Some(&id), refused("ConcurrentKeyPolicyChange", note));
+                }
+                ReadBack::Unreadable(why) => {
+                    let note = format!(
+                        "PutKeyPolicy's answer was lost ({}) and the policy could not be read back ({why}): whether it landed is unknown",
+                        e.reason()
+                    );
+                    self.set_status(
+                        ledger,
+                        &id,
+                        ChangeStatus::Pending,
+                        ChangeStatus::Pending,
+                        &note,
+                    )
+                    .await;
+                    return fail(Some(&id), aws_failed(&e));
+                }
+            }
         }
-        tracing::info!(key_arn = %patch.key_arn, change_id = %id, sid = %patch.sid, "key policy patched");
+        tracing::info!(key_arn = %patch.key_arn, change_id = %id, sid = %patch.sid, answer_lost, "key policy patched");
         let (status, confirmed, note) = match self
             .read_back(store.get(), &patch.key_arn, &merged.after, &before)
             .await
@@ -551,6 +616,70 @@ mod tests {
         // The plan shows the patch with its statement.
         assert_eq!(result.plan[0]["action"], "PATCH_KEY_POLICY");
         assert_eq!(result.plan[0]["statement"], *ours);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_put_whose_answer_was_lost_is_read_back_and_counted_once() {
+        let world = world(KEY_ARN, true);
+        world.write().unwrap().lost_answers.push("kms:PutKeyPolicy");
+        let result = deliver(&world, config(true, Mode::Apply)).await;
+        assert_eq!(result.applied[0].status, AppliedStatus::Done);
+        assert_eq!(result.applied[1].status, AppliedStatus::Done);
+        let w = world.read().unwrap();
+        // One write (the read-back showed ours), one audit record, APPLIED; one retry.
+        assert_eq!(w.key_puts.len(), 2, "the before-policy and one put");
+        assert_eq!(w.changes.len(), 1);
+        assert!(w
+            .changes
+            .values()
+            .all(|c| c.status == ChangeStatus::Applied));
+        assert_eq!(w.started.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_put_that_failed_transiently_before_landing_is_sent_once_more_unchanged() {
+        let world = world(KEY_ARN, true);
+        world.write().unwrap().fail_key_put = Some(
+            AwsError::new("kms:PutKeyPolicy", AwsErrorKind::Other, "connection reset").transient(),
+        );
+        let result = deliver(&world, config(true, Mode::Apply)).await;
+        assert_eq!(result.applied[0].status, AppliedStatus::Done);
+        let w = world.read().unwrap();
+        assert_eq!(w.changes.len(), 1);
+        let change = w.changes.values().next().unwrap();
+        assert_eq!(change.status, ChangeStatus::Applied);
+        assert_eq!(w.keys[KEY_ARN].policy, change.after);
+        assert_eq!(w.started.len(), 1);
+    }
+
+    /// SIGKILL right after the patch landed (before its record is settled and before the
+    /// retry): after the lease the sweep finishes it with one retry and no second change.
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_killed_after_the_patch_ends_in_one_audited_change_and_one_retry() {
+        let world = world(KEY_ARN, true);
+        world.write().unwrap().crash_after.push("kms:PutKeyPolicy");
+        let clock = std::sync::Arc::new(OffsetClock::default());
+        let mut app = app(&world, config(true, Mode::Apply));
+        app.clock = clock.clone();
+        let killed = tokio::time::timeout(
+            Duration::from_secs(600),
+            app.handle_as(&json!({"exportArn": EXPORT_ARN}), None, Some("req-1")),
+        )
+        .await;
+        assert!(killed.is_err());
+        {
+            let w = world.read().unwrap();
+            assert_eq!(w.changes.len(), 1, "audited before the write");
+            assert!(w.started.is_empty());
+        }
+        clock.advance(i64::from(Config::default().claim_lease_seconds) + 1);
+        let sweep = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        let swept = app.handle_as(&sweep, None, Some("sweep-1")).await.unwrap();
+        assert_eq!(swept.sweep.unwrap().taken_over, [EXPORT_ARN]);
+        let w = world.read().unwrap();
+        assert_eq!(w.changes.len(), 1, "no second change");
+        assert_eq!(w.key_puts.len(), 2, "the before-policy and one put");
+        assert_eq!(w.started.len(), 1, "exactly one retry");
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,9 +15,6 @@ use crate::ports::{
 };
 use serde_json::json;
 
-/// How long a delivery holds an incident: longer than the function's timeout.
-const LEASE_SECS: i64 = 300;
-
 /// What act works through: the ports it writes with, the settings and the clock, borrowed
 /// from the `App` (act does not depend on the orchestrator).
 pub struct Actor<'a> {
@@ -40,27 +37,44 @@ pub(in crate::domain) struct Acted {
 impl Actor<'_> {
     /// Apply mode with a ledger: claim the incident so that concurrent and repeated deliveries
     /// act once, store the retry's token and time before the call, record lineage after it.
+    /// `owner` is this delivery's token; `incomplete` lists the reads that failed transiently:
+    /// then nothing final is recorded, the claim is given back and the delivery fails, so it
+    /// is delivered again (Lambda retries a failed asynchronous invocation twice; the sweep
+    /// finds the incident too).
+    #[allow(clippy::too_many_arguments)]
     pub(in crate::domain) async fn act_once(
         &self,
         ledger: &dyn Ledger,
         export_arn: &str,
+        owner: &str,
         plan: &Plan,
         findings: &[crate::model::Finding],
+        incomplete: &[String],
         notes: &mut Vec<String>,
     ) -> Result<Acted, Error> {
+        let lease = i64::from(self.config.claim_lease_seconds);
         let previous = match ledger
-            .claim(export_arn, self.clock.now(), LEASE_SECS)
+            .claim(export_arn, owner, self.clock.now(), lease)
             .await?
         {
             Claim::Held(record) => {
+                let in_progress = record.status == IncidentStatus::Claimed;
                 notes.push(format!(
-                    "already handled (ledger: {}{})",
+                    "already handled (ledger: {}{}{})",
                     record.status.as_str(),
                     record
                         .retry_export_arn
                         .as_deref()
                         .map(|a| format!(", retry {a}"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    if in_progress {
+                        format!(
+                            ", another delivery holds it until {}; the sweep takes it over if that one never settles",
+                            record.lease_until
+                        )
+                    } else {
+                        String::new()
+                    }
                 ));
                 let applied = plan
                     .actions
@@ -79,6 +93,24 @@ impl Actor<'_> {
             }
             Claim::Won { previous } => previous,
         };
+        if !incomplete.is_empty() {
+            // Give the claim back, keeping what an earlier holder stored (its retry token and
+            // export time): PENDING is claimable at once, and listed as due for the sweep.
+            let back = IncidentRecord {
+                status: IncidentStatus::Pending,
+                owner: Some(owner.to_string()),
+                lease_until: 0,
+                note: Some(format!(
+                    "evidence incomplete ({}): given back, to be diagnosed again",
+                    incomplete.join(", ")
+                )),
+                ..previous.unwrap_or_else(|| IncidentRecord::claimed(export_arn, owner, 0))
+            };
+            if !ledger.settle(&back, self.clock.now()).await? {
+                return Err(lease_lost(export_arn));
+            }
+            return Err(Error::EvidenceIncomplete(incomplete.to_vec()));
+        }
         let mut record = IncidentRecord {
             causes: plan::cause_codes(findings),
             root_export_arn: plan
@@ -86,12 +118,68 @@ impl Actor<'_> {
                 .clone()
                 .unwrap_or_else(|| export_arn.to_string()),
             note: plan.notes.first().cloned(),
-            ..IncidentRecord::claimed(export_arn, self.clock.now() + LEASE_SECS)
+            ..IncidentRecord::claimed(export_arn, owner, self.clock.now() + lease)
         };
-        let retry = plan.actions.iter().find_map(|a| match a {
-            Action::RetryExport(r) => Some(r),
+        let planned = plan.actions.iter().find_map(|a| match a {
+            Action::RetryExport(r) => Some(r.clone()),
             _ => None,
         });
+        let patch_planned = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::PatchKeyPolicy(_)));
+        // An interrupted delivery (its lease ran out) planned a retry after a key-policy patch
+        // and may have made the patch: this diagnosis no longer sees the denial our patch
+        // removed, so it plans nothing. Its stored retry is finished instead (same token, same
+        // parameters: DynamoDB answers a resend with the export it started).
+        let resumed = match (&planned, &previous) {
+            (None, Some(p))
+                if p.after_patch
+                    && p.status.is_open()
+                    && p.retry_export_arn.is_none()
+                    && !plan.gave_up =>
+            {
+                match (&p.retry_request, &p.client_token) {
+                    (Some(request), Some(token)) => Some(Retry {
+                        request: request.clone(),
+                        client_token: token.clone(),
+                        attempt: p.attempt,
+                        changes: Vec::new(),
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if resumed.is_some() {
+            notes.push(
+                "resuming the retry an interrupted delivery planned after its key-policy patch"
+                    .into(),
+            );
+        }
+        let after_patch = match &resumed {
+            Some(_) => true,
+            None => patch_planned,
+        };
+        let mut retry = planned.or(resumed);
+        // The retry is stored before any action, so a delivery that takes over sends exactly
+        // the same start; a retry after a lost delivery sends exactly what the first one stored.
+        if let Some(retry) = retry.as_mut() {
+            if let Some(p) = previous
+                .as_ref()
+                .filter(|p| p.client_token.as_deref() == Some(retry.client_token.as_str()))
+            {
+                retry.request.export_time = p.export_time;
+            }
+            record.attempt = retry.attempt;
+            record.client_token = Some(retry.client_token.clone());
+            record.export_time = retry.request.export_time;
+            record.retry_request = Some(retry.request.clone());
+            record.after_patch = after_patch;
+            if !ledger.settle(&record, self.clock.now()).await? {
+                return Err(lease_lost(export_arn));
+            }
+        }
         let mut patches = Vec::new();
         let mut patch_failed = None;
         for action in &plan.actions {
@@ -112,7 +200,7 @@ impl Actor<'_> {
                 (_, true) => IncidentStatus::GaveUp,
                 _ => IncidentStatus::NoAction,
             };
-            if retry.is_some() {
+            if patch_failed.is_some() && (planned_retry(plan) || record.retry_request.is_some()) {
                 applied.push(Applied {
                     action: "RETRY_EXPORT",
                     status: AppliedStatus::Skipped,
@@ -129,17 +217,6 @@ impl Actor<'_> {
                 settle: Some(record),
             });
         };
-        // A retry after a lost delivery sends exactly what the first one stored.
-        let mut retry = retry.clone();
-        if let Some(p) =
-            previous.filter(|p| p.client_token.as_deref() == Some(retry.client_token.as_str()))
-        {
-            retry.request.export_time = p.export_time;
-        }
-        record.attempt = retry.attempt;
-        record.client_token = Some(retry.client_token.clone());
-        record.export_time = retry.request.export_time;
-        ledger.settle(&record, self.clock.now()).await?;
 
         let retried = self.retry_export(&retry, notes).await;
         let retried_applied = retried.applied();
@@ -152,9 +229,11 @@ impl Actor<'_> {
                     root_export_arn: record.root_export_arn.clone(),
                     attempt: retry.attempt,
                     causes: record.causes.clone(),
-                    after_patch: patches
-                        .iter()
-                        .any(|p| matches!(p, PatchOutcome::Patched { .. })),
+                    after_patch: record.after_patch
+                        && (patches.is_empty()
+                            || patches
+                                .iter()
+                                .any(|p| matches!(p, PatchOutcome::Patched { .. }))),
                 };
                 ledger
                     .record_lineage(new_arn, &lineage, self.clock.now())
@@ -219,11 +298,31 @@ impl Actor<'_> {
     }
 
     async fn retry_export(&self, retry: &Retry, notes: &mut Vec<String>) -> RetryOutcome {
-        match self
+        let started = match self
             .exports
             .start_export(&retry.request, &retry.client_token)
             .await
         {
+            // The token is ours (root export and attempt), so an export holding it is the one
+            // an earlier delivery started, with parameters from another diagnosis. The
+            // ExportTableToPointInTime API reference: "If you submit a request with the same
+            // client token but a change in other parameters within the 8-hour idempotency
+            // window, DynamoDB returns an ExportConflictException"
+            // (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ExportTableToPointInTime.html).
+            Err(e) if e.kind == AwsErrorKind::ExportConflict => {
+                match self.started_with(retry).await {
+                    Some(arn) => {
+                        notes.push(format!(
+                            "already started: {arn} holds this retry's ClientToken (an earlier delivery started it)"
+                        ));
+                        Ok(arn)
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
+        };
+        match started {
             Ok(export_arn) => {
                 tracing::info!(export_arn = %export_arn, attempt = retry.attempt, "retry export started");
                 RetryOutcome::Started {
@@ -238,7 +337,7 @@ impl Actor<'_> {
                     AwsErrorKind::Throttled | AwsErrorKind::Other | AwsErrorKind::LimitExceeded
                 );
                 if e.kind == AwsErrorKind::ExportConflict {
-                    notes.push("defect: our ClientToken was reused with other parameters (CLIENT_TOKEN_CONFLICT)".into());
+                    notes.push("our ClientToken was used with other parameters, and no export of the table holds it (CLIENT_TOKEN_CONFLICT)".into());
                 }
                 let err = Error::from(e);
                 tracing::warn!(error.message = %crate::error::Chain(&err), "retry export failed");
@@ -250,4 +349,40 @@ impl Actor<'_> {
             }
         }
     }
+
+    /// The table's export started with this retry's ClientToken, if ListExports still lists it
+    /// (newest first; the token lives 8 hours, so a few pages are enough).
+    async fn started_with(&self, retry: &Retry) -> Option<String> {
+        const PAGES: usize = 4;
+        let table = retry.request.table_arn.as_str();
+        let mut token = None;
+        for _ in 0..PAGES {
+            let page = self.exports.list_exports(Some(table), token).await.ok()?;
+            for summary in &page.exports {
+                if let Ok(Some(d)) = self.exports.describe_export(&summary.export_arn).await {
+                    if d.request.client_token.as_deref() == Some(retry.client_token.as_str()) {
+                        return Some(d.export_arn);
+                    }
+                }
+            }
+            token = page.next_token;
+            token.as_ref()?;
+        }
+        None
+    }
 }
+
+fn planned_retry(plan: &Plan) -> bool {
+    plan.actions
+        .iter()
+        .any(|a| matches!(a, Action::RetryExport(_)))
+}
+
+fn lease_lost(export_arn: &str) -> Error {
+    Error::LeaseLost(format!(
+        "{export_arn}: the claim's lease ran out and another delivery took the incident over; this one wrote nothing more"
+    ))
+}
+
+#[cfg(test)]
+mod reliability_tests;

@@ -185,13 +185,17 @@ pub(super) async fn look_in(
     });
     let results = join_all(checks).await;
     let mut failures = Vec::new();
+    let mut transient = false;
     for (account, result) in candidates.iter().zip(results) {
         match result {
             Ok(Some((owner, readers, settings))) => {
                 return (Fact::known(SOURCE, owner), Some(readers), settings)
             }
             Ok(None) => {}
-            Err(e) => failures.push(format!("{account}: {}", e.reason())),
+            Err(e) => {
+                transient |= e.is_transient();
+                failures.push(format!("{account}: {}", e.reason()))
+            }
         }
     }
     let mut reason = format!(
@@ -202,7 +206,11 @@ pub(super) async fn look_in(
         reason.push_str(&format!("; could not check {}", failures.join(", ")));
     }
     reason.push_str(org_note);
-    (Fact::unknown(SOURCE, reason), None, None)
+    (
+        Fact::unknown(SOURCE, reason).transient_if(transient),
+        None,
+        None,
+    )
 }
 
 /// The owner lookup, started beside this account's own checks: it looks in at most

@@ -24,12 +24,11 @@ pub(super) async fn key_facts(
                     assumed.keys.as_ref()
                 }
                 Err(e) => {
-                    let reason = e.reason();
                     return KeyFacts {
                         key_id: key_id.to_string(),
-                        info: Fact::unknown("kms:DescribeKey", reason.clone()),
-                        policy: Fact::unknown("kms:GetKeyPolicy", reason.clone()),
-                        grants: Fact::unknown("kms:ListGrants", reason),
+                        info: Fact::failed("kms:DescribeKey", &e),
+                        policy: Fact::failed("kms:GetKeyPolicy", &e),
+                        grants: Fact::failed("kms:ListGrants", &e),
                     };
                 }
             },

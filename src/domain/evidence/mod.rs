@@ -44,7 +44,7 @@ fn fact<T>(source: &'static str, r: PortResult<Option<T>>) -> Fact<T> {
     match r {
         Ok(Some(v)) => Fact::known(source, v),
         Ok(None) => Fact::absent(source),
-        Err(e) => Fact::unknown(source, e.reason()),
+        Err(e) => Fact::failed(source, &e),
     }
 }
 
