@@ -393,9 +393,12 @@ def verify(m: str, world: dict) -> dict:
     audited: set[tuple[str, str]] = set()
     status_counts: dict[str, int] = {}
     changes: dict[str, int] = {}
+    recorded: dict[str, str] = {}  # export ARN -> the ledger's status of it
     for item in scan(m, world["ledger"]):
         pk = item.get("pk", {}).get("S", "")
         st = item.get("status", {}).get("S", "-")
+        if "exportArn" in item and not pk.startswith("CHANGE#"):
+            recorded.setdefault(item["exportArn"]["S"], st)
         if pk.startswith("CHANGE#"):
             audited.add((item["keyArn"]["S"], item["sid"]["S"]))
             changes[st] = changes.get(st, 0) + 1
@@ -411,9 +414,10 @@ def verify(m: str, world: dict) -> dict:
             if sid.startswith(PATCH_SID_PREFIX):
                 statements += 1
                 unaudited += (key, sid) not in audited
-    kinds = {}
+    kinds: dict[str, int] = {}
     for a in lost:
-        kinds[roots[a]["kind"]] = kinds.get(roots[a]["kind"], 0) + 1
+        kind = f"{roots[a]['kind']} (ledger: {recorded.get(a, 'no record')})"
+        kinds[kind] = kinds.get(kind, 0) + 1
     return {"retriesStarted": sum(len(rs) for rs in retries.values()),
             "rootsRetried": sum(1 for rs in retries.values() if rs),
             "retriesCompleted": completed, "incidentsLost": len(lost), "lostByKind": kinds,
