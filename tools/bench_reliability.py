@@ -260,7 +260,7 @@ def run(args, log) -> dict:
 
     proxy_proc, proxy = launch([os.path.join(TOOLS, "fault_proxy.py"), "--upstream", m,
                                 "--fraction", str(args.fraction), "--seed", str(args.seed),
-                                "--max-seconds", str(args.max_minutes * 60)], "PROXY_READY")
+                                "--max-seconds", str(args.max_minutes * 60 + 600)], "PROXY_READY")
     published: list[int] = [0]
     answers: dict[str, int] = {}
 
