@@ -131,6 +131,17 @@ impl Error {
         }
     }
 
+    /// Whether delivering the same event again may succeed: a transient AWS failure, an
+    /// incomplete diagnosis, a lease lost to another delivery. Everything else will fail the
+    /// same way.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Aws(e) => e.is_transient(),
+            Self::EvidenceIncomplete(_) | Self::LeaseLost(_) => true,
+            _ => false,
+        }
+    }
+
     /// A message safe to return to the caller: no policy documents, no raw SDK dumps.
     pub fn public_message(&self) -> String {
         match self {

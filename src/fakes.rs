@@ -836,7 +836,6 @@ impl Ledger for FakeLedger {
         crash_point(&self.0, OP, false).await;
         let attempt = || {
             let mut w = self.0.write().unwrap();
-            w.open.insert(export_arn.to_string(), now + lease_secs);
             let existing = w.ledger.get(export_arn).cloned();
             let free = match &existing {
                 None => true,
@@ -938,6 +937,18 @@ impl Ledger for FakeLedger {
         due.truncate(limit);
         Ok(due)
     }
+    async fn list_open(&self, export_arn: &str, due_at: i64, _now: i64) -> PortResult<()> {
+        self.0
+            .write()
+            .unwrap()
+            .open
+            .insert(export_arn.to_string(), due_at);
+        Ok(())
+    }
+    async fn unlist_open(&self, export_arn: &str) -> PortResult<()> {
+        self.0.write().unwrap().open.remove(export_arn);
+        Ok(())
+    }
     async fn lineage(&self, export_arn: &str) -> PortResult<Option<Lineage>> {
         Ok(self.0.read().unwrap().lineages.get(export_arn).cloned())
     }
@@ -1025,7 +1036,13 @@ impl Ledger for FakeLedger {
             let mut w = self.0.write().unwrap();
             match w.changes.get(&change.change_id) {
                 // Our own record, sent again: not refused.
-                Some(c) if c.key_arn == change.key_arn && c.after == change.after => Ok(()),
+                Some(c)
+                    if c.key_arn == change.key_arn
+                        && c.after == change.after
+                        && c.status == ChangeStatus::Pending =>
+                {
+                    Ok(())
+                }
                 Some(_) => Err(AwsError::new(
                     OP,
                     AwsErrorKind::Rejected,

@@ -30,8 +30,8 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error
             "CLAIM_LEASE_SECONDS is shorter than the function's timeout: raise it above the timeout"
         );
     }
-    // The request id names this delivery in the ledger's claims (Lambda's retries of a failed
-    // asynchronous invocation keep its request id, so a retry may resume its own claim).
+    // The request id names this delivery in the ledger's claims: a claim the SDK sent again
+    // after its answer was lost is recognised as this delivery's own.
     let owner = Some(event.context.request_id.as_str()).filter(|id| !id.is_empty());
     match app.handle_as(&event.payload, deadline, owner).await {
         Ok(result) => {

@@ -309,8 +309,9 @@ pub struct KeyPolicyChange {
 pub trait Ledger: Send + Sync {
     /// Claims the incident of `export_arn` for `owner` until `now + lease_secs`: when no one
     /// holds it, when it is PENDING, when the holder's lease has run out, or when `owner`
-    /// already holds it. Else `Held` with the holder's or the settled record. Every claim is
-    /// also listed as open, so the sweep finds it if its owner never settles.
+    /// already holds it. Else `Held` with the holder's or the settled record (whose open
+    /// listing is then removed). The caller lists the incident as open (`list_open`) before
+    /// the claim can land, so the sweep finds it if its owner never settles.
     async fn claim(
         &self,
         export_arn: &str,
@@ -326,6 +327,11 @@ pub trait Ledger: Send + Sync {
     /// claimed), at most `limit`, read without a table scan. Listings of settled incidents
     /// met on the way are removed.
     async fn open_incidents_due(&self, now: i64, limit: usize) -> PortResult<Vec<String>>;
+    /// Lists an incident as open, due for the sweep at `due_at` (a repeatable put): a delivery
+    /// whose reads failed before it could claim leaves it for the sweep.
+    async fn list_open(&self, export_arn: &str, due_at: i64, now: i64) -> PortResult<()>;
+    /// Takes an incident off the open list (the sweep, for one it can never handle).
+    async fn unlist_open(&self, export_arn: &str) -> PortResult<()>;
     async fn lineage(&self, export_arn: &str) -> PortResult<Option<Lineage>>;
     async fn record_lineage(
         &self,

@@ -257,8 +257,40 @@ impl App {
     pub async fn remediate(&self, mut incident: Incident) -> Result<RemediationResult, Error> {
         let mode = self.effective_mode(incident.requested_mode);
         let mut notes = Vec::new();
+        // Apply mode lists the incident as open in the ledger beside the evidence's first
+        // round (no added wait), before any claim can land: a delivery that dies anywhere
+        // after it leaves the incident to the sweep once the lease has run out.
+        let listing = match (mode, &self.ledger, &incident.export_arn) {
+            (Mode::Apply, Some(ledger), Some(arn)) => {
+                let due = self.clock.now() + i64::from(self.config.claim_lease_seconds);
+                Some((ledger.clone(), arn.clone(), due))
+            }
+            _ => None,
+        };
+        let listed = async {
+            match &listing {
+                Some((ledger, arn, due)) => ledger.list_open(arn, *due, self.clock.now()).await,
+                None => Ok(()),
+            }
+        };
         // Evidence: the first round (export, ledger, identity) and the reads it leads to.
-        let gathered = self.gather(&mut incident, &mut notes).await?;
+        let (gathered, listed) = tokio::join!(self.gather(&mut incident, &mut notes), listed);
+        let gathered = match listed.map_err(Error::from).and(gathered) {
+            Ok(g) => g,
+            Err(e) => {
+                // A read failed transiently before the incident could be claimed: it is
+                // listed for the sweep (due now), besides Lambda's own retries of this error.
+                if let (Mode::Apply, Some(ledger), Some(arn), true) =
+                    (mode, &self.ledger, &incident.export_arn, e.is_transient())
+                {
+                    let now = self.clock.now();
+                    if let Err(l) = ledger.list_open(arn, now, now).await {
+                        tracing::warn!(error.message = %l.reason(), "could not list the incident for the sweep");
+                    }
+                }
+                return Err(e);
+            }
+        };
         let evidence = &gathered.evidence;
         // Diagnosis.
         let findings = diagnosis::diagnose(&incident, evidence);
@@ -550,7 +582,16 @@ impl App {
             None => self.report_only_sweep().await?,
         };
         if let Some(ledger) = &self.ledger {
-            sweep::take_over_expired(self, ledger.as_ref(), deadline, owner, &mut report).await?;
+            // The open incidents after the sweep's own work: a failure here is reported and
+            // the next sweep tries again; what was swept stays done.
+            if let Err(e) =
+                sweep::take_over_expired(self, ledger.as_ref(), deadline, owner, &mut report).await
+            {
+                report.errors.push(format!(
+                    "open incidents not taken over: {}",
+                    e.public_message()
+                ));
+            }
         }
         Ok(RemediationResult {
             schema_version: SCHEMA_VERSION,

@@ -174,10 +174,15 @@ pub(super) async fn take_over_expired(
         match Box::pin(app.remediate_where(incident)).await {
             Ok(_) => report.taken_over.push(arn),
             Err(e) => {
-                tracing::warn!(export_arn = %arn, error.type = e.error_type(), "takeover of an open incident failed; it stays open");
+                tracing::warn!(export_arn = %arn, error.type = e.error_type(), transient = e.is_transient(), "takeover of an open incident failed");
                 report
                     .errors
                     .push(format!("takeover of {arn}: {}", e.public_message()));
+                // One that will fail the same way every time (the export is gone, the event was
+                // invalid) is not handled again; a transient failure stays open for the next run.
+                if !e.is_transient() {
+                    ledger.unlist_open(&arn).await?;
+                }
             }
         }
     }

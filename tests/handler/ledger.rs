@@ -288,3 +288,69 @@ async fn a_retry_that_fails_again_stops_at_max_retries() {
     );
     assert_eq!(export_count(seeded["tableArn"].as_str().unwrap()).await, 2);
 }
+
+/// A delivery that died right after its claim (its lease has run out): the sweep finds it in
+/// the ledger's open partition (a Query), takes it over with a conditional UpdateItem, retries
+/// once, and a resent claim of the dead delivery's own token would still be recognised.
+#[tokio::test]
+async fn a_claim_whose_delivery_died_is_taken_over_by_the_sweep_and_retried_once() {
+    use ddb_export_remediator::ports::{Claim, IncidentStatus, Ledger};
+    let seeded = seed("cross-account-no-owner");
+    let config = ledger_config();
+    let table = config.ledger_table_name.clone().unwrap();
+    let app = app(config).await;
+    let export_arn = seeded["exportArn"].as_str().unwrap();
+    let ledger = aws::DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk().await), table);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // The dead delivery listed the incident, then claimed it; its lease is already over.
+    ledger
+        .list_open(export_arn, now - 90, now - 100)
+        .await
+        .unwrap();
+    let claim = ledger
+        .claim(export_arn, "dead", now - 100, 10)
+        .await
+        .unwrap();
+    assert_eq!(claim, Claim::Won { previous: None });
+    // Its resend (the SDK's retry after a lost answer) is its own, not "someone else's".
+    assert!(matches!(
+        ledger.claim(export_arn, "dead", now - 100, 10).await.unwrap(),
+        Claim::Won { previous: Some(p) } if p.owner.as_deref() == Some("dead")
+    ));
+    // A live claim holds off another owner, and the item returned in the error names its owner.
+    let live = ledger.claim(export_arn, "dead", now, 300).await.unwrap();
+    assert!(matches!(live, Claim::Won { .. }));
+    match ledger.claim(export_arn, "other", now, 300).await.unwrap() {
+        Claim::Held(r) => assert_eq!(r.owner.as_deref(), Some("dead")),
+        won => panic!("{won:?}"),
+    }
+    assert!(ledger.open_incidents_due(now, 10).await.unwrap().is_empty());
+    // The dead delivery's lease ends.
+    ledger
+        .claim(export_arn, "dead", now - 100, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.open_incidents_due(now, 10).await.unwrap(),
+        [export_arn]
+    );
+    let swept = invoke(&app, sweep_event()).await.unwrap();
+    assert_eq!(swept["sweep"]["takenOver"][0], export_arn, "{swept:#}");
+    assert_eq!(
+        export_count(seeded["tableArn"].as_str().unwrap()).await,
+        2,
+        "the original and one retry"
+    );
+    match ledger.claim(export_arn, "late", now, 300).await.unwrap() {
+        Claim::Held(r) => assert_eq!(r.status, IncidentStatus::Retried),
+        won => panic!("{won:?}"),
+    }
+    assert!(ledger
+        .open_incidents_due(now + 1000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}

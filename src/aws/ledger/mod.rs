@@ -179,26 +179,6 @@ impl DynamoLedger {
         chunks.into_iter().collect()
     }
 
-    /// Lists the incident as open, due at `due_at` (the sweep takes it over from then on).
-    async fn list_open(&self, export_arn: &str, due_at: i64, now: i64) -> PortResult<()> {
-        let mut item = key(OPEN_PK.into(), export_arn);
-        item.insert("dueAt".into(), n(due_at));
-        item.insert("updatedAt".into(), n(now));
-        self.put("ledger:ListOpenIncident", item).await
-    }
-
-    async fn unlist_open(&self, export_arn: &str) -> PortResult<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(OPEN_PK))
-            .key("sk", s(export_arn))
-            .send()
-            .await
-            .map_err(|e| classify("ledger:UnlistOpenIncident", e))?;
-        Ok(())
-    }
-
     async fn put(&self, op: &'static str, item: Item) -> PortResult<()> {
         self.client
             .put_item()
@@ -226,9 +206,6 @@ impl Ledger for DynamoLedger {
     ) -> PortResult<Claim> {
         const OP: &str = "ledger:ClaimIncident";
         let lease_until = now + lease_secs;
-        // Listed as open first (an unconditional, repeatable write): a delivery that dies
-        // after its claim leaves a listing the sweep finds once the lease has run out.
-        self.list_open(export_arn, lease_until, now).await?;
         // UpdateItem, not PutItem: the stored retry token, export time and attempt of an earlier
         // holder stay in the item, so a claim whose answer is lost loses nothing. An open
         // incident has no TTL (expiresAt is removed), so DynamoDB never deletes it under a lease.
@@ -274,19 +251,26 @@ impl Ledger for DynamoLedger {
             }
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
-                    let item = match ccf.item() {
-                        Some(item) => item.clone(),
-                        // Without ALL_OLD in the error (an emulator may lack it): a strongly
-                        // consistent read.
-                        None => self
-                            .get(OP, export_pk(export_arn), INCIDENT_SK)
-                            .await?
-                            .ok_or_else(|| missing(OP, "the incident that failed the condition"))?,
+                    let held = match ccf.item().map(incident_from) {
+                        Some(Ok(held)) => held,
+                        // Without ALL_OLD in the error (an emulator may lack it), or with an
+                        // item caught half-written (moto applies an update in steps; DynamoDB
+                        // does not): a strongly consistent read.
+                        _ => incident_from(
+                            &self
+                                .get(OP, export_pk(export_arn), INCIDENT_SK)
+                                .await?
+                                .ok_or_else(|| {
+                                    missing(OP, "the incident that failed the condition")
+                                })?,
+                        )?,
                     };
-                    let held = incident_from(&item)?;
                     if !held.status.is_open() {
-                        // Settled for good: its listing (ours, just written) can go.
-                        self.unlist_open(export_arn).await?;
+                        // Settled for good: its listing (the caller's) can go; left behind,
+                        // the sweep drops it.
+                        if let Err(e) = self.unlist_open(export_arn).await {
+                            tracing::warn!(error.message = %e.reason(), "open listing not removed; the sweep tidies it");
+                        }
                     }
                     Ok(Claim::Held(held))
                 }
@@ -327,11 +311,17 @@ impl Ledger for DynamoLedger {
             }
             Err(e) => return Err(classify(OP, e)),
         }
-        match record.status {
-            IncidentStatus::Claimed => {}
+        // The listing follows, best effort: the settle has landed, and a listing left behind
+        // only costs the sweep a read (it drops listings of settled incidents), while one not
+        // moved forward still comes due when the claim's lease ends.
+        let listing = match record.status {
+            IncidentStatus::Claimed => Ok(()),
             // Given back (or waiting for a throttled call): due for the sweep now.
-            IncidentStatus::Pending => self.list_open(&record.export_arn, now, now).await?,
-            _ => self.unlist_open(&record.export_arn).await?,
+            IncidentStatus::Pending => self.list_open(&record.export_arn, now, now).await,
+            _ => self.unlist_open(&record.export_arn).await,
+        };
+        if let Err(e) = listing {
+            tracing::warn!(error.message = %e.reason(), "open listing not updated; the sweep tidies it");
         }
         Ok(true)
     }
@@ -405,6 +395,27 @@ impl Ledger for DynamoLedger {
         }
         due.truncate(limit);
         Ok(due)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn list_open(&self, export_arn: &str, due_at: i64, now: i64) -> PortResult<()> {
+        let mut item = key(OPEN_PK.into(), export_arn);
+        item.insert("dueAt".into(), n(due_at));
+        item.insert("updatedAt".into(), n(now));
+        self.put("ledger:ListOpenIncident", item).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn unlist_open(&self, export_arn: &str) -> PortResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(OPEN_PK))
+            .key("sk", s(export_arn))
+            .send()
+            .await
+            .map_err(|e| classify("ledger:UnlistOpenIncident", e))?;
+        Ok(())
     }
 
     #[tracing::instrument(skip(self))]
@@ -555,13 +566,15 @@ impl Ledger for DynamoLedger {
                                 .await?
                         }
                     };
-                    // The same change (same key, same after-policy, same actor): our own write,
-                    // sent again after its answer was lost.
+                    // The same change (same key, same after-policy, same actor), still only
+                    // intended: our own write sent again after its answer was lost, or an
+                    // interrupted delivery's record of this very change, which we resume.
                     match item.map(|i| change_from(&i)).transpose()? {
                         Some(c)
                             if c.key_arn == change.key_arn
                                 && c.after == change.after
-                                && c.actor == change.actor =>
+                                && c.actor == change.actor
+                                && c.status == ChangeStatus::Pending =>
                         {
                             Ok(())
                         }

@@ -68,8 +68,13 @@ fn aws_failed(e: &AwsError) -> ActError {
     }
 }
 
-fn change_id(key_arn: &str, after: &str, at: i64) -> String {
-    let digest = Sha256::digest(format!("{key_arn}\n{at}\n{after}").as_bytes());
+/// The change's id, from what it is: the key, the incident that asks for it, and the policy
+/// before and after. A delivery that takes over an interrupted one (killed after writing the
+/// audit record, before or after PutKeyPolicy) computes the same id, so it resumes that record
+/// instead of adding a second one for the same change.
+fn change_id(key_arn: &str, export_arn: Option<&str>, before: &str, after: &str) -> String {
+    let export = export_arn.unwrap_or_default();
+    let digest = Sha256::digest(format!("{key_arn}\n{export}\n{before}\n{after}").as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("kpc-{hex}")
 }
@@ -181,7 +186,7 @@ impl Actor<'_> {
         let actor = self.me().await.map(|(_, arn)| arn).unwrap_or_default();
         let at = self.clock.now();
         let mut change = KeyPolicyChange {
-            change_id: change_id(&patch.key_arn, &merged.after, at),
+            change_id: change_id(&patch.key_arn, export_arn, &before, &merged.after),
             key_arn: patch.key_arn.clone(),
             purpose: patch.purpose,
             sid: patch.sid.clone(),
@@ -680,6 +685,105 @@ mod tests {
         assert_eq!(w.changes.len(), 1, "no second change");
         assert_eq!(w.key_puts.len(), 2, "the before-policy and one put");
         assert_eq!(w.started.len(), 1, "exactly one retry");
+    }
+
+    /// Fixed-seed fault schedules around a key-policy patch: lost and failed PutKeyPolicy
+    /// answers, resent ledger writes and kills at every step; three deliveries, Lambda's
+    /// retries, then sweeps after the lease. Each ends with one audited change (APPLIED or, when
+    /// the process died between the write and the record's settle, still PENDING, never
+    /// missing), the policy written once, and one retry.
+    #[tokio::test(start_paused = true)]
+    async fn random_fault_schedules_around_a_patch_make_one_audited_change_and_one_retry() {
+        const SEED: u64 = 24;
+        const SCHEDULES: usize = 200;
+        let mut state = SEED;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 33) as usize) % n
+        };
+        let crashes: [(&str, bool); 6] = [
+            ("ledger:RecordKeyPolicyChange", false),
+            ("ledger:RecordKeyPolicyChange", true),
+            ("kms:PutKeyPolicy", false),
+            ("kms:PutKeyPolicy", true),
+            ("ledger:SetKeyPolicyChangeStatus", false),
+            ("dynamodb:ExportTableToPointInTime", true),
+        ];
+        let lease = i64::from(Config::default().claim_lease_seconds);
+        let sweep = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        for schedule in 0..SCHEDULES {
+            let world = world(KEY_ARN, true);
+            {
+                let mut w = world.write().unwrap();
+                for op in [
+                    "ledger:RecordKeyPolicyChange",
+                    "ledger:SetKeyPolicyChangeStatus",
+                    "ledger:ClaimIncident",
+                ] {
+                    if next(3) == 0 {
+                        w.replay_writes.push(op);
+                    }
+                }
+                match next(4) {
+                    0 => w.lost_answers.push("kms:PutKeyPolicy"),
+                    1 => {
+                        w.fail_key_put = Some(
+                            AwsError::new("kms:PutKeyPolicy", AwsErrorKind::Other, "reset")
+                                .transient(),
+                        )
+                    }
+                    _ => {}
+                }
+                if next(2) == 0 {
+                    let (op, after) = crashes[next(crashes.len())];
+                    match after {
+                        true => w.crash_after.push(op),
+                        false => w.crash_before.push(op),
+                    }
+                }
+            }
+            let clock = std::sync::Arc::new(OffsetClock::default());
+            let mut app = app(&world, config(true, Mode::Apply));
+            app.clock = clock.clone();
+            for delivery in 0..3 {
+                for _attempt in 0..3 {
+                    let owner = format!("req-{delivery}");
+                    let event = json!({"exportArn": EXPORT_ARN});
+                    let run = app.handle_as(&event, None, Some(&owner));
+                    match tokio::time::timeout(Duration::from_secs(600), run).await {
+                        Err(_) | Ok(Ok(_)) => break,
+                        Ok(Err(e)) => assert!(e.is_transient(), "schedule {schedule}: {e:?}"),
+                    }
+                }
+            }
+            for sweeps in 1..=3 {
+                if world.read().unwrap().started.len() == 1 {
+                    break;
+                }
+                clock.advance(lease + 1);
+                app.handle_as(&sweep, None, Some(&format!("sweep-{sweeps}")))
+                    .await
+                    .unwrap();
+            }
+            let w = world.read().unwrap();
+            assert_eq!(w.started.len(), 1, "schedule {schedule}: {:?}", w.ledger);
+            assert_eq!(w.changes.len(), 1, "schedule {schedule}: {:?}", w.changes);
+            // The before-policy, then our policy once (a resend of the same put is the same).
+            let puts: Vec<&String> = w.key_puts.iter().skip(1).map(|(_, p)| p).collect();
+            let change = w.changes.values().next().unwrap();
+            assert!(
+                puts.iter().all(|p| **p == change.after),
+                "schedule {schedule}"
+            );
+            assert_eq!(w.keys[KEY_ARN].policy, change.after, "schedule {schedule}");
+            assert!(
+                matches!(change.status, ChangeStatus::Applied | ChangeStatus::Pending),
+                "schedule {schedule}: {:?}",
+                change.status
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

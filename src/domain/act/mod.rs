@@ -151,7 +151,9 @@ impl Actor<'_> {
             }
             _ => None,
         };
-        if resumed.is_some() {
+        if let (Some(_), Some(p)) = (&resumed, &previous) {
+            // The interrupted delivery's lineage: its root export, not this diagnosis's.
+            record.root_export_arn = p.root_export_arn.clone();
             notes.push(
                 "resuming the retry an interrupted delivery planned after its key-policy patch"
                     .into(),
