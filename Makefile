@@ -117,7 +117,7 @@ bench-sweep: tools ## sweep cost at 1,000 and 10,000 exports on the emulator -> 
 bench-org: tools ## organization sweep over 200 accounts x 2 Regions, and one spoke incident -> BENCHMARKS-org.md
 	$(PY) tools/bench_org.py
 
-bench-reliability: tools ## 1,000 failures x 3 concurrent deliveries, 10 % faults, 20 kills: lost / duplicate / unaudited -> BENCHMARKS-reliability.md (~45 min)
+bench-reliability: tools ## 1,000 failures x 3 concurrent deliveries, 10 % faults, 20 kills: lost / duplicate / unaudited -> BENCHMARKS-reliability.md (45+ min)
 	$(PY) tools/bench_reliability.py --write BENCHMARKS-reliability.md
 
 bench-diagnosis: ## pure diagnosis throughput on one core -> BENCHMARKS-diagnosis.md
