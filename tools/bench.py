@@ -618,7 +618,9 @@ def main() -> int:
            "## 7. Pure diagnosis throughput (SPEC §11: ≥ 10,000 incidents/s on one core)", "",
            section(ROOT / "BENCHMARKS-diagnosis.md"),
            "## 8. Organization mode: the sweep over 200 accounts × 2 Regions, one spoke incident", "",
-           section(ROOT / "BENCHMARKS-org.md")]
+           section(ROOT / "BENCHMARKS-org.md"),
+           "## 9. Reliability: faults, duplicate deliveries and crashes (`make bench-reliability`)", "",
+           section(ROOT / "BENCHMARKS-reliability.md")]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(md))
     print("\n".join(md))
     return 0

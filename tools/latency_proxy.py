@@ -56,7 +56,12 @@ def fault_reply(kind: str, op: str, json_protocol: bool) -> tuple[int, dict, byt
         b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
 
 
-def make_handler(upstream: urllib.parse.ParseResult, delay: float, log, started: float):
+def make_handler(upstream: urllib.parse.ParseResult, delay: float, log, started: float,
+                 chooser=None):
+    """`chooser(op, headers)`, when given, picks a fault for a request no rule matched: None, a
+    kind above, or "lost" (forward the request, then answer 500 instead of the emulator's
+    answer); GET /__counts returns `chooser.counts()`. tools/fault_proxy.py uses it for faults
+    at a fixed rate."""
     lock = threading.Lock()
     local = threading.local()
     rules: list[dict] = []
@@ -76,6 +81,9 @@ def make_handler(upstream: urllib.parse.ParseResult, delay: float, log, started:
             return f"{self.command} {self.path.split('?', 1)[0]}"
 
         def _admin(self) -> bool:
+            if self.path.startswith("/__counts") and chooser is not None:
+                self._reply(200, {"Content-Type": "application/json"}, json.dumps(chooser.counts()).encode())
+                return True
             if not self.path.startswith("/__faults"):
                 return False
             length = int(self.headers.get("Content-Length") or 0)
@@ -111,6 +119,15 @@ def make_handler(upstream: urllib.parse.ParseResult, delay: float, log, started:
                 # The client went away, or the emulator twice: drop this connection.
                 self.close_connection = True
 
+        def _reply(self, status: int, headers: dict, data: bytes) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
         def _relay(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
@@ -122,7 +139,9 @@ def make_handler(upstream: urllib.parse.ParseResult, delay: float, log, started:
                     log.write(f"{(time.monotonic() - started) * 1000:.1f} {op}\n")
                     log.flush()
             fault = self._fault(op)
-            if fault is not None:
+            if fault is None and chooser is not None:
+                fault = chooser(op, self.headers)
+            if fault is not None and fault != "lost":
                 if fault == "reset" or fault.startswith("timeout:"):
                     if fault.startswith("timeout:"):
                         time.sleep(float(fault.split(":", 1)[1]))
@@ -133,13 +152,7 @@ def make_handler(upstream: urllib.parse.ParseResult, delay: float, log, started:
                         pass
                     self.connection.close()
                     return
-                status, headers, data = fault_reply(fault, op, "X-Amz-Target" in self.headers)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._reply(*fault_reply(fault, op, "X-Amz-Target" in self.headers))
                 return
             conn = getattr(local, "conn", None)
             if conn is None:
@@ -154,6 +167,10 @@ def make_handler(upstream: urllib.parse.ParseResult, delay: float, log, started:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
             data = resp.read()
+            if fault == "lost":
+                # Applied upstream; the caller sees a server error instead of the answer.
+                self._reply(*fault_reply("500", op, "X-Amz-Target" in self.headers))
+                return
             self.send_response(resp.status, resp.reason)
             for k, v in resp.getheaders():
                 if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
@@ -186,14 +203,18 @@ def main() -> None:
     if upstream.hostname not in ("127.0.0.1", "localhost"):
         parser.error("the upstream must be on loopback")
     log = open(args.log, "a", encoding="utf-8") if args.log else None
-    handler = make_handler(upstream, args.delay_ms / 1000.0, log, time.monotonic())
+    serve(make_handler(upstream, args.delay_ms / 1000.0, log, time.monotonic()), args.parent_pid)
+
+
+def serve(handler, parent_pid: int | None) -> None:
+    """Serves `handler` on a free loopback port until the parent `parent_pid` is gone."""
     # A cold function opens some 20 connections at once; the default backlog of 5 drops the
     # rest's SYNs, which the kernel retries a second later: a delay that is not the function's.
     ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    if args.parent_pid:
-        threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
+    if parent_pid:
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     print(f"PROXY_READY http://127.0.0.1:{server.server_port}", flush=True)
     server.serve_forever()
 

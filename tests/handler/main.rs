@@ -17,6 +17,7 @@ mod org_templates;
 mod organization;
 mod outcomes;
 mod readme;
+mod reliability;
 mod runtime;
 mod scenarios;
 mod security;
