@@ -1,4 +1,4 @@
-//! Function configuration from the environment (SPEC §8.1), parsed once at init.
+//! Function configuration from the environment (docs/configuration.md), parsed once at init.
 
 use crate::arn::{is_account_id, Arn};
 use crate::model::Mode;
@@ -27,7 +27,7 @@ pub struct Config {
     pub export_buckets: Option<Scope>,
     /// Keys the function's role may encrypt exports with (KEY_ARNS); None = unknown.
     pub key_arns: Option<Scope>,
-    /// A sweep never publishes a failure older than this (SWEEP_LOOKBACK_HOURS, SPEC §3.2).
+    /// A sweep never publishes a failure older than this (SWEEP_LOOKBACK_HOURS, docs/diagnosis.md, "Detection and exactly-once").
     pub sweep_lookback_hours: u32,
     /// How long a delivery's claim on an incident holds (CLAIM_LEASE_SECONDS). After it, a
     /// later delivery or the sweep may take the incident over, so it must exceed the function's
@@ -35,7 +35,7 @@ pub struct Config {
     pub claim_lease_seconds: u32,
 }
 
-/// A write scope from the template (SPEC §7.1): `*` = any, else exact names (a `*` inside an
+/// A write scope from the template (docs/safety.md, "Safety"): `*` = any, else exact names (a `*` inside an
 /// entry matches any run of characters, as in the IAM resource the template builds from it).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scope {

@@ -93,7 +93,7 @@ pub trait CrossAccount: Send + Sync {
     async fn readers_in(&self, account_id: &str, role_name: &str) -> PortResult<AccountReaders>;
 }
 
-/// Where an incident stands in the ledger (SPEC §8).
+/// Where an incident stands in the ledger (docs/diagnosis.md, the ledger).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncidentStatus {
     /// A delivery holds the incident until `lease_until`.
@@ -200,7 +200,7 @@ pub enum Claim {
 pub enum SweepState {
     InProgress,
     Published,
-    /// FAILED longer ago than the look-back (SPEC §3.2): counted once, never published.
+    /// FAILED longer ago than the look-back (docs/diagnosis.md, "Detection and exactly-once"): counted once, never published.
     TooOld,
 }
 
@@ -242,7 +242,7 @@ pub enum SweepWrite {
     Cursor(Option<String>),
 }
 
-/// Where a key-policy change stands (SPEC §7.2, §7.3).
+/// Where a key-policy change stands (docs/safety.md, "Key-policy patch").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeStatus {
     /// Recorded before the write (INTENDED): the write may or may not have happened.

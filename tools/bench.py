@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make bench`: measures SPEC §11's targets on this machine and writes BENCHMARKS.md.
+"""`make bench`: measures the performance budgets of ARCHITECTURE.md on this machine and writes BENCHMARKS.md.
 
 1. Init: process start → first `GET /runtime/invocation/next` under a local Lambda Runtime API,
    for the release `ddb-export-remediator` and for `hello_floor` (a bare lambda_runtime echo
@@ -475,7 +475,7 @@ def trips_table(trips: dict) -> list[str]:
     diag = sum(max(x["diagnosis"]) <= 3 for x in rows)
     over = [f"{name} ({'cold' if p == 'first' else 'warm'}: {max(r[p]['total'])})"
             for name, r in trips.items() for p in ("first", "warm") if max(r[p]["total"]) > 3]
-    md += ["", f"Within SPEC §11's 3 dependent rounds: {within} of {len(rows)} rows for the whole "
+    md += ["", f"Within the budget of 3 dependent rounds: {within} of {len(rows)} rows for the whole "
            f"invocation (report included), {diag} of {len(rows)} for the diagnosis alone. Over 3: "
            + (", ".join(over) if over else "none") + "."]
     long = [(name, p, r[p]) for name, r in trips.items() for p in ("first", "warm")
@@ -566,7 +566,7 @@ def main() -> int:
           "on 127.0.0.1. Numbers are min / median / max over the runs named. Host-native release "
           "builds (the arm64 build is only measured for size: this machine cannot run it).", ""]
     md += ["Time by part: " + ", ".join(f"{k} {v:.0f} s" for k, v in PHASES.items()) + ".", ""]
-    md += ["## 1. Init (SPEC §11: ≤ 30 ms; floor ~14 ms p50 on Lambda)", "",
+    md += ["## 1. Init (budget: ≤ 30 ms; floor ~14 ms p50 on Lambda)", "",
            "Process start until the runtime's first `GET /runtime/invocation/next` on a local "
            "Runtime API, 20 runs each:", "",
            "| binary | init |", "|---|---|",
@@ -574,7 +574,7 @@ def main() -> int:
            f"| `hello_floor` (bare lambda_runtime echo, same profile) | {fmt(floor_init)} |",
            "", f"Ratio of medians: {o_mid / f_mid:.2f}× the floor "
            f"(+{(o_mid - f_mid) * 1000:.1f} ms).", ""]
-    md += ["## 2. First invocation, peak memory (SPEC §11: RSS ≤ 40 MB)", "",
+    md += ["## 2. First invocation, peak memory (budget: RSS ≤ 40 MB)", "",
            "A fresh process per run (cold), `MODE=diagnose`, ledger on, against the emulator "
            "directly; then a second, warm invocation of the same incident. 3 runs per scenario.", "",
            "| scenario | first invocation | warm invocation | peak RSS after the first |",
@@ -583,9 +583,9 @@ def main() -> int:
         md.append(f"| {name} | {fmt([r['first'] for r in rows])} | "
                   f"{fmt([r['warm'] for r in rows])} | "
                   f"{fmt([r['rss'] / 1024 for r in rows], 'MiB', 1.0)} |")
-    md += ["", "## 3. Dependent round trips of one diagnosis (SPEC §11: ≤ 3)", ""]
+    md += ["", "## 3. Dependent round trips of one diagnosis (budget: ≤ 3)", ""]
     md += trips_table(trips)
-    md += ["", "## 4. Package (SPEC §11: ≤ 4 MB zipped)", "",
+    md += ["", "## 4. Package (budget: ≤ 4 MB zipped)", "",
            f"`cargo lambda build --release --arm64`: bootstrap {size / 1e6:.2f} MB, "
            f"{zipped / 1e6:.2f} MB zipped (deflate -9); the build took {build_secs:.0f} s "
            "with this machine's target directory as it was.", ""]
@@ -593,7 +593,7 @@ def main() -> int:
     req = peer_runs["requests"]
     c_wall, o_wall = statistics.median(r[0] for r in c7n), statistics.median(r[0] for r in ours)
     c_calls = statistics.median(r[1] for r in c7n)
-    md += ["## 5. Side by side with Cloud Custodian (SPEC §11: ≥ 5× fewer calls and wall time)", "",
+    md += ["## 5. Side by side with Cloud Custodian (budget: ≥ 5× fewer calls and wall time)", "",
            f"One emulator, {peer_runs['tables']} tables, 10,000 exports of which "
            f"{peer_runs['exports']} FAILED (seeded in {peer_runs['seeded_in']:.0f} s). Cloud "
            "Custodian 0.9.53 (`.venv-bench`), policy `aws.dynamodb-table` + `export-description` "
@@ -615,7 +615,7 @@ def main() -> int:
            f"{c_calls / max(req.get('first') or 1, 1):.1f}× the requests, {c_wall / o_wall:.1f}× "
            "the wall time.", ""]
     md += ["## 6. Sweep scale", "", section(ROOT / "BENCHMARKS-sweep.md"),
-           "## 7. Pure diagnosis throughput (SPEC §11: ≥ 10,000 incidents/s on one core)", "",
+           "## 7. Pure diagnosis throughput (budget: ≥ 10,000 incidents/s on one core)", "",
            section(ROOT / "BENCHMARKS-diagnosis.md"),
            "## 8. Organization mode: the sweep over 200 accounts × 2 Regions, one spoke incident", "",
            section(ROOT / "BENCHMARKS-org.md"),

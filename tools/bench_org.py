@@ -250,7 +250,7 @@ def main() -> int:
            f"Remediation of that failure through the spoke role (its `DynamoDB Export Failed` "
            f"event as published), {TRIP_RUNS} runs at +0 and +{DELAY_MS:.0f} ms a request; rounds "
            "counted from the invocation's first request, the report's PutEvents included "
-           "(SPEC §11: ≤ 3):", "",
+           "(budget: ≤ 3):", "",
            "| process | rounds seen | timed | requests | by operation |", "|---|---|---|---|---|"]
     for phase, seen, timed, n, detail, _ in trip_rows:
         md.append(f"| {phase} | {seen} | {timed:.1f} | {n} | {detail} |")

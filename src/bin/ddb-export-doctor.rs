@@ -1,6 +1,6 @@
 //! `ddb-export-doctor`: the remediator's library on an engineer's laptop.
 //!
-//! `explain` (SPEC §5.1) evaluates IAM requests against the policies in a case, offline, and
+//! `explain` (README, "On your laptop: ddb-export-doctor") evaluates IAM requests against the policies in a case, offline, and
 //! says why each is allowed or denied. `diagnose`, `preflight` and `sweep` run the Lambda's
 //! pipeline read-only with the caller's own credentials (the standard SDK chain): nothing is
 //! written and no report is published. The command line is clap's (derive); clap is linked

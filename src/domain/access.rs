@@ -1,4 +1,4 @@
-//! The S3 and KMS calls DynamoDB makes for an export (SPEC §5's request model), evaluated
+//! The S3 and KMS calls DynamoDB makes for an export (the request model of docs/diagnosis.md), evaluated
 //! against the bucket and key policies the evidence holds; and the enhanced AccessDenied
 //! message, parsed as supporting evidence.
 //!

@@ -1,5 +1,5 @@
 //! The app room: the `App` (ports and settings, built once), the dispatch of a trigger, and
-//! `remediate`, which runs the stages of SPEC §3.5 in order and nothing else.
+//! `remediate`, which runs the pipeline's stages (ARCHITECTURE.md) in order and nothing else.
 
 use super::act::Actor;
 use super::{access, diagnosis, evidence, follow, plan, report, sweep};
@@ -255,7 +255,7 @@ impl App {
         }
     }
 
-    /// The six stages of SPEC §3.5 for one incident (intake has made it).
+    /// The six stages of the pipeline (ARCHITECTURE.md) for one incident (intake has made it).
     pub async fn remediate(&self, mut incident: Incident) -> Result<RemediationResult, Error> {
         let mode = self.effective_mode(incident.requested_mode);
         let mut notes = Vec::new();
@@ -484,7 +484,7 @@ impl App {
             other => other,
         };
         let ((start, lineage), mut export) = (reads?, export?);
-        // SPEC 7.1: a retry keeps every parameter it does not correct, including those only the
+        // docs/safety.md, "Safety": a retry keeps every parameter it does not correct, including those only the
         // start recorded.
         if let (Some(e), Some(r)) = (
             export.as_mut(),
@@ -524,7 +524,7 @@ impl App {
         })
     }
 
-    /// SPEC §7.3: restores the before-policy only while the key's policy is exactly what this
+    /// Rollback (docs/safety.md, "Key-policy patch"): restores the before-policy only while the key's policy is exactly what this
     /// function wrote.
     async fn rollback(&self, change_id: &str) -> Result<RemediationResult, Error> {
         let ledger = self.ledger.as_deref().ok_or_else(|| {

@@ -1,4 +1,4 @@
-//! PATCH_KEY_POLICY, the pure part (SPEC §7.2): the only statements this function may add to a
+//! PATCH_KEY_POLICY, the pure part (docs/safety.md, "Key-policy patch"): the only statements this function may add to a
 //! key policy, and the Sid-keyed merge that adds or replaces one of them and leaves every other
 //! statement exactly as it was.
 
@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(doc["Statement"].as_array().unwrap().len(), 2);
     }
 
-    // Generated key policies for the properties of SPEC §7.2.
+    // Generated key policies for the properties of docs/safety.md, "Key-policy patch".
     fn arb_statement() -> impl Strategy<Value = Value> {
         (
             "[A-Za-z0-9]{1,12}",

@@ -1,4 +1,4 @@
-//! The pipeline of SPEC §3.5: intake → evidence → diagnosis → plan → act → report.
+//! The pipeline (ARCHITECTURE.md): intake → evidence → diagnosis → plan → act → report.
 //! No SDK or Lambda types here: the domain talks to AWS only through `ports`.
 //!
 //! Rooms, each importing only the rooms below it (tests/handler/layering.rs keeps this):

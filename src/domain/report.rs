@@ -1,4 +1,4 @@
-//! The report room: the result of one invocation (SPEC §6), returned, logged as one JSON line,
+//! The report room: the result of one invocation (docs/configuration.md, the result), returned, logged as one JSON line,
 //! published. Act hands it typed outcomes; their JSON is built here, once.
 
 use super::plan::{Action, Retry};
@@ -26,13 +26,13 @@ pub struct RemediationResult {
     /// Why something was not planned or done.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
-    /// Buckets or keys a retry needed that EXPORT_BUCKETS / KEY_ARNS leave out (SPEC §7.1).
+    /// Buckets or keys a retry needed that EXPORT_BUCKETS / KEY_ARNS leave out (docs/safety.md, "Safety").
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outside_write_scope: Vec<super::plan::ScopeGap>,
     /// Sweep results (a sweep has no single incident).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepReport>,
-    /// A rollback's outcome (SPEC §7.3).
+    /// A rollback's outcome (docs/safety.md, "Key-policy patch").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackReport>,
     /// The plan gave up on the incident (the `GaveUp` metric); the notes say why.

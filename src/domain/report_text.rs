@@ -1,4 +1,4 @@
-//! The result's `text`: one plain-text paragraph a person reads in an e-mail (SPEC §8): the
+//! The result's `text`: one plain-text paragraph a person reads in an e-mail (docs/observability.md, "Reports and alarms"): the
 //! cause(s) and confidence, the export, the first line of the first remedy, what was applied and
 //! where the full result is. EventBridge's input transformer cannot cut a string to its first
 //! line, so the function writes this paragraph and the rule's template only adds links.

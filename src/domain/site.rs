@@ -1,4 +1,4 @@
-//! Organization mode (SPEC §8, issue 19): an incident is read and retried in its own account
+//! Organization mode (docs/organization.md, issue 19): an incident is read and retried in its own account
 //! and Region, through the spoke role there. The hub's ledger, bus, clock and organization reads
 //! serve every site.
 

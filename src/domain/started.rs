@@ -1,5 +1,5 @@
 //! The ExportStarted trigger: records who started an export (CloudTrail), and checks that the
-//! consumers can decrypt a cross-account KMS export (SPEC §3.4).
+//! consumers can decrypt a cross-account KMS export (docs/configuration.md, "Triggers and what to send").
 
 use super::app::role_name;
 use super::report::{IncidentReport, RemediationResult, SCHEMA_VERSION};
@@ -95,7 +95,7 @@ impl App {
         Ok(result)
     }
 
-    /// SPEC 3.1: an export into another account's bucket with a KMS key is checked at once for
+    /// docs/configuration.md, "Triggers and what to send": an export into another account's bucket with a KMS key is checked at once for
     /// whether the destination can decrypt it (read-only; the finding carries the statement).
     pub(super) async fn consumer_check(
         &self,

@@ -1,4 +1,4 @@
-//! The scheduled sweep (SPEC §3.2): find failed exports nobody told us about, publish each once.
+//! The scheduled sweep (docs/diagnosis.md, "Detection and exactly-once"): find failed exports nobody told us about, publish each once.
 //!
 //! Per table, ListExports (newest first) is read only down to the table's high-water mark: the
 //! newest export such that it and every older one were terminal (and, if FAILED, published)
@@ -36,7 +36,7 @@ const TABLES_AT_ONCE: usize = 4;
 /// longer and failed inside the look-back is the one case this misses.)
 const LONGEST_RUN_SECS: i64 = 24 * 3600;
 
-/// How a FAILED export's age compares with the look-back window (SPEC §3.2).
+/// How a FAILED export's age compares with the look-back window (docs/diagnosis.md, "Detection and exactly-once").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Age {
     /// Inside the window: publish it.

@@ -1,4 +1,4 @@
-//! CloudTrail `ExportTableToPointInTime` events (SPEC §3.1): a refused call → an incident, a
+//! CloudTrail `ExportTableToPointInTime` events (docs/configuration.md, "Triggers and what to send"): a refused call → an incident, a
 //! start → the record that attributes a later failure.
 
 use super::*;

@@ -1,4 +1,4 @@
-//! The `DynamoDB Export Failed` custom event (SPEC §3.3): its detail → an incident.
+//! The `DynamoDB Export Failed` custom event (docs/configuration.md, "Triggers and what to send"): its detail → an incident.
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! Manual payloads (SPEC §3.4): one export, a preflight, or a rollback.
+//! Manual payloads (docs/configuration.md, "Triggers and what to send"): one export, a preflight, or a rollback.
 
 use super::*;
 

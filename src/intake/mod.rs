@@ -1,4 +1,4 @@
-//! The intake room: every trigger shape of SPEC §3 → a `Trigger`. Pure; never panics on any
+//! The intake room: every trigger shape (docs/configuration.md, "Triggers and what to send") → a `Trigger`. Pure; never panics on any
 //! JSON. Event fields are claims: DescribeExport and the ledger confirm what they can.
 
 use crate::arn::{is_account_id, is_region, Arn};

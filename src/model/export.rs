@@ -5,7 +5,7 @@
 use super::*;
 use serde::{Deserialize, Serialize};
 
-/// How far the function may go (SPEC §7.4). Ordered: a payload may lower it, never raise it.
+/// How far the function may go (docs/configuration.md, `MODE`). Ordered: a payload may lower it, never raise it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {

@@ -1,4 +1,4 @@
-//! The facts the pure stages decide on (SPEC §4): what the evidence stage read, each fact
+//! The facts the pure stages decide on (docs/diagnosis.md, "Evidence and policy evaluation"): what the evidence stage read, each fact
 //! Known, Absent or Unknown. Gathered by `domain::evidence`; read by diagnosis and plan.
 
 use super::{EvidenceItem, ExportDescription, ExportRequest};
@@ -153,7 +153,7 @@ pub struct BucketFacts {
     pub presence: Fact<BucketPresence>,
     /// Whether the table account's ListBuckets lists the bucket.
     pub in_table_account: Fact<bool>,
-    /// Known only from ListBuckets in the owner's account (SPEC §4).
+    /// Known only from ListBuckets in the owner's account (docs/diagnosis.md, "Evidence and policy evaluation").
     pub owner: Fact<String>,
     pub region: Fact<String>,
     pub policy: Fact<String>,
@@ -210,7 +210,7 @@ pub struct ScpLevel {
     pub policies: Vec<NamedPolicy>,
 }
 
-/// The SCPs that restrict an account's principals (SPEC §4).
+/// The SCPs that restrict an account's principals (docs/diagnosis.md, "Evidence and policy evaluation").
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScpPath {
     /// The management account: SCPs never restrict its principals (`levels` is then empty).

@@ -1,4 +1,4 @@
-//! Findings: the cause, its confidence, the evidence behind it and the remedy (SPEC §5, §6).
+//! Findings: the cause, its confidence, the evidence behind it and the remedy (README, "What it diagnoses today"; docs/configuration.md, the result).
 
 #[allow(unused_imports)]
 use super::*;
@@ -14,7 +14,7 @@ pub enum Confidence {
     Confirmed,
 }
 
-/// Stable cause codes (SPEC §5): tests, metrics and users match on them.
+/// Stable cause codes (README, "What it diagnoses today"): tests, metrics and users match on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Cause {
@@ -135,7 +135,7 @@ pub struct Finding {
     pub patch: Option<KeyPatch>,
 }
 
-/// Why a key-policy statement is added (SPEC §7.2).
+/// Why a key-policy statement is added (docs/safety.md, "Key-policy patch").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PatchPurpose {

@@ -23,7 +23,7 @@ pub struct Incident {
     /// Parameters known from the trigger itself (CloudTrail, preflight).
     pub request: Option<ExportRequest>,
     /// The export's parameters as a `DynamoDB Export Failed` event states them: they only let
-    /// the evidence be read beside DescribeExport, whose answer decides (SPEC §11).
+    /// the evidence be read beside DescribeExport, whose answer decides (ARCHITECTURE.md, performance budgets).
     pub announced: Option<ExportRequest>,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,

@@ -1,4 +1,4 @@
-//! Condition operators (SPEC §5) with three-valued results: a context key whose value is
+//! Condition operators (docs/diagnosis.md and AWS's "Policy evaluation logic") with three-valued results: a context key whose value is
 //! unknown yields `Tri::Unknown`, never a silent "absent".
 
 use super::{

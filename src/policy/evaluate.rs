@@ -149,7 +149,7 @@ pub(super) fn stmt_name(p: &Policy, s: &Statement) -> String {
     format!("{}/{}", p.name, s.name)
 }
 
-/// Evaluates `req` against every policy that applies to it (SPEC §5).
+/// Evaluates `req` against every policy that applies to it (docs/diagnosis.md and AWS's "Policy evaluation logic").
 pub fn evaluate(policies: &[Policy], req: &Request) -> Decision {
     evaluate_refs(&policies.iter().collect::<Vec<_>>(), req)
 }

@@ -1,5 +1,5 @@
 //! IAM policy evaluation across identity, resource, key, boundary, session, SCP and RCP layers,
-//! following AWS's documented logic (SPEC §5), with an explanation down to the condition.
+//! following AWS's documented logic (docs/diagnosis.md and AWS's "Policy evaluation logic"), with an explanation down to the condition.
 //!
 //! Pure: policy documents and a request in, a decision out. Context values may be Unknown; a
 //! decision that depends on one is marked `uncertain` (a finding built on it is POSSIBLE).
@@ -498,7 +498,7 @@ mod tests {
     }
 }
 
-/// Cross-check against iam-rs 0.8.0 (SPEC §5: the measured runner-up) on generated identity
+/// Cross-check against iam-rs 0.8.0 (the measured runner-up among the crates; docs/diagnosis.md) on generated identity
 /// policies: Action/NotAction, Resource/NotResource, wildcards and case rules.
 #[cfg(test)]
 mod crosscheck {

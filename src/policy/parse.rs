@@ -1,5 +1,5 @@
 //! Parsing: policy JSON → `Policy` (Version, Statement, Principal, Action, Resource, Condition;
-//! SPEC §5) with the path of the first field that is wrong, and the corpus's CASE.json shape.
+//! docs/diagnosis.md and AWS's "Policy evaluation logic") with the path of the first field that is wrong, and the corpus's CASE.json shape.
 
 #[allow(unused_imports)]
 use super::*;
@@ -265,7 +265,7 @@ pub(super) fn principals_of(v: &Value) -> Result<Vec<String>, FieldError> {
 
 // ---------------------------------------------------------------- matching
 
-// ---------------------------------------------------------------- CASE.json (SPEC §5.1)
+// ---------------------------------------------------------------- CASE.json (README, "On your laptop: ddb-export-doctor")
 
 /// A case in the shape of the IAM corpus: `{"policies": [...], "request": {...}}`.
 pub fn parse_case(case: &Value) -> Result<(Vec<Policy>, Request), PolicyError> {

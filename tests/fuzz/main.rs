@@ -1,4 +1,4 @@
-//! Property-based fuzzing on stable Rust (SPEC §9): event intake, policy parsing and
+//! Property-based fuzzing on stable Rust (docs/safety.md, "Hardening"): event intake, policy parsing and
 //! evaluation, and the key-policy merge get generated input — arbitrary JSON, and real samples
 //! mutated — and must answer with a value or a typed error, never a panic.
 //!

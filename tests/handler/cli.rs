@@ -1,5 +1,5 @@
 //! `ddb-export-doctor` through its compiled binary: `explain`, the evaluator's offline door
-//! (SPEC §5.1); the pipeline commands against the emulator; and its command line (clap): help,
+//! (README, "On your laptop: ddb-export-doctor"); the pipeline commands against the emulator; and its command line (clap): help,
 //! usage errors, completions, and the region, credential and endpoint messages.
 
 use serde_json::{json, Value};

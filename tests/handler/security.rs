@@ -1,4 +1,4 @@
-//! Security checks that run in `make test` (SPEC §9): the template grants `*` resources only
+//! Security checks that run in `make test` (docs/safety.md, "Hardening"): the template grants `*` resources only
 //! for actions without resource-level permissions; logs carry no policy documents, table data
 //! or credentials (the compiled function's output is checked in `runtime.rs` and here).
 

@@ -1,4 +1,4 @@
-//! The ledger on DynamoDB (SPEC §8): `pk` (S) + `sk` (S), TTL attribute `expiresAt`.
+//! The ledger on DynamoDB (docs/diagnosis.md, the ledger): `pk` (S) + `sk` (S), TTL attribute `expiresAt`.
 //!
 //! | pk | sk | what |
 //! |---|---|---|

@@ -1,4 +1,4 @@
-//! `explain FILE`: one case in full, or a file of cases one line each (SPEC §5.1).
+//! `explain FILE`: one case in full, or a file of cases one line each (README, "On your laptop: ddb-export-doctor").
 
 use super::{fail, Format};
 use ddb_export_remediator::policy::{evaluate, parse_case, Decision, DecisionKind};

@@ -1,4 +1,4 @@
-//! PATCH_KEY_POLICY and its rollback, the effectful part (SPEC §7.2, §7.3): in the key's
+//! PATCH_KEY_POLICY and its rollback, the effectful part (docs/safety.md, "Key-policy patch"): in the key's
 //! account, audited in the ledger before the write, read back after it, never overwriting a
 //! change someone else made.
 
@@ -149,7 +149,7 @@ impl Actor<'_> {
         }
     }
 
-    /// Adds the patch's statement (SPEC §7.2). The audit record is written before the key
+    /// Adds the patch's statement (docs/safety.md, "Key-policy patch"). The audit record is written before the key
     /// policy, so no change exists without one.
     pub(in crate::domain) async fn patch_key_policy(
         &self,

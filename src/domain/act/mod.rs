@@ -1,4 +1,4 @@
-//! The act room: carries out the plan's actions (SPEC §7) and returns typed outcomes. A retry
+//! The act room: carries out the plan's actions (docs/safety.md) and returns typed outcomes. A retry
 //! here; the key-policy change and its rollback in `key_change`. Exactly once through the
 //! ledger in apply mode.
 

@@ -1,4 +1,4 @@
-//! Causes read off the export call's own error and the table's facts (SPEC §5): the export
+//! Causes read off the export call's own error and the table's facts (README, "What it diagnoses today"): the export
 //! time, the export limit, a reused ClientToken, invalid parameters, and the table's own key.
 
 use super::common::{ev, finding, Failure};
@@ -7,7 +7,7 @@ use crate::model::{
     Cause, Confidence, ExportRequest, ExportStatus, Finding, Incident, IncidentSource,
 };
 
-/// The shortest and longest window of an incremental export (SPEC §5).
+/// The shortest and longest window of an incremental export (README, "What it diagnoses today").
 const INCREMENTAL_MIN_SECS: f64 = 15.0 * 60.0;
 const INCREMENTAL_MAX_SECS: f64 = 24.0 * 3600.0;
 /// S3Prefix is at most 1,024 characters (API reference).
@@ -320,7 +320,7 @@ fn table_key_inaccessible(evidence: &Evidence) -> Option<Finding> {
     let key = table.sse_key_arn.as_deref().unwrap_or("its KMS key");
     Some(finding(
         Cause::TableKeyInaccessible,
-        // How an inaccessible table key affects an export is unconfirmed (SPEC §5).
+        // How an inaccessible table key affects an export is unconfirmed (README, "What it diagnoses today").
         Confidence::Likely,
         format!("The table's own encryption key ({key}) is disabled or inaccessible, so DynamoDB cannot read the table."),
         vec![ev(

@@ -19,7 +19,7 @@ pub(super) fn in_other_account(bucket: &BucketFacts, table_account: &str) -> Opt
 }
 
 /// A KMS export whose key is given by alias or bare id to a bucket of another account, where
-/// only the full key ARN names the key unambiguously (SPEC §5).
+/// only the full key ARN names the key unambiguously (README, "What it diagnoses today").
 pub(super) fn key_reference(
     request: &ExportRequest,
     bucket: &BucketFacts,
@@ -108,7 +108,7 @@ pub(super) fn aws_managed_cross_account(
             "the export sent no --s3-sse-algorithm, so S3 applies the bucket default",
             "event",
         ));
-        // Which header DynamoDB sends without SSE flags is unconfirmed (SPEC §5).
+        // Which header DynamoDB sends without SSE flags is unconfirmed (README, "What it diagnoses today").
         confidence = confidence.min(Confidence::Likely);
         return Some(aws_managed_finding(
             request, bucket, evidence, doc, confidence, items,

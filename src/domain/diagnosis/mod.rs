@@ -1,4 +1,4 @@
-//! The diagnosis room (pure): incident + evidence → findings, most likely first (SPEC §5).
+//! The diagnosis room (pure): incident + evidence → findings, most likely first (README, "What it diagnoses today").
 //! Reads only `model`, `policy` and the shared rules (`access`, `sse_rules`, `key_patch`,
 //! `command`); this file aggregates, one file per cause family does the rest.
 
@@ -28,7 +28,7 @@ use common::{bucket_doc, ev, failure, finding, BucketDoc, Failure};
 
 /// The findings for the incident. A COMPLETED or IN_PROGRESS export has no failure cause, whatever
 /// today's facts say (they may have changed since it ran): only what can go wrong after success
-/// (`CONSUMER_CANNOT_DECRYPT`, SPEC §3.4) is kept; `would_fail_now` tells the rest.
+/// (`CONSUMER_CANNOT_DECRYPT`, docs/configuration.md, "Triggers and what to send") is kept; `would_fail_now` tells the rest.
 pub fn diagnose(incident: &Incident, evidence: &Evidence) -> Vec<Finding> {
     let all = all_findings(incident, evidence);
     if not_failed(evidence) {

@@ -1,4 +1,4 @@
-//! The evidence room (SPEC §4): gathers the facts concurrently through the read ports; a fact
+//! The evidence room (docs/diagnosis.md, "Evidence and policy evaluation"): gathers the facts concurrently through the read ports; a fact
 //! that cannot be read is Unknown. Hands diagnosis and plan a `model::Evidence`.
 
 mod bucket;

@@ -1,10 +1,10 @@
-//! The key-policy side of a plan: PATCH_KEY_POLICY actions (SPEC §7.2) and the function's
+//! The key-policy side of a plan: PATCH_KEY_POLICY actions (docs/safety.md, "Key-policy patch") and the function's
 //! own access to the key a retry needs.
 
 #[allow(unused_imports)]
 use super::*;
 
-/// The key-policy statements to apply (SPEC §7.2), and why others stay recommendations.
+/// The key-policy statements to apply (docs/safety.md, "Key-policy patch"), and why others stay recommendations.
 pub(super) fn key_patches(
     findings: &[Finding],
     evidence: &Evidence,
@@ -97,7 +97,7 @@ pub fn principal_arn(caller: &str) -> String {
     }
 }
 
-/// Would the destination's policies deny the retry, made as `own` (SPEC §7.1)? Only a proof
+/// Would the destination's policies deny the retry, made as `own` (docs/safety.md, "Safety")? Only a proof
 /// counts: an Unknown answer lets the retry go, and its failure becomes the next diagnosis.
 pub(super) fn own_access_denied(
     evidence: &Evidence,

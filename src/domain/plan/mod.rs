@@ -1,4 +1,4 @@
-//! The plan room (pure): findings + evidence + config → actions (SPEC §7.1), or why there are
+//! The plan room (pure): findings + evidence + config → actions (docs/safety.md, "Safety"), or why there are
 //! none. Reads `model`, `policy`, the shared rules and diagnosis's request corrections.
 
 use super::access::{kms_generate, resource_side, s3_put};
@@ -20,7 +20,7 @@ use key::*;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     RetryExport(Retry),
-    /// SPEC §7.2; planned only with KEY_POLICY_PATCH=on.
+    /// docs/safety.md, "Key-policy patch"; planned only with KEY_POLICY_PATCH=on.
     PatchKeyPolicy(KeyPatch),
 }
 
@@ -48,7 +48,7 @@ pub struct Plan {
     pub outside_scope: Vec<ScopeGap>,
 }
 
-/// A bucket or key a retry needs that EXPORT_BUCKETS / KEY_ARNS leave out (SPEC §7.1).
+/// A bucket or key a retry needs that EXPORT_BUCKETS / KEY_ARNS leave out (docs/safety.md, "Safety").
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScopeGap {
@@ -118,7 +118,7 @@ impl Plan {
 pub const INCREMENTAL_EXPORT: &str = "INCREMENTAL_EXPORT";
 
 /// `lineage` is the ledger's record when the failed export is itself one of our retries;
-/// `own_principal` is the function's own principal, which a retry runs as (SPEC §7.1).
+/// `own_principal` is the function's own principal, which a retry runs as (docs/safety.md, "Safety").
 pub fn plan(
     incident: &Incident,
     evidence: &Evidence,
@@ -173,7 +173,7 @@ pub fn plan(
         .filter(|f| f.correction.is_none() && !patched(f))
         .map(|f| f.cause.code())
         .collect();
-    // SPEC 7.1: a retry right after a key-policy patch may fail only because KMS had not applied
+    // docs/safety.md, "Safety": a retry right after a key-policy patch may fail only because KMS had not applied
     // it yet; that retry is retried once more, never again.
     let propagation = lineage.is_some_and(|l| l.after_patch)
         && unfixable == [Cause::KmsKeyPolicyDeniesExporter.code()];

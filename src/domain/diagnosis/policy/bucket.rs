@@ -202,7 +202,7 @@ pub(super) fn is_public(s: &crate::policy::Statement) -> bool {
 
 /// Block Public Access `RestrictPublicBuckets` limits a public bucket policy to AWS services and
 /// the owner's own principals: an exporter of another account that only a public statement lets
-/// in is refused (SPEC §5 BUCKET_PUBLIC_ACCESS_RESTRICTED).
+/// in is refused (README, cause BUCKET_PUBLIC_ACCESS_RESTRICTED).
 pub(super) fn public_access_restricted(
     cx: &Ctx,
     bucket: &BucketFacts,

@@ -37,7 +37,7 @@ struct Ctx<'a> {
     request: &'a ExportRequest,
     evidence: &'a Evidence,
     partition: String,
-    /// Where S3 calls KMS for the export: the bucket's region (SPEC §7.2), not the table's.
+    /// Where S3 calls KMS for the export: the bucket's region (docs/safety.md, "Key-policy patch"), not the table's.
     s3_region: String,
     principals: Vec<String>,
     object_arn: String,
