@@ -115,7 +115,7 @@ pub(super) fn key_policy(cx: &Ctx, caller: Option<&str>) -> Vec<Finding> {
             None => "Add a statement for the exporter's role (kms:GenerateDataKey and kms:Decrypt, through S3) to the key policy; the exporter is not known here.".into(),
         },
     );
-    // The statement a patch would add, built by the one function that enforces §7.2's rules.
+    // The statement a patch would add, built by the one function that enforces the key-policy patch rules (docs/safety.md, "Key-policy patch").
     // An explicit deny in the key policy outweighs any Allow a patch could add ("an explicit
     // deny in any policy overrides an allow", IAM User Guide, "Policy evaluation logic",
     // https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
