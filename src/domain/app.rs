@@ -216,14 +216,17 @@ impl App {
         owner: Option<&str>,
     ) -> Result<RemediationResult, Error> {
         let owner = owner.map_or_else(local_owner, str::to_string);
+        // Each trigger's future is boxed: together they outgrow a 2 MiB thread stack in debug
+        // builds (tokio's workers and the test threads have no more), and a box costs one
+        // allocation per invocation.
         match intake::parse(event)? {
             Trigger::Incident(mut incident) | Trigger::Preflight(mut incident) => {
                 incident.owner = Some(owner);
-                self.remediate_where(incident).await
+                Box::pin(self.remediate_where(incident)).await
             }
-            Trigger::ExportStarted(started) => self.export_started(started).await,
-            Trigger::Sweep => self.sweep(deadline, &owner).await,
-            Trigger::Rollback { change_id } => self.rollback(&change_id).await,
+            Trigger::ExportStarted(started) => Box::pin(self.export_started(started)).await,
+            Trigger::Sweep => Box::pin(self.sweep(deadline, &owner)).await,
+            Trigger::Rollback { change_id } => Box::pin(self.rollback(&change_id)).await,
         }
     }
 
