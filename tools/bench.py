@@ -120,6 +120,21 @@ class RuntimeApi:
             raise SystemExit(f"function error: {answer}")
         return at - self.delivered[request_id], answer
 
+    def deliver(self, event: dict, retries: int = 2, timeout: float = 300) -> tuple[float, dict]:
+        """`invoke`, delivered as Lambda delivers an asynchronous event: a function error (for
+        example `EvidenceIncomplete` after a read failed transiently) is delivered again, at most
+        `retries` more times ("How Lambda handles errors and retries with asynchronous
+        invocation", https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
+        Each redelivery is counted in `self.redelivered`."""
+        for attempt in range(retries + 1):
+            try:
+                return self.invoke(event, timeout)
+            except SystemExit as e:
+                if not str(e).startswith("function error") or attempt == retries:
+                    raise
+                self.redelivered = getattr(self, "redelivered", 0) + 1
+        raise AssertionError("unreachable")
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()

@@ -72,6 +72,7 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models.utilities import dynamo_json_dump
 from moto.dynamodb.responses import DynamoHandler
 from moto.core.responses import ActionResult
+from moto.kms.exceptions import NotFoundException as KmsNotFoundException
 from moto.kms.models import KmsBackend
 from moto.s3.responses import S3Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -591,7 +592,22 @@ def _generate_default_keys(self: KmsBackend, alias_name: str):
     return key_id
 
 
+_stock_list_grants = KmsBackend.list_grants
+
+
+def _list_grants(self: KmsBackend, key_id: str, grant_id: str):
+    """Stock moto answers ListGrants for a key it does not hold here (a key ARN of another
+    Region, for one) with HTTP 500; KMS answers NotFoundException, since a KMS key is used in its
+    own Region only ("AWS KMS API reference: ListGrants", Errors; https://docs.aws.amazon.com/kms/latest/APIReference/API_ListGrants.html).
+    A 500 would read as a transient fault."""
+    try:
+        return _stock_list_grants(self, key_id, grant_id)
+    except KeyError:
+        raise KmsNotFoundException(f"Key '{key_id}' does not exist") from None
+
+
 def apply_patches() -> None:
+    KmsBackend.list_grants = _list_grants
     table_export_mod.TableExport = AwsLikeTableExport
     DynamoHandler.export_table_to_point_in_time = _export_table_to_point_in_time
     DynamoHandler.describe_export = _describe_export

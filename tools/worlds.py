@@ -706,14 +706,14 @@ def judge(site: Site, api, log: EnforceLog, w: World) -> Outcome:
         err = e.response["Error"]
         o.status = f"SYNC:{err['Code']}"
         o.case = "sync"
-        _, answer = api.invoke(cloudtrail_event(site, w, None, (err["Code"], err["Message"])))
+        _, answer = api.deliver(cloudtrail_event(site, w, None, (err["Code"], err["Message"])))
         o.causes = [(f["cause"], f["confidence"]) for f in answer.get("findings", [])]
         o.applied = [(a["action"], a["status"]) for a in answer.get("applied", [])]
         if not o.causes or o.causes[0][0] != "PITR_DISABLED" and "PointInTime" in err["Code"]:
             o.problems.append(f"synchronous {err['Code']}: top cause {o.causes[:1]}")
         return o
     arn = export["ExportArn"]
-    api.invoke(cloudtrail_event(site, w, export, None))
+    api.deliver(cloudtrail_event(site, w, export, None))
     desc = wait_terminal(site, arn)
     entry = log.get(arn)
     o.status = desc["ExportStatus"]
@@ -727,7 +727,7 @@ def judge(site: Site, api, log: EnforceLog, w: World) -> Outcome:
     o.denying = denying_layers(entry)
     o.message_shape = (entry or {}).get("messageShape")
     if o.status == "COMPLETED":
-        _, answer = api.invoke({"exportArn": arn, "mode": "apply"})
+        _, answer = api.deliver({"exportArn": arn, "mode": "apply"})
         o.causes = [(f["cause"], f["confidence"]) for f in answer.get("findings", [])]
         o.applied = [(a["action"], a["status"]) for a in answer.get("applied", [])]
         # CONSUMER_CANNOT_DECRYPT is allowed only where the evaluator says the bucket owner's
@@ -745,7 +745,7 @@ def judge(site: Site, api, log: EnforceLog, w: World) -> Outcome:
     if o.status != "FAILED":
         o.problems.append(f"export ended {o.status}")
         return o
-    _, answer = api.invoke(failed_event(site, arn))
+    _, answer = api.deliver(failed_event(site, arn))
     if KEEP_ANSWERS:
         o.answer = {k: v for k, v in answer.items() if k != "text"}
     findings = answer.get("findings", [])
