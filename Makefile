@@ -14,7 +14,7 @@ REGION      ?= us-east-1
 EVENT       ?= events/manual-diagnose.json
 ARM_TARGET  := aarch64-unknown-linux-gnu
 
-.PHONY: help tools iam-sim lint-tools checkov bench-tools demo test unit integration lint fmt validate build invoke deploy clean ci fuzz bench bench-sweep bench-org bench-diagnosis
+.PHONY: help tools iam-sim lint-tools checkov bench-tools demo test unit integration lint fmt validate build invoke deploy clean ci fuzz bench bench-sweep bench-org bench-follow bench-diagnosis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -128,6 +128,9 @@ bench-sweep: tools ## sweep cost at 1,000 and 10,000 exports on the emulator -> 
 
 bench-org: tools ## organization sweep over 200 accounts x 2 Regions, and one spoke incident -> BENCHMARKS-org.md
 	$(PY) tools/bench_org.py
+
+bench-follow: tools ## requests per scheduled run with 0, 10 and 1,000 retries followed in flight, and to close them -> BENCHMARKS-follow.md
+	$(PY) tools/bench_follow.py
 
 bench-diagnosis: ## pure diagnosis throughput on one core -> BENCHMARKS-diagnosis.md
 	cargo run --release --example bench_diagnosis

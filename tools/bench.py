@@ -553,6 +553,9 @@ def main() -> int:
         # The organization sweep and one spoke incident (its own emulator; issue 19).
         timed("organization", lambda: sh([str(VENV_BIN / "python"), "tools/bench_org.py",
                                           "--no-build"], stdout=subprocess.DEVNULL))
+        # The steady cost of following retries in flight, and of closing them (issue 27).
+        timed("following", lambda: sh([str(VENV_BIN / "python"), "tools/bench_follow.py",
+                                       "--no-build"], stdout=subprocess.DEVNULL))
     finally:
         stop_all()
 
@@ -618,7 +621,9 @@ def main() -> int:
            "## 7. Pure diagnosis throughput (SPEC §11: ≥ 10,000 incidents/s on one core)", "",
            section(ROOT / "BENCHMARKS-diagnosis.md"),
            "## 8. Organization mode: the sweep over 200 accounts × 2 Regions, one spoke incident", "",
-           section(ROOT / "BENCHMARKS-org.md")]
+           section(ROOT / "BENCHMARKS-org.md"),
+           "## 9. Following retries in flight: requests per run at 0, 10 and 1,000, and to "
+           "close them", "", section(ROOT / "BENCHMARKS-follow.md")]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(md))
     print("\n".join(md))
     return 0
