@@ -14,7 +14,7 @@ REGION      ?= us-east-1
 EVENT       ?= events/manual-diagnose.json
 ARM_TARGET  := aarch64-unknown-linux-gnu
 
-.PHONY: help tools iam-sim lint-tools checkov bench-tools demo test unit integration lint fmt validate build invoke deploy clean ci fuzz bench bench-sweep bench-org bench-diagnosis bench-reliability bench-worlds
+.PHONY: help tools iam-sim lint-tools checkov bench-tools demo test unit integration lint fmt validate build invoke deploy clean ci fuzz bench bench-sweep bench-org bench-diagnosis bench-reliability bench-worlds bench-follow
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -131,6 +131,9 @@ bench-org: tools ## organization sweep over 200 accounts x 2 Regions, and one sp
 
 bench-reliability: tools ## 1,000 failures x 3 concurrent deliveries, 10 % faults, 20 kills: lost / duplicate / unaudited -> BENCHMARKS-reliability.md (45+ min)
 	$(PY) tools/bench_reliability.py --write BENCHMARKS-reliability.md
+
+bench-follow: tools ## requests per scheduled run with 0, 10 and 1,000 retries followed in flight, and to close them -> BENCHMARKS-follow.md
+	$(PY) tools/bench_follow.py
 
 bench-diagnosis: ## pure diagnosis throughput on one core -> BENCHMARKS-diagnosis.md
 	cargo run --release --example bench_diagnosis

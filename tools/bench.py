@@ -568,6 +568,9 @@ def main() -> int:
         # The organization sweep and one spoke incident (its own emulator; issue 19).
         timed("organization", lambda: sh([str(VENV_BIN / "python"), "tools/bench_org.py",
                                           "--no-build"], stdout=subprocess.DEVNULL))
+        # The steady cost of following retries in flight, and of closing them (issue 27).
+        timed("following", lambda: sh([str(VENV_BIN / "python"), "tools/bench_follow.py",
+                                       "--no-build"], stdout=subprocess.DEVNULL))
     finally:
         stop_all()
 
@@ -635,7 +638,9 @@ def main() -> int:
            "## 8. Organization mode: the sweep over 200 accounts × 2 Regions, one spoke incident", "",
            section(ROOT / "BENCHMARKS-org.md"),
            "## 9. Reliability: faults, duplicate deliveries and crashes (`make bench-reliability`)", "",
-           section(ROOT / "BENCHMARKS-reliability.md")]
+           section(ROOT / "BENCHMARKS-reliability.md"),
+           "## 10. Following retries in flight: requests per run at 0, 10 and 1,000, and to "
+           "close them", "", section(ROOT / "BENCHMARKS-follow.md")]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(md))
     print("\n".join(md))
     return 0

@@ -86,12 +86,14 @@ def rounds_from_start(requests: list[str], delay_ms: float) -> int:
 
 
 class Hub:
-    """One hub function process behind the proxy at `via`, whose log is `log`."""
+    """One function process (the hub, or with `env` a single account's function) behind the
+    proxy at `via`, whose log is `log`."""
 
-    def __init__(self, via: str, log: Path, env: dict) -> None:
+    def __init__(self, via: str, log: Path, env: dict,
+                 binary: Path = RELEASE / "ddb-export-remediator") -> None:
         self.api = RuntimeApi()
         self.log = log
-        self.proc = spawn(RELEASE / "ddb-export-remediator", function_env(self.api, via, env))
+        self.proc = spawn(binary, function_env(self.api, via, env))
         if not self.api.ready.wait(10):
             raise SystemExit(f"the hub never asked for an event (see {WORK})")
 
