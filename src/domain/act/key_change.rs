@@ -44,6 +44,14 @@ enum ReadBack {
     Unreadable(String),
 }
 
+/// PutKeyPolicy replaces the whole document and takes no condition ("Attaches a key policy to
+/// the specified KMS key"; no version or precondition parameter; "The KMS API follows an
+/// eventual consistency model": *PutKeyPolicy*, AWS KMS API Reference,
+/// https://docs.aws.amazon.com/kms/latest/APIReference/API_PutKeyPolicy.html), so two
+/// incidents patching one key race; the read-back tells an added statement from a lost one.
+/// The emulator (moto) applies each put at once and cannot show KMS's delayed visibility; the
+/// fakes model both stale reads and a write landing right after ours.
+///
 /// The key policy changed under us in a way that is not just statements added. Nothing is
 /// overwritten; the incident is not final: it stays PENDING, so the sweep handles it again and
 /// diagnoses it on the policy as it is then (the merge keeps every statement but ours).
