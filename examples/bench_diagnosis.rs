@@ -118,6 +118,7 @@ fn evidence(cross_account: bool) -> (Incident, Evidence) {
             grants: Fact::known("kms:ListGrants", Vec::new()),
         }),
         default_key: None,
+        pinned_key: None,
         caller_policies: None,
         table_policy: Fact::absent("dynamodb:GetResourcePolicy"),
         scps: Fact::absent("organizations:ListPoliciesForTarget"),

@@ -646,7 +646,7 @@ mod tests {
         // WHEN the sweep runs
         let report = sweep_now(&app).await.unwrap();
         // THEN only the unseen one is published, with the same one ledger read
-        assert_eq!(report.published, [unseen.clone()], "{report:?}");
+        assert_eq!(report.published, vec![unseen.clone()], "{report:?}");
         assert_eq!(report.already_handled, 2);
         assert_eq!(report.ledger_reads, 1);
         // AND the mark moves past all three: the next sweep reads and publishes nothing
