@@ -591,6 +591,22 @@ def _generate_default_keys(self: KmsBackend, alias_name: str):
     return key_id
 
 
+_stock_list_grants = KmsBackend.list_grants
+
+
+def _list_grants(self: KmsBackend, key_id: str, grant_id: str):
+    """ListGrants of a key this account and region do not hold: moto raises a KeyError (an HTTP
+    500, which the function rightly treats as transient); KMS answers NotFoundException
+    ("ListGrants", AWS KMS API Reference, Errors:
+    https://docs.aws.amazon.com/kms/latest/APIReference/API_ListGrants.html)."""
+    from moto.kms.exceptions import NotFoundException
+
+    try:
+        return _stock_list_grants(self, key_id=key_id, grant_id=grant_id)
+    except KeyError:
+        raise NotFoundException(f"Key '{key_id}' does not exist") from None
+
+
 def apply_patches() -> None:
     table_export_mod.TableExport = AwsLikeTableExport
     DynamoHandler.export_table_to_point_in_time = _export_table_to_point_in_time
@@ -599,6 +615,7 @@ def apply_patches() -> None:
     DynamoHandler.update_continuous_backups = _update_continuous_backups
     DynamoHandler.describe_continuous_backups = _describe_continuous_backups
     KmsBackend._generate_default_keys = _generate_default_keys
+    KmsBackend.list_grants = _list_grants
     S3Response._bucket_response_get = _bucket_response_get
     S3Response._bucket_response_put = _bucket_response_put
 
