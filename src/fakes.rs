@@ -1000,6 +1000,7 @@ impl Ledger for FakeLedger {
                 let record = SweepRecord {
                     state: w.sweep_states.get(a).copied(),
                     start: w.starts.get(a).cloned(),
+                    handled: w.ledger.contains_key(a),
                 };
                 (record != SweepRecord::default()).then(|| (a.clone(), record))
             })

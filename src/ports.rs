@@ -210,6 +210,10 @@ pub struct SweepRecord {
     pub state: Option<SweepState>,
     /// Who started it and with what parameters (its CloudTrail start event), if recorded.
     pub start: Option<StartRecord>,
+    /// Its incident is in the ledger (claimed, given back or settled): a delivery reached it,
+    /// and from there the open listing and the sweep's takeover carry it. Publishing its
+    /// failure again would only be reported "already handled".
+    pub handled: bool,
 }
 
 /// Where the sweep stands, read at its start.

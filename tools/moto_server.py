@@ -607,7 +607,6 @@ def _list_grants(self: KmsBackend, key_id: str, grant_id: str):
 
 
 def apply_patches() -> None:
-    KmsBackend.list_grants = _list_grants
     table_export_mod.TableExport = AwsLikeTableExport
     DynamoHandler.export_table_to_point_in_time = _export_table_to_point_in_time
     DynamoHandler.describe_export = _describe_export
@@ -615,6 +614,7 @@ def apply_patches() -> None:
     DynamoHandler.update_continuous_backups = _update_continuous_backups
     DynamoHandler.describe_continuous_backups = _describe_continuous_backups
     KmsBackend._generate_default_keys = _generate_default_keys
+    KmsBackend.list_grants = _list_grants
     S3Response._bucket_response_get = _bucket_response_get
     S3Response._bucket_response_put = _bucket_response_put
 

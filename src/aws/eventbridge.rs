@@ -62,9 +62,24 @@ impl EventPublisher for EventBus {
             )
         }))
         .await;
+        // A batch that failed (after the SDK's retries) is that batch's events not accepted,
+        // not the whole call's: the caller then records the batches that were, instead of
+        // publishing every one of them again. Only when every batch failed is it an error.
+        if batches.iter().all(Result::is_err) {
+            if let Some(Err(e)) = batches.into_iter().next() {
+                return Err(e);
+            }
+            return Ok(Vec::new());
+        }
         let mut accepted = Vec::with_capacity(events.len());
-        for batch in batches {
-            accepted.extend(batch?);
+        for (batch, chunk) in batches.into_iter().zip(events.chunks(BATCH)) {
+            match batch {
+                Ok(results) => accepted.extend(results),
+                Err(e) => {
+                    tracing::warn!(error.message = %e.reason(), count = chunk.len(), "a PutEvents batch failed; its events count as not accepted");
+                    accepted.extend(std::iter::repeat_n(false, chunk.len()));
+                }
+            }
         }
         Ok(accepted)
     }
@@ -125,5 +140,50 @@ mod tests {
         assert_eq!(accepted.len(), 12);
         assert_eq!(accepted.iter().filter(|a| !**a).count(), 1);
         assert!(!accepted[3]);
+    }
+
+    fn internal_error() -> aws_sdk_eventbridge::operation::put_events::PutEventsError {
+        aws_sdk_eventbridge::operation::put_events::PutEventsError::InternalException(
+            aws_sdk_eventbridge::types::error::InternalException::builder()
+                .message("internal")
+                .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_marks_its_events_not_accepted_and_keeps_the_others() {
+        let failed = mock!(Client::put_events)
+            .match_requests(|r| r.entries().len() == 10)
+            .then_error(internal_error);
+        let second = mock!(Client::put_events)
+            .match_requests(|r| r.entries().len() == 2)
+            .then_output(|| {
+                PutEventsOutput::builder()
+                    .entries(PutEventsResultEntry::builder().event_id("a").build())
+                    .entries(PutEventsResultEntry::builder().event_id("b").build())
+                    .build()
+            });
+        let bus = EventBus::new(
+            mock_client!(
+                aws_sdk_eventbridge,
+                RuleMode::Sequential,
+                [&failed, &second]
+            ),
+            "ops",
+        );
+        let events: Vec<_> = (0..12).map(event).collect();
+        let accepted = bus.publish(&events).await.unwrap();
+        assert_eq!(accepted, [vec![false; 10], vec![true; 2]].concat());
+    }
+
+    #[tokio::test]
+    async fn every_batch_failed_is_an_error() {
+        let failed = mock!(Client::put_events).then_error(internal_error);
+        let bus = EventBus::new(
+            mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&failed]),
+            "ops",
+        );
+        let events: Vec<_> = (0..3).map(event).collect();
+        assert!(bus.publish(&events).await.is_err());
     }
 }

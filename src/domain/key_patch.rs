@@ -280,6 +280,45 @@ pub fn merge(before: &str, patch: &KeyPatch, allowed: &[String]) -> Result<Merge
     })
 }
 
+/// The policy read back (`now`) holds what we wrote (`wrote`, the merge of the policy before
+/// and our statement) with statements others only *added*: the same document apart from its
+/// `Statement` list, every statement we wrote still there exactly, and no other statement with
+/// our `sid`. This is what two patches of one key at once leave when the second one read the
+/// first one's policy: neither change is lost, nothing of the policy before is gone, so our
+/// change counts as applied. A removed or edited statement is a real conflict: false.
+pub fn holds_what_we_wrote(now: &str, wrote: &str, sid: &str) -> bool {
+    let (Ok(mut now), Ok(mut wrote)) = (parse_object(now), parse_object(wrote)) else {
+        return false;
+    };
+    let list = |doc: &mut Map<String, Value>| match doc.remove("Statement") {
+        Some(Value::Array(items)) => Some(items),
+        Some(single @ Value::Object(_)) => Some(vec![single]),
+        _ => None,
+    };
+    let (Some(now_statements), Some(wrote_statements)) = (list(&mut now), list(&mut wrote)) else {
+        return false;
+    };
+    if now != wrote {
+        return false;
+    }
+    let ours = |s: &Value| s.get("Sid").and_then(Value::as_str) == Some(sid);
+    let Some(our_statement) = wrote_statements.iter().find(|s| ours(s)) else {
+        return false;
+    };
+    // Each statement we wrote, matched against a distinct one read back.
+    let mut unmatched: Vec<&Value> = now_statements.iter().collect();
+    for statement in &wrote_statements {
+        match unmatched.iter().position(|s| *s == statement) {
+            Some(i) => {
+                unmatched.swap_remove(i);
+            }
+            None => return false,
+        }
+    }
+    // What remains was added by others; none of it may reuse our Sid (or replace our grant).
+    !unmatched.iter().any(|s| ours(s) && *s != our_statement)
+}
+
 /// Two policy texts say the same (KMS may reformat what it stores).
 pub fn same_policy(a: &str, b: &str) -> bool {
     match (
@@ -507,6 +546,43 @@ mod tests {
             Value::Array(a) => a.clone(),
             other => vec![other.clone()],
         }
+    }
+
+    #[test]
+    fn a_policy_with_statements_only_added_by_others_holds_what_we_wrote() {
+        let policy = base_policy();
+        let ours = merge(&policy, &exporter(), &[ROLE.into()]).unwrap().after;
+        let other =
+            exporter_patch(KEY, "arn:aws:iam::111122223333:role/Other", "us-east-1").unwrap();
+        assert_ne!(other.sid, exporter().sid);
+        let allowed = [
+            ROLE.to_string(),
+            "arn:aws:iam::111122223333:role/Other".into(),
+        ];
+        let both = merge(&ours, &other, &allowed).unwrap().after;
+        assert!(holds_what_we_wrote(&ours, &ours, &exporter().sid));
+        assert!(holds_what_we_wrote(&both, &ours, &exporter().sid));
+        // The other incident's write without ours (a lost update): ours is missing.
+        let theirs_only = merge(&policy, &other, &allowed).unwrap().after;
+        assert!(!holds_what_we_wrote(&theirs_only, &ours, &exporter().sid));
+        // A statement of the policy before edited: a real conflict.
+        let edited = both.replace("role/KeyAdmin\"", "role/SecurityTeam\"");
+        assert_ne!(edited, both);
+        assert!(!holds_what_we_wrote(&edited, &ours, &exporter().sid));
+        // Another statement under our Sid: not ours.
+        let mut doc: Value = serde_json::from_str(&ours).unwrap();
+        let mut twin = exporter().statement;
+        twin["Action"] = json!("kms:*");
+        doc["Statement"].as_array_mut().unwrap().push(twin);
+        assert!(!holds_what_we_wrote(
+            &doc.to_string(),
+            &ours,
+            &exporter().sid
+        ));
+        // Another field of the document changed, or unreadable text.
+        let renamed = ours.replace("key-consolepolicy-3", "other-id");
+        assert!(!holds_what_we_wrote(&renamed, &ours, &exporter().sid));
+        assert!(!holds_what_we_wrote("not json", &ours, &exporter().sid));
     }
 
     proptest! {

@@ -331,6 +331,10 @@ pub struct SweepReport {
     /// FAILED exports that ended (or, without an end time, started) before the look-back
     /// window (SWEEP_LOOKBACK_HOURS): counted, never published or retried.
     pub older_than_lookback: usize,
+    /// FAILED exports not published because their incident is already in the ledger (a
+    /// delivery reached it; the open listing and the takeover carry it from there).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub already_handled: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
     /// The table an earlier, unfinished sweep stopped at.
@@ -400,9 +404,14 @@ impl SweepReport {
         self.failed_exports.extend(part.failed_exports);
         self.published.extend(part.published);
         self.older_than_lookback += part.older_than_lookback;
+        self.already_handled += part.already_handled;
         self.errors.extend(part.errors);
         self.outcomes.extend(part.outcomes);
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 pub fn action_name(action: &Action) -> &'static str {

@@ -353,6 +353,15 @@ async fn sweep_table(
     let mut events = Vec::new();
     let mut undated: Vec<&ExportSummary> = Vec::new();
     for e in unsettled {
+        // Its incident is in the ledger: a delivery got there (EventBridge's event, or an
+        // earlier sweep's whose PUBLISHED record was lost). Not published again: an open one
+        // is listed for the takeover above, a settled one is done. Read in the same
+        // BatchGetItem as its sweep state, so this costs no extra call on a steady sweep.
+        if records.get(&e.export_arn).is_some_and(|r| r.handled) {
+            report.already_handled += 1;
+            settled.insert(e.export_arn.clone());
+            continue;
+        }
         match age_from_id(&e.export_arn, now, lookback) {
             // Old by its id: nothing to record (the mark moves past it).
             Some(Age::Old) => {
@@ -615,6 +624,40 @@ mod tests {
         let third = sweep_now(&app).await.unwrap();
         assert!(third.published.is_empty());
         assert_eq!(world.read().unwrap().published.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_failure_whose_incident_is_in_the_ledger_is_not_published_again() {
+        // GIVEN three new failures: one a delivery claimed (its lease running), one settled,
+        // one no delivery reached
+        let world = world_with_table();
+        let claimed = add_failure(&world, TABLE_ARN, 600, 1);
+        let settled = add_failure(&world, TABLE_ARN, 590, 2);
+        let unseen = add_failure(&world, TABLE_ARN, 580, 3);
+        {
+            let mut w = world.write().unwrap();
+            let record = crate::ports::IncidentRecord::claimed(&claimed, "req-1", now() + 300);
+            w.ledger.insert(claimed.clone(), record);
+            let mut done = crate::ports::IncidentRecord::claimed(&settled, "req-2", 0);
+            done.status = crate::ports::IncidentStatus::Retried;
+            w.ledger.insert(settled.clone(), done);
+        }
+        let app = app(&world, ledger_config());
+        // WHEN the sweep runs
+        let report = sweep_now(&app).await.unwrap();
+        // THEN only the unseen one is published, with the same one ledger read
+        assert_eq!(report.published, vec![unseen.clone()], "{report:?}");
+        assert_eq!(report.already_handled, 2);
+        assert_eq!(report.ledger_reads, 1);
+        // AND the mark moves past all three: the next sweep reads and publishes nothing
+        assert_eq!(
+            world.read().unwrap().marks.get(TABLE_ARN),
+            Some(&unseen),
+            "newest of the three"
+        );
+        let again = sweep_now(&app).await.unwrap();
+        assert!(again.published.is_empty() && again.already_handled == 0);
+        assert_eq!(again.ledger_reads, 0);
     }
 
     #[tokio::test]

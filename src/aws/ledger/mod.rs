@@ -495,7 +495,13 @@ impl Ledger for DynamoLedger {
     ) -> PortResult<HashMap<String, SweepRecord>> {
         let keys = export_arns
             .iter()
-            .flat_map(|a| [key(export_pk(a), SWEEP_SK), key(export_pk(a), START_SK)])
+            .flat_map(|a| {
+                [
+                    key(export_pk(a), SWEEP_SK),
+                    key(export_pk(a), START_SK),
+                    key(export_pk(a), INCIDENT_SK),
+                ]
+            })
             .collect();
         let mut records: HashMap<String, SweepRecord> = HashMap::new();
         for item in self.batch_get("ledger:BatchGetSweepRecords", keys).await? {
@@ -506,6 +512,7 @@ impl Ledger for DynamoLedger {
             match get_s(&item, "sk") {
                 Some(SWEEP_SK) => record.state = Some(sweep_state_from(&item)),
                 Some(START_SK) => record.start = Some(start_from(&item)),
+                Some(INCIDENT_SK) => record.handled = incident_from(&item).is_ok(),
                 _ => {}
             }
         }

@@ -269,7 +269,7 @@ async fn a_resent_change_record_and_status_move_recognise_themselves() {
 }
 
 #[tokio::test]
-async fn sweep_records_ask_again_for_unprocessed_keys_and_carry_the_start() {
+async fn sweep_records_ask_again_for_unprocessed_keys_and_carry_the_start_and_the_incident() {
     let sweep_item = |state: &str| {
         let mut item = key(export_pk(ARN), SWEEP_SK);
         item.insert("state".into(), s(state));
@@ -287,12 +287,20 @@ async fn sweep_records_ask_again_for_unprocessed_keys_and_carry_the_start() {
         );
         item
     };
-    // Two keys an export (its SWEEP and START records); the first answer leaves one unread.
+    // The other export's incident: claimed by a delivery.
+    let incident_item = || {
+        let mut item = key(export_pk("arn:other"), INCIDENT_SK);
+        item.insert("exportArn".into(), s("arn:other"));
+        item.insert("status".into(), s("CLAIMED"));
+        item
+    };
+    // Three keys an export (its SWEEP, START and INCIDENT records); the first answer leaves
+    // one unread.
     let first = mock!(Client::batch_get_item)
         .match_requests(|r| {
             r.request_items()
                 .and_then(|m| m.get("ledger"))
-                .is_some_and(|k| k.keys().len() == 4)
+                .is_some_and(|k| k.keys().len() == 6)
         })
         .then_output(move || {
             let unprocessed = KeysAndAttributes::builder()
@@ -300,7 +308,7 @@ async fn sweep_records_ask_again_for_unprocessed_keys_and_carry_the_start() {
                 .build()
                 .unwrap();
             BatchGetItemOutput::builder()
-                .responses("ledger", vec![start_item()])
+                .responses("ledger", vec![start_item(), incident_item()])
                 .unprocessed_keys("ledger", unprocessed)
                 .build()
         });
@@ -330,7 +338,15 @@ async fn sweep_records_ask_again_for_unprocessed_keys_and_carry_the_start() {
         start.request.as_ref().map(|r| r.s3_bucket.as_str()),
         Some("recorded-bucket")
     );
-    assert!(!records.contains_key("arn:other"));
+    assert!(!record.handled, "no incident of its own");
+    // The other export: nothing but its incident, so the sweep does not publish it again.
+    assert_eq!(
+        records["arn:other"],
+        SweepRecord {
+            handled: true,
+            ..SweepRecord::default()
+        }
+    );
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
 }
 

@@ -4,7 +4,7 @@
 
 use super::Actor;
 use crate::arn::{account_of, partition_of};
-use crate::domain::key_patch::{merge, principal_of, same_policy};
+use crate::domain::key_patch::{holds_what_we_wrote, merge, principal_of, same_policy};
 use crate::domain::report::{ActError, PatchOutcome, RollbackOutcome, RollbackStep};
 use crate::error::{AwsError, AwsErrorKind, Error};
 use crate::model::{KeyPatch, Mode, PatchPurpose};
@@ -33,11 +33,36 @@ impl Store<'_> {
 enum ReadBack {
     /// The policy now is the one we wrote.
     Ours,
+    /// What we wrote, with statements someone else only added (typically another incident's
+    /// patch of the same key, made after it read ours): our change is in place, nothing of the
+    /// policy before is gone.
+    OursAmongAdded,
     /// Still the policy from before the write after every poll (not yet visible).
     Stale,
     /// Neither: someone else changed it.
     Other,
     Unreadable(String),
+}
+
+/// PutKeyPolicy replaces the whole document and takes no condition ("Attaches a key policy to
+/// the specified KMS key"; no version or precondition parameter; "The KMS API follows an
+/// eventual consistency model": *PutKeyPolicy*, AWS KMS API Reference,
+/// https://docs.aws.amazon.com/kms/latest/APIReference/API_PutKeyPolicy.html), so two
+/// incidents patching one key race; the read-back tells an added statement from a lost one.
+/// The emulator (moto) applies each put at once and cannot show KMS's delayed visibility; the
+/// fakes model both stale reads and a write landing right after ours.
+///
+/// The key policy changed under us in a way that is not just statements added. Nothing is
+/// overwritten; the incident is not final: it stays PENDING, so the sweep handles it again and
+/// diagnoses it on the policy as it is then (the merge keeps every statement but ours).
+const CONFLICT_NOTE: &str = "the key policy changed concurrently (a statement of the policy read, or ours, is missing or different): not overwritten; the incident stays PENDING and is diagnosed again on the key's policy as it is then";
+
+fn conflict() -> ActError {
+    ActError {
+        error_type: "ConcurrentKeyPolicyChange",
+        message: CONFLICT_NOTE.to_string(),
+        retryable: true,
+    }
 }
 
 fn refused(error_type: &'static str, message: String) -> ActError {
@@ -110,18 +135,26 @@ impl Actor<'_> {
     }
 
     /// Polls until the policy reads as `wrote`; `previous` is what it was before the write.
+    /// With `added_sid` (a patch adding that statement), a policy holding what we wrote plus
+    /// statements others added also counts; a rollback passes None and wants its exact policy.
     async fn read_back(
         &self,
         store: &dyn KeyPolicyStore,
         key_arn: &str,
         wrote: &str,
         previous: &str,
+        added_sid: Option<&str>,
     ) -> ReadBack {
         let mut last = ReadBack::Stale;
         for delay in READ_BACK_DELAYS_MS {
             self.clock.sleep(Duration::from_millis(delay)).await;
             last = match store.key_policy(key_arn).await {
                 Ok(Some(now)) if same_policy(&now, wrote) => return ReadBack::Ours,
+                Ok(Some(now))
+                    if added_sid.is_some_and(|sid| holds_what_we_wrote(&now, wrote, sid)) =>
+                {
+                    return ReadBack::OursAmongAdded
+                }
                 Ok(Some(now)) if same_policy(&now, previous) => ReadBack::Stale,
                 Ok(Some(_)) => return ReadBack::Other,
                 Ok(None) => ReadBack::Unreadable("the key is gone".into()),
@@ -227,11 +260,17 @@ impl Actor<'_> {
             }
             answer_lost = true;
             match self
-                .read_back(store.get(), &patch.key_arn, &merged.after, &before)
+                .read_back(
+                    store.get(),
+                    &patch.key_arn,
+                    &merged.after,
+                    &before,
+                    Some(&patch.sid),
+                )
                 .await
             {
                 // It landed: go on as after a clean answer.
-                ReadBack::Ours => {}
+                ReadBack::Ours | ReadBack::OursAmongAdded => {}
                 // Still the policy from before: the same write (same audit record), once more.
                 ReadBack::Stale => {
                     if let Err(again) = store
@@ -257,16 +296,15 @@ impl Actor<'_> {
                     }
                 }
                 ReadBack::Other => {
-                    let note = "the key policy changed concurrently (it is neither the policy read nor the one written): not overwritten; review it by hand".to_string();
                     self.set_status(
                         ledger,
                         &id,
                         ChangeStatus::Pending,
                         ChangeStatus::Conflict,
-                        &note,
+                        CONFLICT_NOTE,
                     )
                     .await;
-                    return fail(Some(&id), refused("ConcurrentKeyPolicyChange", note));
+                    return fail(Some(&id), conflict());
                 }
                 ReadBack::Unreadable(why) => {
                     let note = format!(
@@ -287,10 +325,21 @@ impl Actor<'_> {
         }
         tracing::info!(key_arn = %patch.key_arn, change_id = %id, sid = %patch.sid, answer_lost, "key policy patched");
         let (status, confirmed, note) = match self
-            .read_back(store.get(), &patch.key_arn, &merged.after, &before)
+            .read_back(
+                store.get(),
+                &patch.key_arn,
+                &merged.after,
+                &before,
+                Some(&patch.sid),
+            )
             .await
         {
             ReadBack::Ours => (ChangeStatus::Applied, true, None),
+            ReadBack::OursAmongAdded => (
+                ChangeStatus::Applied,
+                true,
+                Some("applied and read back, with statements another writer added since (our statement and every statement of the policy before are in place)".to_string()),
+            ),
             ReadBack::Stale => (
                 ChangeStatus::Applied,
                 false,
@@ -301,11 +350,7 @@ impl Actor<'_> {
                 false,
                 Some(format!("written; could not read it back: {why}")),
             ),
-            ReadBack::Other => (
-                ChangeStatus::Conflict,
-                false,
-                Some("the key policy changed concurrently (it is neither the policy read nor the one written): not overwritten; review it by hand".to_string()),
-            ),
+            ReadBack::Other => (ChangeStatus::Conflict, false, Some(CONFLICT_NOTE.to_string())),
         };
         change.status = status;
         self.set_status(
@@ -317,10 +362,7 @@ impl Actor<'_> {
         )
         .await;
         if status == ChangeStatus::Conflict {
-            return fail(
-                Some(&id),
-                refused("ConcurrentKeyPolicyChange", note.unwrap_or_default()),
-            );
+            return fail(Some(&id), conflict());
         }
         PatchOutcome::Patched {
             key_arn: patch.key_arn.clone(),
@@ -451,8 +493,14 @@ impl Actor<'_> {
             return Ok((Failed, note, Some(step)));
         }
         let confirmed = matches!(
-            self.read_back(store.get(), &change.key_arn, &change.before, &change.after)
-                .await,
+            self.read_back(
+                store.get(),
+                &change.key_arn,
+                &change.before,
+                &change.after,
+                None
+            )
+            .await,
             ReadBack::Ours
         );
         self.set_status(
@@ -898,9 +946,122 @@ mod tests {
         assert_eq!(err.error_type(), "ChangeNotFound");
     }
 
+    const OTHER_EXPORTER: &str = "arn:aws:iam::111122223333:role/OtherPipeline";
+
+    /// The policy our patch writes on a fresh world (the merge is deterministic).
+    async fn our_after_policy() -> String {
+        let scratch = world(KEY_ARN, true);
+        deliver(&scratch, config(true, Mode::Apply)).await;
+        policy_of(&scratch, KEY_ARN)
+    }
+
+    /// Another incident's patch of the same key (another exporter), merged onto `policy`.
+    fn with_other_incident(policy: &str) -> String {
+        let other =
+            crate::domain::key_patch::exporter_patch(KEY_ARN, OTHER_EXPORTER, "us-east-1").unwrap();
+        merge(policy, &other, &[OTHER_EXPORTER.to_string()])
+            .unwrap()
+            .after
+    }
+
+    fn incident_status(world: &Shared) -> crate::ports::IncidentStatus {
+        world.read().unwrap().ledger[EXPORT_ARN].status
+    }
+
+    fn change_statuses(world: &Shared) -> Vec<ChangeStatus> {
+        let mut all: Vec<ChangeStatus> = world
+            .read()
+            .unwrap()
+            .changes
+            .values()
+            .map(|c| c.status)
+            .collect();
+        all.sort_by_key(|s| s.as_str());
+        all
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_concurrent_change_is_reported_not_overwritten_and_nothing_is_retried() {
+    async fn two_patches_of_one_key_at_once_both_count_and_neither_is_overwritten() {
         let world = world(KEY_ARN, true);
+        // Right after our put, the other incident (which read our policy) adds its statement:
+        // the read-back sees ours and theirs.
+        let both = with_other_incident(&our_after_policy().await);
+        world.write().unwrap().concurrent_key_write = Some(both.clone());
+        let result = deliver(&world, config(true, Mode::Apply)).await;
+        let statuses: Vec<_> = result.applied.iter().map(|a| a.status).collect();
+        assert_eq!(
+            statuses,
+            [AppliedStatus::Done, AppliedStatus::Done],
+            "{:?}",
+            result.applied
+        );
+        assert_eq!(result.applied[0].result["confirmed"], true);
+        assert_eq!(policy_of(&world, KEY_ARN), both, "nothing overwritten");
+        assert_eq!(change_statuses(&world), [ChangeStatus::Applied]);
+        assert_eq!(
+            incident_status(&world),
+            crate::ports::IncidentStatus::Retried
+        );
+        let w = world.read().unwrap();
+        assert_eq!(
+            w.key_puts.len(),
+            2,
+            "the policy before, and one put of ours"
+        );
+        assert_eq!(w.started.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_patch_lost_to_another_incident_s_write_stays_pending_and_is_made_again() {
+        let world = world(KEY_ARN, true);
+        // The other incident read the policy before ours landed and wrote after it: its write
+        // replaced ours (KMS has no conditional put). The read-back sees theirs only.
+        let theirs = with_other_incident(&key_policy(true));
+        world.write().unwrap().concurrent_key_write = Some(theirs.clone());
+        let first = deliver(&world, config(true, Mode::Apply)).await;
+        assert_eq!(first.applied[0].status, AppliedStatus::Failed);
+        assert_eq!(
+            first.applied[0].result["errorType"],
+            "ConcurrentKeyPolicyChange"
+        );
+        assert_eq!(first.applied[1].status, AppliedStatus::Skipped);
+        assert_eq!(policy_of(&world, KEY_ARN), theirs, "not overwritten");
+        // Not final: open, listed for the sweep.
+        assert_eq!(
+            incident_status(&world),
+            crate::ports::IncidentStatus::Pending
+        );
+        assert!(world.read().unwrap().open.contains_key(EXPORT_ARN));
+        assert!(world.read().unwrap().started.is_empty());
+
+        // Handled again (the sweep's takeover, or a later delivery): diagnosed on the policy as
+        // it is now, so ours is added beside theirs, and the retry starts.
+        let second = deliver(&world, config(true, Mode::Apply)).await;
+        let statuses: Vec<_> = second.applied.iter().map(|a| a.status).collect();
+        assert_eq!(
+            statuses,
+            [AppliedStatus::Done, AppliedStatus::Done],
+            "{:?}",
+            second.applied
+        );
+        let now = policy_of(&world, KEY_ARN);
+        assert!(now.contains(OTHER_EXPORTER), "theirs kept");
+        assert!(now.contains(EXPORTER), "ours added");
+        assert_eq!(
+            change_statuses(&world),
+            [ChangeStatus::Applied, ChangeStatus::Conflict]
+        );
+        assert_eq!(
+            incident_status(&world),
+            crate::ports::IncidentStatus::Retried
+        );
+        assert_eq!(world.read().unwrap().started.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_foreign_change_is_not_overwritten_and_the_incident_stays_open() {
+        let world = world(KEY_ARN, true);
+        // Someone edits a statement of the policy we read, right after our put.
         let theirs = key_policy(true).replace("KeyAdmin\"", "SecurityTeam\"");
         world.write().unwrap().concurrent_key_write = Some(theirs.clone());
         let result = deliver(&world, config(true, Mode::Apply)).await;
@@ -911,13 +1072,23 @@ mod tests {
         );
         assert_eq!(result.applied[1].status, AppliedStatus::Skipped);
         assert_eq!(policy_of(&world, KEY_ARN), theirs);
-        let w = world.read().unwrap();
-        assert_eq!(w.key_puts.len(), 2, "one put of ours, no second write");
-        assert!(w.started.is_empty());
+        {
+            let w = world.read().unwrap();
+            assert_eq!(w.key_puts.len(), 2, "one put of ours, no second write");
+            assert!(w.started.is_empty());
+        }
+        assert_eq!(change_statuses(&world), [ChangeStatus::Conflict]);
         assert_eq!(
-            w.changes.values().next().unwrap().status,
-            ChangeStatus::Conflict
+            incident_status(&world),
+            crate::ports::IncidentStatus::Pending,
+            "not NO_ACTION: the sweep handles it again"
         );
+        // Handled again on the policy as it is now: their edit stays, ours is added.
+        let again = deliver(&world, config(true, Mode::Apply)).await;
+        assert_eq!(again.applied[0].status, AppliedStatus::Done);
+        let now = policy_of(&world, KEY_ARN);
+        assert!(now.contains("SecurityTeam") && now.contains(EXPORTER));
+        assert_eq!(world.read().unwrap().started.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
