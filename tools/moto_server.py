@@ -208,24 +208,6 @@ def _request_id() -> str:
     return secrets.token_hex(8).upper()
 
 
-def _default_encryption(bucket) -> tuple[str | None, str | None]:
-    """(SSEAlgorithm, KMSMasterKeyID) of the bucket's default encryption, wherever moto keeps it."""
-    found: dict = {}
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k in ("SSEAlgorithm", "KMSMasterKeyID") and isinstance(v, str):
-                    found.setdefault(k, v)
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(getattr(bucket, "encryption", None) or {})
-    return found.get("SSEAlgorithm"), found.get("KMSMasterKeyID")
-
-
 def _is_aws_managed_key(owner: str, region: str, key_id: str | None) -> bool:
     if key_id is None or key_id.endswith("alias/aws/s3"):
         return True
@@ -339,7 +321,7 @@ class AwsLikeTableExport(TableExport):
                 f"Request ID: {_request_id()})",
             )
             return
-        algorithm, default_key = _default_encryption(bucket)
+        algorithm, default_key = enforcing.default_encryption(bucket)
         if (not self.s3_sse_algorithm and owner != self.account_id and algorithm == "aws:kms"
                 and _is_aws_managed_key(owner, self.region_name, default_key)):
             # S3 applies the bucket default; aws/s3's policy admits only its own account.
